@@ -1,0 +1,313 @@
+//! The running host: takes ticks, picks the due checks, runs their
+//! handlers in the sandbox and records the outcomes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::config::{CheckConfig, HeartbeatConfig};
+use crate::registry::{self, Registry};
+use crate::runtime::{EmitPolicy, RunReport, RunRequest, Runtime};
+use crate::schedule::{self, Ratio};
+use crate::state::{self, RunStatus, State};
+use crate::tick::{self, Tick};
+
+/// How the host is started.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// `heartbeat.json`.
+    pub config_path: PathBuf,
+    /// The state file.
+    pub state_path: PathBuf,
+    /// The agent this host serves.
+    pub agent: String,
+    /// Extra handlers, `*.wasm` named by stem.
+    pub handlers_dir: Option<PathBuf>,
+    /// The host's own timer period.
+    pub tick_interval: Duration,
+}
+
+/// State shared by every tick in flight.
+struct Shared {
+    options: HostOptions,
+    config: RwLock<Arc<HeartbeatConfig>>,
+    runtime: Arc<Runtime>,
+    registry: Registry,
+    book: Mutex<Book>,
+    writer: StateWriter,
+}
+
+/// The bookkeeping that selection and recording change together.
+struct Book {
+    state: State,
+    running: HashSet<String>,
+}
+
+/// Runs the host until `shutdown` resolves, then lets runs in flight finish.
+pub async fn run(options: HostOptions, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let loaded = crate::config::load(&options.config_path)?;
+    for warning in &loaded.warnings {
+        warn!(file = %options.config_path.display(), "{warning}");
+    }
+    let config = loaded.config;
+    let state = state::load(&options.state_path)?;
+    let runtime = Arc::new(Runtime::new().context("cannot start the WebAssembly runtime")?);
+    let registry = Registry::default();
+    load_handlers(&runtime, &registry, options.handlers_dir.as_deref())?;
+    report_missing_handlers(&config, &registry, options.handlers_dir.as_deref());
+    info!(
+        agent = %options.agent,
+        config = %options.config_path.display(),
+        state = %options.state_path.display(),
+        checks = config.checks.len(),
+        handlers = %registry.names().join(","),
+        tick_interval = %humantime::format_duration(options.tick_interval),
+        "heartbeat-host started; ticks from its own timer"
+    );
+
+    let shared = Arc::new(Shared {
+        writer: StateWriter::spawn(options.state_path.clone()),
+        options,
+        config: RwLock::new(Arc::new(config)),
+        runtime,
+        registry,
+        book: Mutex::new(Book {
+            state,
+            running: HashSet::new(),
+        }),
+    });
+
+    let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(64);
+    let timer = tokio::spawn(tick::run_timer(shared.options.tick_interval, tick_tx));
+    let mut in_flight = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            tick = tick_rx.recv() => match tick {
+                Some(tick) => { in_flight.spawn(handle_tick(Arc::clone(&shared), tick)); }
+                None => break,
+            },
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Err(e) = done { error!("tick task failed: {e}"); }
+            }
+        }
+    }
+    timer.abort();
+    info!(runs_in_flight = in_flight.len(), "shutting down; letting runs in flight finish");
+    while let Some(done) = in_flight.join_next().await {
+        if let Err(e) = done {
+            error!("tick task failed: {e}");
+        }
+    }
+    info!("heartbeat-host stopped");
+    Ok(())
+}
+
+/// Compiles the built-ins, then the handler directory's files over them.
+fn load_handlers(runtime: &Runtime, registry: &Registry, dir: Option<&Path>) -> anyhow::Result<()> {
+    for name in registry::builtin_names() {
+        match registry::load_builtin(runtime, name) {
+            Some(Ok(handler)) => {
+                registry.insert(handler);
+            }
+            Some(Err(e)) => anyhow::bail!("built-in handler {name} does not load: {e}"),
+            None => {}
+        }
+    }
+    let Some(dir) = dir else { return Ok(()) };
+    let files = registry::handler_files(dir).with_context(|| format!("handler directory {}", dir.display()))?;
+    for path in files {
+        match registry::load_file(runtime, &path) {
+            Ok(handler) => {
+                let name = handler.name.clone();
+                if registry.insert(handler).is_some_and(|old| old.origin == "built-in") {
+                    info!(handler = %name, file = %path.display(), "handler file overrides the built-in of the same name");
+                } else {
+                    info!(handler = %name, file = %path.display(), "handler loaded");
+                }
+            }
+            Err(e) => error!("handler refused: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn report_missing_handlers(config: &HeartbeatConfig, registry: &Registry, dir: Option<&Path>) {
+    for check in &config.checks {
+        if let Err(e) = registry.resolve(&check.handler, dir) {
+            error!(check = %check.name, handler = %check.handler, "check names a missing handler; its runs will fail: {e}");
+        }
+    }
+}
+
+/// One tick: select, run, record. Resolves once the state is on disk.
+async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
+    let config = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
+    let jobs = select(&shared, &config, &tick);
+    let mut runs = tokio::task::JoinSet::new();
+    for (check, request) in jobs {
+        let shared = Arc::clone(&shared);
+        runs.spawn_blocking(move || {
+            let report = match shared.registry.resolve(&check.handler, shared.options.handlers_dir.as_deref()) {
+                Ok(handler) => shared.runtime.run(&handler, &request),
+                Err(e) => RunReport::failed_before_start(e.to_string()),
+            };
+            (check, report)
+        });
+    }
+    let mut finished = Vec::new();
+    while let Some(joined) = runs.join_next().await {
+        match joined {
+            Ok(done) => finished.push(done),
+            Err(e) => error!(tick = %tick.id, "run task failed: {e}"),
+        }
+    }
+    if !finished.is_empty() {
+        match record(&shared, &tick, finished).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(tick = %tick.id, "state not saved: {e}"),
+            Err(_) => error!(tick = %tick.id, "state writer stopped; state not saved"),
+        }
+    }
+    if let Some(done) = tick.done {
+        let _ = done.send(());
+    }
+}
+
+/// Plans the tick, logs why, and marks the selected checks running.
+fn select(shared: &Shared, config: &HeartbeatConfig, tick: &Tick) -> Vec<(CheckConfig, RunRequest)> {
+    let mut book = shared.book.lock().unwrap_or_else(|p| p.into_inner());
+    let plan = schedule::plan(config, &book.state, &book.running, tick.time_ms);
+    if plan.selected.is_empty() {
+        info!(tick = %tick.id, "no check due");
+        return Vec::new();
+    }
+    let mut jobs = Vec::with_capacity(plan.selected.len());
+    for &i in &plan.selected {
+        let check = &config.checks[i];
+        let evaluation = &plan.checks[i];
+        let why = if evaluation.run_requested {
+            "run requested".to_string()
+        } else {
+            match evaluation.ratio {
+                Ratio::Infinite => "cadenceMs 0: due on every tick".to_string(),
+                Ratio::Finite(r) => format!("most overdue: ratio {r:.4} > 1.0"),
+            }
+        };
+        info!(tick = %tick.id, check = %check.name, handler = %check.handler, "selected ({why})");
+        book.running.insert(check.name.clone());
+        book.state.run_requests.remove(&check.name);
+        let request = run_request(&shared.options.agent, tick, check, evaluation.last_run_ms);
+        jobs.push((check.clone(), request));
+    }
+    jobs
+}
+
+fn run_request(agent: &str, tick: &Tick, check: &CheckConfig, last_run_ms: u64) -> RunRequest {
+    RunRequest {
+        tick_id: tick.id.clone(),
+        tick_ms: tick.time_ms,
+        agent: agent.to_string(),
+        envelope: tick.envelope.to_string(),
+        check: check.name.clone(),
+        handler: check.handler.clone(),
+        cadence_ms: check.cadence_ms,
+        priority: check.priority,
+        meta: serde_json::Value::Object(check.meta.clone()).to_string(),
+        last_run_ms,
+        limits: check.limits,
+        emit_policy: EmitPolicy {
+            own_prefix: format!("agent.{agent}."),
+            extra: Vec::new(),
+        },
+        dirs: Vec::new(),
+    }
+}
+
+/// Logs each outcome, applies it to the state and hands the state to the writer.
+fn record(shared: &Shared, tick: &Tick, finished: Vec<(CheckConfig, RunReport)>) -> oneshot::Receiver<Result<(), String>> {
+    let mut book = shared.book.lock().unwrap_or_else(|p| p.into_inner());
+    for (check, report) in finished {
+        log_outcome(tick, &check, &report);
+        book.running.remove(&check.name);
+        let record = book.state.checks.entry(check.name.clone()).or_default();
+        state::record_outcome(
+            record,
+            tick.time_ms,
+            check.cadence_ms,
+            report.status,
+            report.duration_us,
+            report.error.clone(),
+        );
+    }
+    // Sent under the lock, so the writer sees snapshots in the order they were taken.
+    shared.writer.persist(book.state.clone())
+}
+
+fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport) {
+    let duration = format!("{:.3}ms", report.duration_us as f64 / 1000.0);
+    for record in &report.logs {
+        let fields = record
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        info!(check = %check.name, handler = %check.handler, level = record.level, fields = %fields, "handler log: {}", record.message);
+    }
+    match report.status {
+        RunStatus::Failed => warn!(
+            tick = %tick.id, check = %check.name, handler = %check.handler, status = %report.status,
+            duration = %duration, error = report.error.as_deref().unwrap_or(""), "run finished"
+        ),
+        _ => info!(
+            tick = %tick.id, check = %check.name, handler = %check.handler, status = %report.status,
+            duration = %duration, details = %report.details, events = report.events.len(), "run finished"
+        ),
+    }
+}
+
+/// Writes state snapshots to disk off the tick path, coalescing snapshots
+/// that queue up behind a write into one (group commit): every caller is
+/// answered once a snapshot at least as new as its own is durable.
+struct StateWriter {
+    tx: mpsc::UnboundedSender<(State, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl StateWriter {
+    fn spawn(path: PathBuf) -> StateWriter {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(State, oneshot::Sender<Result<(), String>>)>();
+        tokio::spawn(async move {
+            while let Some((mut latest, first)) = rx.recv().await {
+                let mut waiters = vec![first];
+                while let Ok((newer, waiter)) = rx.try_recv() {
+                    latest = newer;
+                    waiters.push(waiter);
+                }
+                let path = path.clone();
+                let result = tokio::task::spawn_blocking(move || state::save(&path, &latest))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
+        StateWriter { tx }
+    }
+
+    fn persist(&self, snapshot: State) -> oneshot::Receiver<Result<(), String>> {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send((snapshot, done)).is_err() {
+            error!("state writer has stopped; state not saved");
+        }
+        wait
+    }
+}

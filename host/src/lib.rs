@@ -1,0 +1,17 @@
+//! heartbeat-host: keeps an agent's periodic checks running.
+//!
+//! On every heartbeat tick the host reads the agent's `heartbeat.json`
+//! ([`config`]), picks the most overdue check ([`schedule`]), runs its
+//! handler, a WebAssembly component, in a sandbox ([`runtime`]) and records
+//! the outcome in its state file ([`state`]). [`daemon`] wires these
+//! together; the `heartbeat-host` binary is a thin command line over it.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod daemon;
+pub mod registry;
+pub mod runtime;
+pub mod schedule;
+pub mod state;
+pub mod tick;

@@ -1,0 +1,130 @@
+//! The `heartbeat-host` command line: parses arguments, sets up logging,
+//! and hands over to the library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use heartbeat_host::daemon::{self, HostOptions};
+use heartbeat_host::state;
+
+/// Keeps an agent's periodic checks running as sandboxed WebAssembly handlers.
+#[derive(Parser)]
+#[command(name = "heartbeat-host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: take ticks, run due checks, record outcomes.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The agent's heartbeat.json.
+    #[arg(long, env = "HEARTBEAT_PATH")]
+    config: PathBuf,
+    /// The agent's name (defaults to the config's `agent`).
+    #[arg(long, env = "AGENT_NAME")]
+    agent: Option<String>,
+    /// A directory of handler components (`NAME.wasm` provides handler NAME).
+    #[arg(long, env = "HANDLERS_DIR")]
+    handlers: Option<PathBuf>,
+    /// Period of the host's own timer, e.g. `500ms`, `10s`, `1m`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    tick_interval: Duration,
+    /// The state file (default: `<config stem>.state.json` beside the config).
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("heartbeat-host: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Run(args) => {
+            let agent = match args.agent {
+                Some(agent) => agent,
+                None => heartbeat_host::config::load(&args.config)?
+                    .config
+                    .agent
+                    .context("no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config")?,
+            };
+            let options = HostOptions {
+                state_path: args.state.unwrap_or_else(|| state::default_path(&args.config)),
+                config_path: args.config,
+                agent,
+                handlers_dir: args.handlers,
+                tick_interval: args.tick_interval,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(daemon::run(options, shutdown_signal()))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Logs to stderr at `LOG_LEVEL` (heartbeat-consumer's Python names work:
+/// DEBUG, INFO, WARNING, ERROR, CRITICAL), or a full `tracing` filter.
+fn init_logging() {
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "INFO".into());
+    let directive = match level.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace".to_string(),
+        "DEBUG" => "debug".to_string(),
+        "INFO" => "info".to_string(),
+        "WARNING" | "WARN" => "warn".to_string(),
+        "ERROR" | "CRITICAL" | "FATAL" => "error".to_string(),
+        _ => level,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|e| {
+        eprintln!("heartbeat-host: LOG_LEVEL={directive:?} is not a level or filter ({e}); using INFO");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

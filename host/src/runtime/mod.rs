@@ -1,0 +1,359 @@
+//! The sandbox handlers run in: one wasmtime [`Engine`], a fresh [`Store`]
+//! and instance for every run, hard limits on time and memory, and no
+//! capability that the check was not granted.
+
+mod sandbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+
+pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord, topic_matches};
+use sandbox::RunState;
+
+use crate::config::Limits;
+use crate::state::RunStatus;
+
+/// Bindings of the `handler` world, generated from `wit/`.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+    });
+}
+
+use bindings::heartbeat::handler::types as wit;
+
+/// How often the epoch advances: the resolution of run timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a component wasmtime can compile.
+    #[error("{origin}: not a valid WebAssembly component: {reason}")]
+    Compile {
+        /// Where the bytes came from.
+        origin: String,
+        /// The compiler's reason.
+        reason: String,
+    },
+    /// A component, but not one implementing the `handler` world this host speaks.
+    #[error("{origin}: does not implement heartbeat:handler/handler@0.1.0: {reason}")]
+    World {
+        /// Where the bytes came from.
+        origin: String,
+        /// What did not match.
+        reason: String,
+    },
+}
+
+/// A compiled handler, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedHandler {
+    /// The handler's name (built-in name or file stem).
+    pub name: String,
+    /// Where it came from: `built-in` or a file path.
+    pub origin: String,
+    pre: bindings::HandlerPre<RunState>,
+}
+
+impl std::fmt::Debug for LoadedHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedHandler")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one run needs besides the handler.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The tick's id (bus `event_id` or a generated one).
+    pub tick_id: String,
+    /// The tick's time, ms since epoch.
+    pub tick_ms: u64,
+    /// The agent.
+    pub agent: String,
+    /// The tick's envelope as JSON text.
+    pub envelope: String,
+    /// The check's name.
+    pub check: String,
+    /// The handler name the check asked for.
+    pub handler: String,
+    /// The check's cadence.
+    pub cadence_ms: u64,
+    /// The check's priority.
+    pub priority: i64,
+    /// The check's `meta` as JSON text.
+    pub meta: String,
+    /// The check's last run (ms since epoch; 0 when never).
+    pub last_run_ms: u64,
+    /// The run's limits.
+    pub limits: Limits,
+    /// Which events the run may emit.
+    pub emit_policy: EmitPolicy,
+    /// Directories granted to the run: (guest path, host path, read-only).
+    pub dirs: Vec<DirGrant>,
+}
+
+/// A host directory made visible to a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The path the handler opens (e.g. `/data`).
+    pub guest_path: String,
+    /// The directory on the host.
+    pub host_path: PathBuf,
+    /// Whether writes are refused.
+    pub read_only: bool,
+}
+
+/// What a run came to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// success, failed or skipped.
+    pub status: RunStatus,
+    /// The handler's details (JSON), `{}` when it gave none.
+    pub details: serde_json::Value,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall-clock time of the run, instantiation included.
+    #[serde(rename = "durationUs")]
+    pub duration_us: u64,
+    /// Log records the handler wrote.
+    pub logs: Vec<LogRecord>,
+    /// Events the handler emitted.
+    pub events: Vec<EmittedEvent>,
+    /// Log records dropped over the run's caps.
+    #[serde(rename = "droppedLogs")]
+    pub dropped_logs: u32,
+}
+
+impl RunReport {
+    /// A failed run that never reached a handler (e.g. the handler is missing).
+    pub fn failed_before_start(reason: String) -> RunReport {
+        RunReport {
+            status: RunStatus::Failed,
+            details: serde_json::json!({}),
+            error: Some(reason),
+            duration_us: 0,
+            logs: Vec::new(),
+            events: Vec::new(),
+            dropped_logs: 0,
+        }
+    }
+}
+
+/// The engine, the linker and the epoch clock shared by every run.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    stop_epoch: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, epoch interruption) and links
+    /// WASI (with nothing granted by default) and the `host` interface.
+    pub fn new() -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("engine: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+        bindings::Handler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
+
+        let stop_epoch = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let stop = Arc::clone(&stop_epoch);
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            stop_epoch,
+        })
+    }
+
+    /// The engine, for callers that precompile.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes` and checks that they implement the handler world.
+    pub fn load(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<LoadedHandler, LoadError> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        self.prepare(name, origin, &component)
+    }
+
+    /// Links a compiled component and checks that it implements the world.
+    fn prepare(&self, name: &str, origin: &str, component: &Component) -> Result<LoadedHandler, LoadError> {
+        let world_error = |e: wasmtime::Error| LoadError::World {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(component).map_err(world_error)?;
+        let pre = bindings::HandlerPre::new(instance_pre).map_err(world_error)?;
+        Ok(LoadedHandler {
+            name: name.to_string(),
+            origin: origin.to_string(),
+            pre,
+        })
+    }
+
+    /// Runs `handler` once in a fresh instance. Never panics on guest
+    /// behaviour: traps, timeouts and limits become a `failed` report.
+    pub fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
+        let started = Instant::now();
+        let mut report = match self.build_store(request) {
+            Ok(mut store) => {
+                let result = self.call(handler, &mut store, request);
+                let state = store.into_data();
+                let mut report = interpret(result, &state, &request.limits);
+                report.logs = state.output.logs;
+                report.events = state.output.events;
+                report.dropped_logs = state.output.dropped_logs;
+                report
+            }
+            Err(e) => RunReport::failed_before_start(format!("{e:#}")),
+        };
+        report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        report
+    }
+
+    fn build_store(&self, request: &RunRequest) -> anyhow::Result<Store<RunState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        for dir in &request.dirs {
+            let perms = if dir.read_only {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&dir.host_path, &dir.guest_path, perms)
+                .map_err(|e| anyhow::anyhow!("granted directory {}: {e:#}", dir.host_path.display()))?;
+        }
+        let state = RunState::new(wasi.build(), request.limits, request.emit_policy.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = request.limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1) + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    fn call(
+        &self,
+        handler: &LoadedHandler,
+        store: &mut Store<RunState>,
+        request: &RunRequest,
+    ) -> wasmtime::Result<Result<wit::Outcome, String>> {
+        let instance = handler.pre.instantiate(&mut *store)?;
+        let tick = wit::Tick {
+            id: request.tick_id.clone(),
+            time_ms: request.tick_ms,
+            agent: request.agent.clone(),
+            envelope: request.envelope.clone(),
+        };
+        let check = wit::Check {
+            name: request.check.clone(),
+            handler: request.handler.clone(),
+            cadence_ms: request.cadence_ms,
+            priority: request.priority,
+            meta: request.meta.clone(),
+            last_run_ms: request.last_run_ms,
+        };
+        instance.call_run(&mut *store, &tick, &check)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_epoch.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Turns what the guest returned (or how it died) into a report.
+fn interpret(result: wasmtime::Result<Result<wit::Outcome, String>>, state: &RunState, limits: &Limits) -> RunReport {
+    let (status, details, error) = match result {
+        Ok(Ok(outcome)) => {
+            let status = match outcome.status {
+                wit::Status::Success => RunStatus::Success,
+                wit::Status::Failed => RunStatus::Failed,
+                wit::Status::Skipped => RunStatus::Skipped,
+            };
+            match parse_details(&outcome.details) {
+                Ok(details) => {
+                    let error = (status == RunStatus::Failed).then(|| failure_summary(&details));
+                    (status, details, error)
+                }
+                Err(e) => (
+                    RunStatus::Failed,
+                    serde_json::json!({}),
+                    Some(format!("handler returned details that are not JSON: {e}")),
+                ),
+            }
+        }
+        Ok(Err(message)) => (RunStatus::Failed, serde_json::json!({}), Some(message)),
+        Err(e) => (RunStatus::Failed, serde_json::json!({}), Some(trap_reason(&e, state, limits))),
+    };
+    RunReport {
+        status,
+        details,
+        error,
+        duration_us: 0,
+        logs: Vec::new(),
+        events: Vec::new(),
+        dropped_logs: 0,
+    }
+}
+
+fn parse_details(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    if text.trim().is_empty() {
+        Ok(serde_json::json!({}))
+    } else {
+        serde_json::from_str(text)
+    }
+}
+
+/// The reason recorded for a handler that returned `failed` itself.
+fn failure_summary(details: &serde_json::Value) -> String {
+    for key in ["error", "reason", "message"] {
+        if let Some(text) = details.get(key).and_then(|v| v.as_str()) {
+            return text.to_string();
+        }
+    }
+    "handler reported failure".to_string()
+}
+
+/// A plain reason for a run that ended in a trap or host error.
+fn trap_reason(error: &wasmtime::Error, state: &RunState, limits: &Limits) -> String {
+    if state.limiter.refused {
+        return format!("memory limit {} MiB exceeded", limits.memory_mb);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!("timeout after {} ms", limits.timeout_ms),
+        Some(Trap::StackOverflow) => "trap: call stack exhausted (unbounded recursion?)".to_string(),
+        Some(trap) => format!("trap: {trap}"),
+        None => format!("{error:#}"),
+    }
+}

@@ -1,0 +1,224 @@
+//! What one run of a handler can see and do: the per-run store data, the
+//! host functions of the `host` interface, and the limits they enforce.
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::heartbeat::handler::host::{self, Field, Level};
+use super::bindings::heartbeat::handler::types;
+use crate::config::Limits;
+
+/// A log record a handler wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogRecord {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The message.
+    pub message: String,
+    /// Structured fields, in the order given.
+    pub fields: Vec<(String, String)>,
+}
+
+/// An event a handler emitted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EmittedEvent {
+    /// The event type, also its routing key.
+    pub event_type: String,
+    /// The payload.
+    pub payload: serde_json::Value,
+}
+
+/// Which event types a run may emit.
+#[derive(Debug, Clone, Default)]
+pub struct EmitPolicy {
+    /// Types starting with this prefix are allowed (`agent.<agent>.`).
+    pub own_prefix: String,
+    /// Further AMQP-style patterns (`*` one word, `#` any words) granted.
+    pub extra: Vec<String>,
+}
+
+impl EmitPolicy {
+    /// Whether `event_type` may be emitted.
+    pub fn allows(&self, event_type: &str) -> bool {
+        (event_type.starts_with(&self.own_prefix) && event_type.len() > self.own_prefix.len())
+            || self.extra.iter().any(|p| topic_matches(p, event_type))
+    }
+}
+
+/// AMQP topic matching: words split on `.`, `*` matches one word, `#` zero or more.
+pub fn topic_matches(pattern: &str, key: &str) -> bool {
+    fn go(p: &[&str], k: &[&str]) -> bool {
+        match p.split_first() {
+            None => k.is_empty(),
+            Some((&"#", rest)) => (0..=k.len()).any(|i| go(rest, &k[i..])),
+            Some((&w, rest)) => k
+                .split_first()
+                .is_some_and(|(&kw, krest)| (w == "*" || w == kw) && go(rest, krest)),
+        }
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = key.split('.').collect();
+    go(&p, &k)
+}
+
+/// What a run wrote through the host functions, within its caps.
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    /// Log records kept.
+    pub logs: Vec<LogRecord>,
+    /// Events kept.
+    pub events: Vec<EmittedEvent>,
+    /// Log records dropped over the caps.
+    pub dropped_logs: u32,
+    /// Bytes written through log and emit so far.
+    pub bytes: u64,
+}
+
+/// The store data of one run.
+pub struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) output: RunOutput,
+    limits: Limits,
+    emit_policy: EmitPolicy,
+}
+
+impl RunState {
+    pub(super) fn new(wasi: WasiCtx, limits: Limits, emit_policy: EmitPolicy) -> RunState {
+        RunState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_mb),
+            output: RunOutput::default(),
+            limits,
+            emit_policy,
+        }
+    }
+
+    /// Counts `len` bytes against the output cap; false when over it.
+    fn take_bytes(&mut self, len: usize) -> bool {
+        let next = self.output.bytes.saturating_add(len as u64);
+        if next > self.limits.max_output_bytes {
+            return false;
+        }
+        self.output.bytes = next;
+        true
+    }
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for RunState {}
+
+impl host::Host for RunState {
+    fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
+        let len = message.len() + fields.iter().map(|f| f.key.len() + f.value.len()).sum::<usize>();
+        if self.output.logs.len() >= self.limits.max_log_lines as usize || !self.take_bytes(len) {
+            self.output.dropped_logs = self.output.dropped_logs.saturating_add(1);
+            return;
+        }
+        self.output.logs.push(LogRecord {
+            level: match level {
+                Level::Trace => "trace",
+                Level::Debug => "debug",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Error => "error",
+            },
+            message,
+            fields: fields.into_iter().map(|f| (f.key, f.value)).collect(),
+        });
+    }
+
+    fn emit(&mut self, event_type: String, payload: String) -> Result<(), String> {
+        if !self.emit_policy.allows(&event_type) {
+            return Err(format!(
+                "event type {event_type:?} is not allowed: a check may emit under {:?} unless granted more",
+                format!("{}…", self.emit_policy.own_prefix)
+            ));
+        }
+        if self.output.events.len() >= self.limits.max_events as usize {
+            return Err(format!("event cap reached: at most {} events per run", self.limits.max_events));
+        }
+        let payload: serde_json::Value =
+            serde_json::from_str(&payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        if !self.take_bytes(event_type.len() + payload.to_string().len()) {
+            return Err(format!(
+                "output cap reached: at most {} bytes of logs and events per run",
+                self.limits.max_output_bytes
+            ));
+        }
+        self.output.events.push(EmittedEvent { event_type, payload });
+        Ok(())
+    }
+}
+
+/// Caps linear memory and remembers when it said no, so a handler that dies
+/// of a refused allocation is reported as over its memory limit.
+pub(super) struct MemoryLimiter {
+    max_bytes: usize,
+    pub(super) refused: bool,
+}
+
+/// Table growth is not a configurable limit; this bounds it against abuse.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl MemoryLimiter {
+    fn new(memory_mb: u64) -> MemoryLimiter {
+        MemoryLimiter {
+            max_bytes: usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_patterns_match_like_amqp() {
+        assert!(topic_matches("agent.cack.#", "agent.cack.sub_health"));
+        assert!(topic_matches("agent.cack.#", "agent.cack"));
+        assert!(topic_matches("agent.*.alert", "agent.x.alert"));
+        assert!(!topic_matches("agent.*.alert", "agent.x.y.alert"));
+        assert!(topic_matches("#", "anything.at.all"));
+        assert!(!topic_matches("system.heartbeat.tick", "system.heartbeat"));
+    }
+
+    #[test]
+    fn emit_policy_keeps_handlers_in_their_namespace() {
+        let policy = EmitPolicy {
+            own_prefix: "agent.cack.".into(),
+            extra: vec!["alerts.*".into()],
+        };
+        assert!(policy.allows("agent.cack.sub_health"));
+        assert!(!policy.allows("agent.cack."));
+        assert!(!policy.allows("agent.other.sub_health"));
+        assert!(!policy.allows("system.heartbeat.tick"));
+        assert!(policy.allows("alerts.disk"));
+    }
+}
