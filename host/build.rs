@@ -13,11 +13,18 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     for watched in ["handlers", "handler-sdk", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let handlers = builtin_handler_crates(&workspace.join("handlers"));
@@ -66,19 +73,29 @@ fn main() {
             .join(TARGET)
             .join("release")
             .join(format!("{}.wasm", package.replace('-', "_")));
-        assert!(artifact.exists(), "the handler build did not produce {}", artifact.display());
-        writeln!(generated, "    ({name:?}, include_bytes!({:?})),", artifact.display().to_string())
-            .expect("write to String");
+        assert!(
+            artifact.exists(),
+            "the handler build did not produce {}",
+            artifact.display()
+        );
+        writeln!(
+            generated,
+            "    ({name:?}, include_bytes!({:?})),",
+            artifact.display().to_string()
+        )
+        .expect("write to String");
     }
     generated.push_str("];\n");
-    std::fs::write(out_dir.join("builtin_handlers.rs"), generated).expect("write builtin_handlers.rs");
+    std::fs::write(out_dir.join("builtin_handlers.rs"), generated)
+        .expect("write builtin_handlers.rs");
 }
 
 /// The crates under `handlers/`: (package name, built-in handler name).
 /// `handlers/sub_health` holds package `handler-sub-health`, handler `sub_health`.
 fn builtin_handler_crates(dir: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("directory entry").path();
         if !path.join("Cargo.toml").exists() {
@@ -92,7 +109,11 @@ fn builtin_handler_crates(dir: &Path) -> Vec<(String, String)> {
         found.push((format!("handler-{}", name.replace('_', "-")), name));
     }
     found.sort();
-    assert!(!found.is_empty(), "no built-in handlers under {}", dir.display());
+    assert!(
+        !found.is_empty(),
+        "no built-in handlers under {}",
+        dir.display()
+    );
     found
 }
 
@@ -108,11 +129,17 @@ fn ensure_target_installed() {
     if sysroot.is_some_and(|s| s.join("lib/rustlib").join(TARGET).exists()) {
         return;
     }
-    println!("cargo:warning=adding the {TARGET} target with rustup (needed to build the built-in handlers)");
-    let added = Command::new("rustup").args(["target", "add", TARGET]).status();
+    println!(
+        "cargo:warning=adding the {TARGET} target with rustup (needed to build the built-in handlers)"
+    );
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     match added {
         Ok(status) if status.success() => {}
-        Ok(status) => panic!("`rustup target add {TARGET}` failed ({status}); install the target and build again"),
+        Ok(status) => panic!(
+            "`rustup target add {TARGET}` failed ({status}); install the target and build again"
+        ),
         Err(e) => panic!(
             "the {TARGET} target is missing and rustup could not be run ({e}); install the target for this toolchain"
         ),

@@ -33,20 +33,35 @@ fn runs_the_most_overdue_check_first_and_records_it() {
     )
     .expect("write config");
     let mut host = RunningHost::start(
-        &["run", "--config", config.to_str().expect("utf-8"), "--tick-interval", "150ms"],
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--tick-interval",
+            "150ms",
+        ],
         &[],
     );
-    let lines = host.wait_for("three runs", WAIT, |l| matching(l, &["run finished", "status=success"]).len() >= 3);
+    let lines = host.wait_for("three runs", WAIT, |l| {
+        matching(l, &["run finished", "status=success"]).len() >= 3
+    });
     assert_eq!(selected_checks(&lines)[..3], ["b", "a", "c"]);
     // A fourth tick finds nothing due.
-    host.wait_for("an idle tick", WAIT, |l| !matching(l, &["no check due"]).is_empty());
+    host.wait_for("an idle tick", WAIT, |l| {
+        !matching(l, &["no check due"]).is_empty()
+    });
     assert!(host.terminate(WAIT).success());
 
     let state = read_json(&dir.path().join("heartbeat.state.json"));
     for name in ["a", "b", "c"] {
         let check = &state["checks"][name];
         assert_eq!(check["lastStatus"], "success", "{state}");
-        assert!(check["lastRun"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{state}");
+        assert!(
+            check["lastRun"]
+                .as_u64()
+                .is_some_and(|t| t > 1_700_000_000_000),
+            "{state}"
+        );
         assert_eq!(check["consecutiveFailures"], 0);
     }
     let (a, b, c) = (
@@ -56,7 +71,11 @@ fn runs_the_most_overdue_check_first_and_records_it() {
     );
     assert!(b < a && a < c, "lastRun order b < a < c: {state}");
     // The config file itself is never written.
-    assert!(std::fs::read_to_string(&config).expect("config").contains("\"cadenceMs\": 200000"));
+    assert!(
+        std::fs::read_to_string(&config)
+            .expect("config")
+            .contains("\"cadenceMs\": 200000")
+    );
 }
 
 #[test]
@@ -72,7 +91,13 @@ fn a_missing_handler_is_named_at_startup_fails_its_check_and_others_keep_running
     )
     .expect("write config");
     let mut host = RunningHost::start(
-        &["run", "--config", config.to_str().expect("utf-8"), "--tick-interval", "150ms"],
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--tick-interval",
+            "150ms",
+        ],
         &[("AGENT_NAME", "e2e")],
     );
     let lines = host.wait_for("the healthy check to run", WAIT, |l| {
@@ -89,8 +114,15 @@ fn a_missing_handler_is_named_at_startup_fails_its_check_and_others_keep_running
     let state = read_json(&dir.path().join("agent.state.json"));
     assert_eq!(state["checks"]["ghost"]["lastStatus"], "failed");
     assert_eq!(state["checks"]["ghost"]["consecutiveFailures"], 1);
-    assert!(state["checks"]["ghost"]["lastRun"].is_null(), "a failure does not move lastRun");
-    assert!(state["checks"]["ghost"]["lastError"].as_str().is_some_and(|e| e.contains("no_such_handler")));
+    assert!(
+        state["checks"]["ghost"]["lastRun"].is_null(),
+        "a failure does not move lastRun"
+    );
+    assert!(
+        state["checks"]["ghost"]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("no_such_handler"))
+    );
     assert_eq!(state["checks"]["alive"]["lastStatus"], "success");
 }
 
@@ -98,9 +130,19 @@ fn a_missing_handler_is_named_at_startup_fails_its_check_and_others_keep_running
 fn an_invalid_config_at_startup_is_refused_with_file_line_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("heartbeat.json");
-    std::fs::write(&config, "{\n  \"checks\": {\n    \"a\": {\"cadenceMs\": \"15m\"}\n  }\n}\n").expect("write");
+    std::fs::write(
+        &config,
+        "{\n  \"checks\": {\n    \"a\": {\"cadenceMs\": \"15m\"}\n  }\n}\n",
+    )
+    .expect("write");
     let output = std::process::Command::new(support::host_bin())
-        .args(["run", "--agent", "e2e", "--config", config.to_str().expect("utf-8")])
+        .args([
+            "run",
+            "--agent",
+            "e2e",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ])
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(2));

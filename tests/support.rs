@@ -39,8 +39,14 @@ impl RunningHost {
         let mut child = cmd.spawn().expect("start heartbeat-host");
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -61,7 +67,12 @@ impl RunningHost {
     }
 
     /// Waits until `done` holds for the lines so far; panics with the log after `timeout`.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let lines = self.lines();
@@ -70,7 +81,10 @@ impl RunningHost {
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("heartbeat-host exited ({status}) before {what}; log:\n{}", self.lines().join("\n"));
+                panic!(
+                    "heartbeat-host exited ({status}) before {what}; log:\n{}",
+                    self.lines().join("\n")
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -90,7 +104,10 @@ impl RunningHost {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "heartbeat-host did not exit within {timeout:?} of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "heartbeat-host did not exit within {timeout:?} of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -110,12 +127,16 @@ impl Drop for RunningHost {
 
 /// Lines containing every one of `needles`.
 pub fn matching<'a>(lines: &'a [String], needles: &[&str]) -> Vec<&'a String> {
-    lines.iter().filter(|l| needles.iter().all(|n| l.contains(n))).collect()
+    lines
+        .iter()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect()
 }
 
 /// Reads a JSON file.
 pub fn read_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 

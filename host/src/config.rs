@@ -269,8 +269,15 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
             };
             invalid(file, line, column, field, clean_serde_message(&inner))
         })?;
-        de.end()
-            .map_err(|e| invalid(file, e.line(), e.column(), ".".into(), clean_serde_message(&e)))?;
+        de.end().map_err(|e| {
+            invalid(
+                file,
+                e.line(),
+                e.column(),
+                ".".into(),
+                clean_serde_message(&e),
+            )
+        })?;
         raw
     };
     let mut warnings: Vec<ConfigWarning> = unknown
@@ -400,7 +407,10 @@ struct RawWindow {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged, expecting = "true, false, or {\"until\": <ms since epoch>, \"reason\": \"...\"}")]
+#[serde(
+    untagged,
+    expecting = "true, false, or {\"until\": <ms since epoch>, \"reason\": \"...\"}"
+)]
 enum RawPause {
     Flag(bool),
     Until {
@@ -426,7 +436,9 @@ impl RawLimits {
         Limits {
             timeout_ms: self.timeout_ms.map_or(base.timeout_ms, |v| v.0),
             memory_mb: self.memory_mb.map_or(base.memory_mb, |v| v.0),
-            max_log_lines: self.max_log_lines.map_or(base.max_log_lines, |v| clamp32(v.0)),
+            max_log_lines: self
+                .max_log_lines
+                .map_or(base.max_log_lines, |v| clamp32(v.0)),
             max_events: self.max_events.map_or(base.max_events, |v| clamp32(v.0)),
             max_output_bytes: self.max_output_bytes.map_or(base.max_output_bytes, |v| v.0),
         }
@@ -464,7 +476,10 @@ impl RawConfig {
             };
             let handler = raw.handler.unwrap_or_else(|| DEFAULT_HANDLER.to_string());
             if handler.is_empty() {
-                return Err(invalid(format!("{path}.handler"), "expected a handler name, found \"\"".into()));
+                return Err(invalid(
+                    format!("{path}.handler"),
+                    "expected a handler name, found \"\"".into(),
+                ));
             }
             checks.push(CheckConfig {
                 cadence_ms: raw.cadence_ms.map_or(DEFAULT_CADENCE_MS, |c| c.0),
@@ -489,14 +504,19 @@ impl RawConfig {
             }
             let pause = match pause {
                 RawPause::Flag(flag) => Pause::Flag(flag),
-                RawPause::Until { until, reason } => Pause::Until { until: until.0, reason },
+                RawPause::Until { until, reason } => Pause::Until {
+                    until: until.0,
+                    reason,
+                },
             };
             paused.insert(name, pause);
         }
         Ok(HeartbeatConfig {
             schema: self.schema,
             agent: self.agent,
-            max_per_tick: self.max_per_tick.map_or(1, |n| usize::try_from(n.0).unwrap_or(usize::MAX)),
+            max_per_tick: self
+                .max_per_tick
+                .map_or(1, |n| usize::try_from(n.0).unwrap_or(usize::MAX)),
             checks,
             paused,
             defaults,
@@ -511,19 +531,35 @@ impl RawWindow {
         warnings: &mut Vec<ConfigWarning>,
         invalid: &impl Fn(String, String) -> ConfigError,
     ) -> Result<Window, ConfigError> {
-        let start_minute = parse_hh_mm(&self.start)
-            .ok_or_else(|| invalid(format!("{path}.start"), format!("expected \"HH:MM\" (00:00 to 23:59), found {:?}", self.start)))?;
-        let end_minute = parse_hh_mm(&self.end)
-            .ok_or_else(|| invalid(format!("{path}.end"), format!("expected \"HH:MM\" (00:00 to 23:59), found {:?}", self.end)))?;
+        let start_minute = parse_hh_mm(&self.start).ok_or_else(|| {
+            invalid(
+                format!("{path}.start"),
+                format!(
+                    "expected \"HH:MM\" (00:00 to 23:59), found {:?}",
+                    self.start
+                ),
+            )
+        })?;
+        let end_minute = parse_hh_mm(&self.end).ok_or_else(|| {
+            invalid(
+                format!("{path}.end"),
+                format!("expected \"HH:MM\" (00:00 to 23:59), found {:?}", self.end),
+            )
+        })?;
         let tz_defaulted = self.tz.is_none();
         let tz_name = self.tz.unwrap_or_else(|| DEFAULT_WINDOW_TZ.to_string());
         let tz = jiff::tz::TimeZone::get(&tz_name).map_err(|_| {
-            invalid(format!("{path}.tz"), format!("expected an IANA time zone such as \"Europe/Berlin\", found {tz_name:?}"))
+            invalid(
+                format!("{path}.tz"),
+                format!("expected an IANA time zone such as \"Europe/Berlin\", found {tz_name:?}"),
+            )
         })?;
         if tz_defaulted {
             warnings.push(ConfigWarning {
                 path: format!("{path}.tz"),
-                message: format!("missing; the window is read in {DEFAULT_WINDOW_TZ}, as heartbeat-consumer does"),
+                message: format!(
+                    "missing; the window is read in {DEFAULT_WINDOW_TZ}, as heartbeat-consumer does"
+                ),
             });
         }
         Ok(Window {
@@ -633,12 +669,16 @@ mod tests {
     }
 
     fn parse_err(text: &str) -> String {
-        parse(text, "heartbeat.json").expect_err("invalid config").to_string()
+        parse(text, "heartbeat.json")
+            .expect_err("invalid config")
+            .to_string()
     }
 
     #[test]
     fn consumer_readme_example_parses_with_its_defaults() {
-        let loaded = parse_ok(include_str!("../../tests/fixtures/consumer-readme.heartbeat.json"));
+        let loaded = parse_ok(include_str!(
+            "../../tests/fixtures/consumer-readme.heartbeat.json"
+        ));
         let c = &loaded.config;
         assert_eq!(c.agent.as_deref(), Some("cack"));
         assert_eq!(c.checks.len(), 2);
@@ -646,7 +686,10 @@ mod tests {
         assert_eq!(c.checks[0].cadence_ms, 900_000);
         let w = c.checks[0].window.as_ref().expect("window");
         assert_eq!((w.start_minute, w.end_minute), (0, 23 * 60 + 59));
-        assert_eq!(c.checks[1].trigger_on_quarters.as_ref().map(Vec::len), Some(4));
+        assert_eq!(
+            c.checks[1].trigger_on_quarters.as_ref().map(Vec::len),
+            Some(4)
+        );
         assert_eq!(c.max_per_tick, 1);
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
@@ -682,7 +725,12 @@ mod tests {
     #[test]
     fn negative_cadence_is_refused() {
         let err = parse_err(r#"{"checks": {"a": {"cadenceMs": -5}}}"#);
-        assert!(err.contains("checks.a.cadenceMs: invalid value: integer `-5`, expected a non-negative integer"), "{err}");
+        assert!(
+            err.contains(
+                "checks.a.cadenceMs: invalid value: integer `-5`, expected a non-negative integer"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -694,7 +742,10 @@ mod tests {
     #[test]
     fn unknown_schema_version_is_refused() {
         let err = parse_err(r#"{"$schema": "heartbeat.v2", "checks": {}}"#);
-        assert!(err.contains("$schema: expected one of heartbeat.v1"), "{err}");
+        assert!(
+            err.contains("$schema: expected one of heartbeat.v1"),
+            "{err}"
+        );
         assert!(err.starts_with("heartbeat.json:1:13:"), "{err}");
     }
 
@@ -707,7 +758,8 @@ mod tests {
 
     #[test]
     fn window_without_tz_defaults_to_new_york_with_a_warning() {
-        let loaded = parse_ok(r#"{"checks": {"a": {"window": {"start": "09:00", "end": "17:00"}}}}"#);
+        let loaded =
+            parse_ok(r#"{"checks": {"a": {"window": {"start": "09:00", "end": "17:00"}}}}"#);
         let w = loaded.config.checks[0].window.as_ref().expect("window");
         assert_eq!(w.tz_name, "America/New_York");
         assert!(w.tz_defaulted);
@@ -716,18 +768,33 @@ mod tests {
 
     #[test]
     fn bad_window_fields_are_named() {
-        let err = parse_err(r#"{"checks": {"a": {"window": {"start": "9:00", "end": "17:00", "tz": "UTC"}}}}"#);
-        assert!(err.contains("checks.a.window.start: expected \"HH:MM\""), "{err}");
-        let err = parse_err(r#"{"checks": {"a": {"window": {"start": "09:00", "end": "24:00", "tz": "UTC"}}}}"#);
+        let err = parse_err(
+            r#"{"checks": {"a": {"window": {"start": "9:00", "end": "17:00", "tz": "UTC"}}}}"#,
+        );
+        assert!(
+            err.contains("checks.a.window.start: expected \"HH:MM\""),
+            "{err}"
+        );
+        let err = parse_err(
+            r#"{"checks": {"a": {"window": {"start": "09:00", "end": "24:00", "tz": "UTC"}}}}"#,
+        );
         assert!(err.contains("checks.a.window.end"), "{err}");
-        let err = parse_err(r#"{"checks": {"a": {"window": {"start": "09:00", "end": "10:00", "tz": "Mars/Olympus"}}}}"#);
-        assert!(err.contains("checks.a.window.tz: expected an IANA time zone"), "{err}");
+        let err = parse_err(
+            r#"{"checks": {"a": {"window": {"start": "09:00", "end": "10:00", "tz": "Mars/Olympus"}}}}"#,
+        );
+        assert!(
+            err.contains("checks.a.window.tz: expected an IANA time zone"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_quarter_is_named() {
         let err = parse_err(r#"{"checks": {"a": {"triggerOnQuarters": ["Q5"]}}}"#);
-        assert!(err.contains("checks.a.triggerOnQuarters[0]: unknown variant `Q5`"), "{err}");
+        assert!(
+            err.contains("checks.a.triggerOnQuarters[0]: unknown variant `Q5`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ struct Book {
 }
 
 /// Runs the host until `shutdown` resolves, then lets runs in flight finish.
-pub async fn run(options: HostOptions, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    options: HostOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let loaded = crate::config::load(&options.config_path)?;
     for warning in &loaded.warnings {
         warn!(file = %options.config_path.display(), "{warning}");
@@ -99,7 +102,10 @@ pub async fn run(options: HostOptions, shutdown: impl std::future::Future<Output
         }
     }
     timer.abort();
-    info!(runs_in_flight = in_flight.len(), "shutting down; letting runs in flight finish");
+    info!(
+        runs_in_flight = in_flight.len(),
+        "shutting down; letting runs in flight finish"
+    );
     while let Some(done) = in_flight.join_next().await {
         if let Err(e) = done {
             error!("tick task failed: {e}");
@@ -121,12 +127,16 @@ fn load_handlers(runtime: &Runtime, registry: &Registry, dir: Option<&Path>) -> 
         }
     }
     let Some(dir) = dir else { return Ok(()) };
-    let files = registry::handler_files(dir).with_context(|| format!("handler directory {}", dir.display()))?;
+    let files = registry::handler_files(dir)
+        .with_context(|| format!("handler directory {}", dir.display()))?;
     for path in files {
         match registry::load_file(runtime, &path) {
             Ok(handler) => {
                 let name = handler.name.clone();
-                if registry.insert(handler).is_some_and(|old| old.origin == "built-in") {
+                if registry
+                    .insert(handler)
+                    .is_some_and(|old| old.origin == "built-in")
+                {
                     info!(handler = %name, file = %path.display(), "handler file overrides the built-in of the same name");
                 } else {
                     info!(handler = %name, file = %path.display(), "handler loaded");
@@ -154,7 +164,10 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
     for (check, request) in jobs {
         let shared = Arc::clone(&shared);
         runs.spawn_blocking(move || {
-            let report = match shared.registry.resolve(&check.handler, shared.options.handlers_dir.as_deref()) {
+            let report = match shared
+                .registry
+                .resolve(&check.handler, shared.options.handlers_dir.as_deref())
+            {
                 Ok(handler) => shared.runtime.run(&handler, &request),
                 Err(e) => RunReport::failed_before_start(e.to_string()),
             };
@@ -181,7 +194,11 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
 }
 
 /// Plans the tick, logs why, and marks the selected checks running.
-fn select(shared: &Shared, config: &HeartbeatConfig, tick: &Tick) -> Vec<(CheckConfig, RunRequest)> {
+fn select(
+    shared: &Shared,
+    config: &HeartbeatConfig,
+    tick: &Tick,
+) -> Vec<(CheckConfig, RunRequest)> {
     let mut book = shared.book.lock().unwrap_or_else(|p| p.into_inner());
     let plan = schedule::plan(config, &book.state, &book.running, tick.time_ms);
     if plan.selected.is_empty() {
@@ -227,11 +244,16 @@ fn run_request(agent: &str, tick: &Tick, check: &CheckConfig, last_run_ms: u64) 
             extra: Vec::new(),
         },
         dirs: Vec::new(),
+        processes: Arc::new(Vec::new()),
     }
 }
 
 /// Logs each outcome, applies it to the state and hands the state to the writer.
-fn record(shared: &Shared, tick: &Tick, finished: Vec<(CheckConfig, RunReport)>) -> oneshot::Receiver<Result<(), String>> {
+fn record(
+    shared: &Shared,
+    tick: &Tick,
+    finished: Vec<(CheckConfig, RunReport)>,
+) -> oneshot::Receiver<Result<(), String>> {
     let mut book = shared.book.lock().unwrap_or_else(|p| p.into_inner());
     for (check, report) in finished {
         log_outcome(tick, &check, &report);
@@ -282,7 +304,8 @@ struct StateWriter {
 
 impl StateWriter {
     fn spawn(path: PathBuf) -> StateWriter {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(State, oneshot::Sender<Result<(), String>>)>();
+        let (tx, mut rx) =
+            mpsc::unbounded_channel::<(State, oneshot::Sender<Result<(), String>>)>();
         tokio::spawn(async move {
             while let Some((mut latest, first)) = rx.recv().await {
                 let mut waiters = vec![first];

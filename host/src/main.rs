@@ -44,7 +44,8 @@ struct RunArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))?;
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
     }
@@ -75,13 +76,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     .context("no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config")?,
             };
             let options = HostOptions {
-                state_path: args.state.unwrap_or_else(|| state::default_path(&args.config)),
+                state_path: args
+                    .state
+                    .unwrap_or_else(|| state::default_path(&args.config)),
                 config_path: args.config,
                 agent,
                 handlers_dir: args.handlers,
                 tick_interval: args.tick_interval,
             };
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(daemon::run(options, shutdown_signal()))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -118,7 +122,9 @@ fn init_logging() {
         _ => level,
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|e| {
-        eprintln!("heartbeat-host: LOG_LEVEL={directive:?} is not a level or filter ({e}); using INFO");
+        eprintln!(
+            "heartbeat-host: LOG_LEVEL={directive:?} is not a level or filter ({e}); using INFO"
+        );
         tracing_subscriber::EnvFilter::new("info")
     });
     tracing_subscriber::fmt()

@@ -16,7 +16,10 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 
 /// The component bytes of a built-in handler.
 pub fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
-    BUILTIN_HANDLERS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    BUILTIN_HANDLERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// The handler name a file in the handler directory provides: its stem, for `*.wasm`.
@@ -24,7 +27,9 @@ pub fn handler_name_of(path: &Path) -> Option<String> {
     if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
         return None;
     }
-    path.file_stem().and_then(|s| s.to_str()).map(str::to_string)
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_string)
 }
 
 /// The handlers in service, shared between the tick path and the loaders.
@@ -123,7 +128,10 @@ mod tests {
 
     #[test]
     fn only_wasm_files_name_handlers() {
-        assert_eq!(handler_name_of(Path::new("/h/disk_usage.wasm")).as_deref(), Some("disk_usage"));
+        assert_eq!(
+            handler_name_of(Path::new("/h/disk_usage.wasm")).as_deref(),
+            Some("disk_usage")
+        );
         assert_eq!(handler_name_of(Path::new("/h/notes.txt")), None);
         assert_eq!(handler_name_of(Path::new("/h/.disk.wasm.swp")), None);
     }

@@ -151,7 +151,12 @@ pub struct Plan {
 /// Evaluates every check of `config` at `now_ms` and picks up to
 /// `maxPerTick` to run: checks asked to run now first, then higher ratio,
 /// then lower `priority`, then file order.
-pub fn plan(config: &HeartbeatConfig, state: &State, running: &HashSet<String>, now_ms: u64) -> Plan {
+pub fn plan(
+    config: &HeartbeatConfig,
+    state: &State,
+    running: &HashSet<String>,
+    now_ms: u64,
+) -> Plan {
     let quarter = quarter_at(now_ms);
     let mut checks: Vec<Evaluation> = config
         .checks
@@ -160,7 +165,11 @@ pub fn plan(config: &HeartbeatConfig, state: &State, running: &HashSet<String>, 
         .map(|(index, check)| evaluate(index, check, config, state, running, now_ms, quarter))
         .collect();
 
-    let mut due: Vec<usize> = checks.iter().filter(|e| e.is_due()).map(|e| e.index).collect();
+    let mut due: Vec<usize> = checks
+        .iter()
+        .filter(|e| e.is_due())
+        .map(|e| e.index)
+        .collect();
     due.sort_by(|&a, &b| run_order(&checks[a], &config.checks[a], &checks[b], &config.checks[b]));
     for &late in due.iter().skip(config.max_per_tick) {
         checks[late].not_running = Some(NotRunning::TickFull);
@@ -192,7 +201,9 @@ fn evaluate(
     quarter: Quarter,
 ) -> Evaluation {
     let recorded = state.checks.get(&check.name);
-    let last_run_ms = recorded.and_then(|s| s.last_run).unwrap_or(check.last_run_ms);
+    let last_run_ms = recorded
+        .and_then(|s| s.last_run)
+        .unwrap_or(check.last_run_ms);
     let ratio = ratio(now_ms, last_run_ms, check.cadence_ms);
     let next_due_ms = (check.cadence_ms > 0).then(|| last_run_ms.saturating_add(check.cadence_ms));
     let run_requested = state.run_requests.contains(&check.name);
@@ -203,7 +214,11 @@ fn evaluate(
         Some(pause)
     } else if check.window.as_ref().is_some_and(|w| !in_window(w, now_ms)) {
         Some(NotRunning::OutsideWindow)
-    } else if check.trigger_on_quarters.as_ref().is_some_and(|qs| !qs.contains(&quarter)) {
+    } else if check
+        .trigger_on_quarters
+        .as_ref()
+        .is_some_and(|qs| !qs.contains(&quarter))
+    {
         Some(NotRunning::WrongQuarter(quarter))
     } else if running.contains(&check.name) {
         Some(NotRunning::StillRunning)
@@ -216,7 +231,8 @@ fn evaluate(
         None
     };
     let eligible = blocked.is_none();
-    let not_running = blocked.or_else(|| (!run_requested && !ratio.is_due()).then_some(NotRunning::NotDue));
+    let not_running =
+        blocked.or_else(|| (!run_requested && !ratio.is_due()).then_some(NotRunning::NotDue));
     Evaluation {
         index,
         eligible,
@@ -239,7 +255,12 @@ pub fn ratio(now_ms: u64, last_run_ms: u64, cadence_ms: u64) -> Ratio {
 
 /// The pause in force for a check, if any: the file's `paused` and pauses
 /// set at run time (kept in the state file) both count (rule 5).
-fn active_pause(config: &HeartbeatConfig, state: &State, name: &str, now_ms: u64) -> Option<NotRunning> {
+fn active_pause(
+    config: &HeartbeatConfig,
+    state: &State,
+    name: &str,
+    now_ms: u64,
+) -> Option<NotRunning> {
     [config.paused.get(name), state.paused.get(name)]
         .into_iter()
         .flatten()
@@ -292,7 +313,10 @@ pub fn quarter_at(now_ms: u64) -> Quarter {
 /// How long a check waits after its `failures`-th failure in a row (rule 6):
 /// `min(cadenceMs, 30 s × 2^(failures − 1))`.
 pub fn backoff_ms(cadence_ms: u64, failures: u32) -> u64 {
-    let step = BACKOFF_BASE_MS.saturating_mul(1u64.checked_shl(failures.saturating_sub(1)).unwrap_or(u64::MAX));
+    let step = BACKOFF_BASE_MS.saturating_mul(
+        1u64.checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u64::MAX),
+    );
     step.min(cadence_ms)
 }
 
@@ -309,7 +333,10 @@ mod tests {
     }
 
     fn names(config: &HeartbeatConfig, plan: &Plan) -> Vec<String> {
-        plan.selected.iter().map(|&i| config.checks[i].name.clone()).collect()
+        plan.selected
+            .iter()
+            .map(|&i| config.checks[i].name.clone())
+            .collect()
     }
 
     fn select(json: &str, state: &State, now: u64) -> Vec<String> {
@@ -351,7 +378,8 @@ mod tests {
 
     #[test]
     fn zero_cadence_is_always_due_and_beats_any_ratio() {
-        let json = r#"{"checks": {"slow": {"cadenceMs": 1, "lastRun": 0}, "every": {"cadenceMs": 0}}}"#;
+        let json =
+            r#"{"checks": {"slow": {"cadenceMs": 1, "lastRun": 0}, "every": {"cadenceMs": 0}}}"#;
         assert_eq!(select(json, &State::default(), T0), ["every"]);
     }
 
@@ -359,24 +387,35 @@ mod tests {
     fn state_last_run_overrides_the_files() {
         let json = r#"{"checks": {"a": {"cadenceMs": 1000, "lastRun": 0}}}"#;
         let mut state = State::default();
-        state.checks.insert("a".into(), CheckState { last_run: Some(T0), ..CheckState::default() });
+        state.checks.insert(
+            "a".into(),
+            CheckState {
+                last_run: Some(T0),
+                ..CheckState::default()
+            },
+        );
         assert!(select(json, &state, T0 + 1000).is_empty());
         assert_eq!(select(json, &state, T0 + 1001), ["a"]);
     }
 
     #[test]
     fn disabled_paused_and_running_checks_are_skipped() {
-        let c = config(r#"{"checks": {
+        let c = config(
+            r#"{"checks": {
             "off": {"cadenceMs": 1, "enabled": false},
             "held": {"cadenceMs": 1},
             "busy": {"cadenceMs": 1},
             "free": {"cadenceMs": 1000}},
-            "paused": {"held": {"until": 99999999999999, "reason": "maintenance"}}}"#);
+            "paused": {"held": {"until": 99999999999999, "reason": "maintenance"}}}"#,
+        );
         let running = HashSet::from(["busy".to_string()]);
         let p = plan(&c, &State::default(), &running, T0);
         assert_eq!(names(&c, &p), ["free"]);
         assert_eq!(p.checks[0].not_running, Some(NotRunning::Disabled));
-        assert!(matches!(p.checks[1].not_running, Some(NotRunning::Paused { .. })));
+        assert!(matches!(
+            p.checks[1].not_running,
+            Some(NotRunning::Paused { .. })
+        ));
         assert_eq!(p.checks[2].not_running, Some(NotRunning::StillRunning));
     }
 
@@ -385,7 +424,9 @@ mod tests {
         let json = r#"{"checks": {"a": {"cadenceMs": 1}}, "paused": {"a": {"until": 10}}}"#;
         assert_eq!(select(json, &State::default(), T0), ["a"]);
         let mut state = State::default();
-        state.paused.insert("a".into(), crate::config::Pause::Flag(true));
+        state
+            .paused
+            .insert("a".into(), crate::config::Pause::Flag(true));
         assert!(select(json, &state, T0).is_empty());
     }
 
@@ -441,7 +482,11 @@ mod tests {
         let mut state = State::default();
         state.checks.insert(
             "flaky".into(),
-            CheckState { consecutive_failures: 1, retry_after: Some(T0 + 30_000), ..CheckState::default() },
+            CheckState {
+                consecutive_failures: 1,
+                retry_after: Some(T0 + 30_000),
+                ..CheckState::default()
+            },
         );
         assert_eq!(select(json, &state, T0 + 29_999), ["steady"]);
         assert_eq!(select(json, &state, T0 + 30_000), ["flaky"]);

@@ -113,7 +113,8 @@ pub fn record_outcome(
         RunStatus::Failed => {
             record.consecutive_failures = record.consecutive_failures.saturating_add(1);
             record.last_error = error;
-            record.retry_after = Some(tick_ms.saturating_add(backoff_ms(cadence_ms, record.consecutive_failures)));
+            record.retry_after =
+                Some(tick_ms.saturating_add(backoff_ms(cadence_ms, record.consecutive_failures)));
         }
     }
 }
@@ -176,7 +177,10 @@ pub fn load(path: &Path) -> Result<State, StateError> {
             path: path.to_path_buf(),
             line: 1,
             column: 1,
-            message: format!("version {} is newer than this host's {STATE_VERSION}", state.version),
+            message: format!(
+                "version {} is newer than this host's {STATE_VERSION}",
+                state.version
+            ),
         });
     }
     Ok(state)
@@ -203,7 +207,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -254,11 +260,25 @@ mod tests {
             last_run: Some(1000),
             ..CheckState::default()
         };
-        record_outcome(&mut r, 100_000, 900_000, RunStatus::Failed, 5, Some("timeout".into()));
+        record_outcome(
+            &mut r,
+            100_000,
+            900_000,
+            RunStatus::Failed,
+            5,
+            Some("timeout".into()),
+        );
         assert_eq!(r.last_run, Some(1000));
         assert_eq!(r.consecutive_failures, 1);
         assert_eq!(r.retry_after, Some(130_000));
-        record_outcome(&mut r, 130_000, 900_000, RunStatus::Failed, 5, Some("timeout".into()));
+        record_outcome(
+            &mut r,
+            130_000,
+            900_000,
+            RunStatus::Failed,
+            5,
+            Some("timeout".into()),
+        );
         assert_eq!(r.consecutive_failures, 2);
         assert_eq!(r.retry_after, Some(190_000));
         assert_eq!(r.last_error.as_deref(), Some("timeout"));
@@ -277,7 +297,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.state.json");
         let mut state = State::default();
-        record_outcome(state.checks.entry("a".into()).or_default(), 42, 10, RunStatus::Success, 3, None);
+        record_outcome(
+            state.checks.entry("a".into()).or_default(),
+            42,
+            10,
+            RunStatus::Success,
+            3,
+            None,
+        );
         state.paused.insert("b".into(), Pause::Flag(true));
         save(&path, &state).expect("save");
         assert_eq!(load(&path).expect("load"), state);

@@ -13,8 +13,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
-pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord, topic_matches};
 use sandbox::RunState;
+pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord, topic_matches};
 
 use crate::config::Limits;
 use crate::state::RunStatus;
@@ -101,6 +101,42 @@ pub struct RunRequest {
     pub emit_policy: EmitPolicy,
     /// Directories granted to the run: (guest path, host path, read-only).
     pub dirs: Vec<DirGrant>,
+    /// The watched processes, as the host sees them when the run starts.
+    pub processes: Arc<Vec<ProcessInfo>>,
+}
+
+/// A watched process, as handed to handlers through `host.processes`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessInfo {
+    /// The process identifier (routing key after `heartbeat.`).
+    pub name: String,
+    /// Where it stands.
+    pub status: ProcessState,
+    /// Its last message body, e.g. `beat/5`.
+    pub last_message: String,
+    /// When that arrived (ms since epoch).
+    pub last_seen_ms: u64,
+    /// When the next is due (ms since epoch); `None` once stopped.
+    pub expected_by_ms: Option<u64>,
+}
+
+/// The liveness states of a watched process (beatit convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    /// Sent `start/W`; a beat is expected within W.
+    Starting,
+    /// Beating on time.
+    Alive,
+    /// Sent `degraded/P` and is on time.
+    Degraded,
+    /// Overdue.
+    Late,
+    /// Silent for several periods.
+    Dead,
+    /// Stopped gracefully.
+    Stopped,
 }
 
 /// A host directory made visible to a handler.
@@ -167,7 +203,8 @@ impl Runtime {
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
         bindings::Handler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
 
@@ -207,12 +244,20 @@ impl Runtime {
     }
 
     /// Links a compiled component and checks that it implements the world.
-    fn prepare(&self, name: &str, origin: &str, component: &Component) -> Result<LoadedHandler, LoadError> {
+    fn prepare(
+        &self,
+        name: &str,
+        origin: &str,
+        component: &Component,
+    ) -> Result<LoadedHandler, LoadError> {
         let world_error = |e: wasmtime::Error| LoadError::World {
             origin: origin.to_string(),
             reason: format!("{e:#}"),
         };
-        let instance_pre = self.linker.instantiate_pre(component).map_err(world_error)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(world_error)?;
         let pre = bindings::HandlerPre::new(instance_pre).map_err(world_error)?;
         Ok(LoadedHandler {
             name: name.to_string(),
@@ -250,12 +295,24 @@ impl Runtime {
                 wasmtime_wasi::FsPerms::ReadWrite
             };
             wasi.preopened_dir(&dir.host_path, &dir.guest_path, perms)
-                .map_err(|e| anyhow::anyhow!("granted directory {}: {e:#}", dir.host_path.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("granted directory {}: {e:#}", dir.host_path.display())
+                })?;
         }
-        let state = RunState::new(wasi.build(), request.limits, request.emit_policy.clone());
+        let state = RunState::new(
+            wasi.build(),
+            request.limits,
+            request.emit_policy.clone(),
+            Arc::clone(&request.processes),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = request.limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1) + 1;
+        let ticks = request
+            .limits
+            .timeout_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+            + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         Ok(store)
@@ -293,7 +350,11 @@ impl Drop for Runtime {
 }
 
 /// Turns what the guest returned (or how it died) into a report.
-fn interpret(result: wasmtime::Result<Result<wit::Outcome, String>>, state: &RunState, limits: &Limits) -> RunReport {
+fn interpret(
+    result: wasmtime::Result<Result<wit::Outcome, String>>,
+    state: &RunState,
+    limits: &Limits,
+) -> RunReport {
     let (status, details, error) = match result {
         Ok(Ok(outcome)) => {
             let status = match outcome.status {
@@ -314,7 +375,11 @@ fn interpret(result: wasmtime::Result<Result<wit::Outcome, String>>, state: &Run
             }
         }
         Ok(Err(message)) => (RunStatus::Failed, serde_json::json!({}), Some(message)),
-        Err(e) => (RunStatus::Failed, serde_json::json!({}), Some(trap_reason(&e, state, limits))),
+        Err(e) => (
+            RunStatus::Failed,
+            serde_json::json!({}),
+            Some(trap_reason(&e, state, limits)),
+        ),
     };
     RunReport {
         status,
@@ -352,7 +417,9 @@ fn trap_reason(error: &wasmtime::Error, state: &RunState, limits: &Limits) -> St
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!("timeout after {} ms", limits.timeout_ms),
-        Some(Trap::StackOverflow) => "trap: call stack exhausted (unbounded recursion?)".to_string(),
+        Some(Trap::StackOverflow) => {
+            "trap: call stack exhausted (unbounded recursion?)".to_string()
+        }
         Some(trap) => format!("trap: {trap}"),
         None => format!("{error:#}"),
     }

@@ -5,8 +5,11 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use std::sync::Arc;
+
 use super::bindings::heartbeat::handler::host::{self, Field, Level};
 use super::bindings::heartbeat::handler::types;
+use super::{ProcessInfo, ProcessState};
 use crate::config::Limits;
 
 /// A log record a handler wrote.
@@ -83,10 +86,16 @@ pub struct RunState {
     pub(super) output: RunOutput,
     limits: Limits,
     emit_policy: EmitPolicy,
+    processes: Arc<Vec<ProcessInfo>>,
 }
 
 impl RunState {
-    pub(super) fn new(wasi: WasiCtx, limits: Limits, emit_policy: EmitPolicy) -> RunState {
+    pub(super) fn new(
+        wasi: WasiCtx,
+        limits: Limits,
+        emit_policy: EmitPolicy,
+        processes: Arc<Vec<ProcessInfo>>,
+    ) -> RunState {
         RunState {
             wasi,
             table: ResourceTable::new(),
@@ -94,6 +103,7 @@ impl RunState {
             output: RunOutput::default(),
             limits,
             emit_policy,
+            processes,
         }
     }
 
@@ -121,7 +131,11 @@ impl types::Host for RunState {}
 
 impl host::Host for RunState {
     fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
-        let len = message.len() + fields.iter().map(|f| f.key.len() + f.value.len()).sum::<usize>();
+        let len = message.len()
+            + fields
+                .iter()
+                .map(|f| f.key.len() + f.value.len())
+                .sum::<usize>();
         if self.output.logs.len() >= self.limits.max_log_lines as usize || !self.take_bytes(len) {
             self.output.dropped_logs = self.output.dropped_logs.saturating_add(1);
             return;
@@ -147,7 +161,10 @@ impl host::Host for RunState {
             ));
         }
         if self.output.events.len() >= self.limits.max_events as usize {
-            return Err(format!("event cap reached: at most {} events per run", self.limits.max_events));
+            return Err(format!(
+                "event cap reached: at most {} events per run",
+                self.limits.max_events
+            ));
         }
         let payload: serde_json::Value =
             serde_json::from_str(&payload).map_err(|e| format!("payload is not JSON: {e}"))?;
@@ -157,8 +174,31 @@ impl host::Host for RunState {
                 self.limits.max_output_bytes
             ));
         }
-        self.output.events.push(EmittedEvent { event_type, payload });
+        self.output.events.push(EmittedEvent {
+            event_type,
+            payload,
+        });
         Ok(())
+    }
+
+    fn processes(&mut self) -> Vec<host::Process> {
+        self.processes
+            .iter()
+            .map(|p| host::Process {
+                name: p.name.clone(),
+                status: match p.status {
+                    ProcessState::Starting => host::ProcessStatus::Starting,
+                    ProcessState::Alive => host::ProcessStatus::Alive,
+                    ProcessState::Degraded => host::ProcessStatus::Degraded,
+                    ProcessState::Late => host::ProcessStatus::Late,
+                    ProcessState::Dead => host::ProcessStatus::Dead,
+                    ProcessState::Stopped => host::ProcessStatus::Stopped,
+                },
+                last_message: p.last_message.clone(),
+                last_seen_ms: p.last_seen_ms,
+                expected_by_ms: p.expected_by_ms,
+            })
+            .collect()
     }
 }
 
@@ -182,7 +222,12 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.refused = true;
             return Ok(false);
@@ -190,7 +235,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
