@@ -1,5 +1,7 @@
 //! Builds the built-in handlers (`handlers/*`) for `wasm32-wasip2` and
 //! writes `builtin_handlers.rs`, which embeds them in the host binary.
+//! The handlers the tests use (`tests/handlers/*`) are built alongside,
+//! not embedded; the tests find them through `HEARTBEAT_TEST_HANDLERS`.
 //!
 //! The handlers are built by a nested `cargo build` into a target directory
 //! of their own under `OUT_DIR`, so the outer build's lock is never waited
@@ -20,14 +22,15 @@ fn main() {
         .expect("host/ sits in the workspace")
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for watched in ["handlers", "handler-sdk", "wit", "Cargo.lock"] {
+    for watched in ["handlers", "tests/handlers", "handler-sdk", "wit", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
         );
     }
 
-    let handlers = builtin_handler_crates(&workspace.join("handlers"));
+    let handlers = handler_crates(&workspace.join("handlers"), "handler-");
+    let test_handlers = handler_crates(&workspace.join("tests/handlers"), "test-handler-");
     ensure_target_installed();
     let target_dir = out_dir.join("wasm-target");
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -39,7 +42,7 @@ fn main() {
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
-    for (package, _) in &handlers {
+    for (package, _) in handlers.iter().chain(&test_handlers) {
         cmd.arg("-p").arg(package);
     }
     // What the outer build passes to its own rustc must not leak into a
@@ -86,13 +89,18 @@ fn main() {
         .expect("write to String");
     }
     generated.push_str("];\n");
+    println!(
+        "cargo:rustc-env=HEARTBEAT_TEST_HANDLERS={}",
+        target_dir.join(TARGET).join("release").display()
+    );
     std::fs::write(out_dir.join("builtin_handlers.rs"), generated)
         .expect("write builtin_handlers.rs");
 }
 
-/// The crates under `handlers/`: (package name, built-in handler name).
-/// `handlers/sub_health` holds package `handler-sub-health`, handler `sub_health`.
-fn builtin_handler_crates(dir: &Path) -> Vec<(String, String)> {
+/// The crates under `dir`: (package name, handler name). With prefix
+/// `handler-`, `handlers/sub_health` holds package `handler-sub-health`,
+/// handler `sub_health`.
+fn handler_crates(dir: &Path, prefix: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let entries =
         std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
@@ -106,7 +114,7 @@ fn builtin_handler_crates(dir: &Path) -> Vec<(String, String)> {
             .and_then(|n| n.to_str())
             .unwrap_or_else(|| panic!("handler directory name is not UTF-8: {}", path.display()))
             .to_string();
-        found.push((format!("handler-{}", name.replace('_', "-")), name));
+        found.push((format!("{prefix}{}", name.replace('_', "-")), name));
     }
     found.sort();
     assert!(

@@ -148,7 +148,7 @@ fn an_invalid_config_at_startup_is_refused_with_file_line_and_field() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("heartbeat.json:3:24: checks.a.cadenceMs: invalid type: string \"15m\", expected a non-negative integer"),
+        stderr.contains("heartbeat.json:3:24: checks.a.cadenceMs: expected a non-negative integer, found \"15m\""),
         "{stderr}"
     );
     assert!(!dir.path().join("heartbeat.state.json").exists());

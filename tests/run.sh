@@ -9,4 +9,36 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
+# RabbitMQ at 127.0.0.1:5672 (guest/guest) for tests/e2e_amqp.rs: installed
+# and started when missing, waited for with a bound.
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    echo "tests/run.sh: installing RabbitMQ" >&2
+    apt-get update -q && apt-get install -y -q rabbitmq-server
+fi
+if ! timeout 30 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
+    if timeout 30 rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+        echo "tests/run.sh: starting the stopped RabbitMQ app" >&2
+        timeout 120 rabbitmqctl -q start_app
+    else
+        echo "tests/run.sh: starting RabbitMQ" >&2
+        rabbitmq-server -detached
+    fi
+    for attempt in $(seq 1 30); do
+        if timeout 30 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
+            break
+        fi
+        if [ "$attempt" = 30 ]; then
+            echo "tests/run.sh: RabbitMQ did not start" >&2
+            exit 1
+        fi
+        sleep 2
+    done
+fi
+
+# The throughput benchmark's driver (BENCHMARKS.md, RabbitMQ) needs aio-pika.
+if ! python3 -c 'import aio_pika' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing aio-pika for the benchmarks" >&2
+    python3 -m pip install -q aio-pika || echo "tests/run.sh: aio-pika not installed; only the benchmarks need it" >&2
+fi
+
 cargo test --workspace --locked

@@ -75,6 +75,8 @@ pub struct CheckConfig {
     pub meta: serde_json::Map<String, serde_json::Value>,
     /// The check's limits: the file's `defaults` with its own overrides.
     pub limits: Limits,
+    /// What the check's handler may touch (`grants`); nothing by default.
+    pub grants: crate::grants::Grants,
 }
 
 /// A time-of-day window, `HH:MM` to `HH:MM` (both inclusive) in a zone.
@@ -314,12 +316,65 @@ fn display_path(path: &str) -> String {
     }
 }
 
-/// serde_json appends " at line L column C"; the location is reported apart.
+/// serde_json appends " at line L column C"; the location is reported
+/// apart. serde's "invalid type: X, expected Y" is turned around to say
+/// first what was expected: "expected Y, found X".
 fn clean_serde_message(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message,
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => &message,
+    };
+    expected_found(message)
+}
+
+/// Rewrites serde's error wording as "expected …, found …"; other messages
+/// are returned as they are.
+fn expected_found(message: &str) -> String {
+    let mismatch = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "));
+    if let Some((found, expected)) = mismatch.and_then(|m| m.split_once(", expected ")) {
+        return format!("expected {expected}, found {}", describe_unexpected(found));
+    }
+    if let Some((variant, expected)) = message
+        .strip_prefix("unknown variant ")
+        .and_then(|m| m.split_once(", expected "))
+    {
+        return format!(
+            "expected {}, found \"{}\"",
+            expected.replace('`', "\""),
+            variant.trim_matches('`')
+        );
+    }
+    if let Some(field) = message.strip_prefix("missing field ") {
+        return format!("expected a field \"{}\", found none", field.trim_matches('`'));
+    }
+    if let Some((length, expected)) = message
+        .strip_prefix("invalid length ")
+        .and_then(|m| m.split_once(", expected "))
+    {
+        return format!("expected {expected}, found {length} elements");
+    }
+    message.to_string()
+}
+
+/// serde's description of a value (`string "15m"`, `integer `-5``, `map`)
+/// as it would be written in JSON (`"15m"`, `-5`, `an object`).
+fn describe_unexpected(found: &str) -> String {
+    if let Some(string) = found.strip_prefix("string ") {
+        return string.to_string();
+    }
+    if let (Some(open), Some(close)) = (found.find('`'), found.rfind('`'))
+        && open < close
+    {
+        return found[open + 1..close].to_string();
+    }
+    match found {
+        "map" => "an object".to_string(),
+        "sequence" => "an array".to_string(),
+        "unit value" => "null".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -355,13 +410,15 @@ fn locate(text: &str, field: &str) -> (usize, usize) {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawConfig {
-    #[serde(rename = "$schema")]
+    #[serde(rename = "$schema", default, deserialize_with = "present")]
     schema: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     agent: Option<String>,
     #[serde(default)]
     checks: IndexMap<String, RawCheck>,
     #[serde(default)]
     paused: BTreeMap<String, RawPause>,
+    #[serde(default, deserialize_with = "present")]
     max_per_tick: Option<PositiveInt>,
     #[serde(default)]
     defaults: RawLimits,
@@ -370,21 +427,38 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawCheck {
+    // `present`: a field given as `null` is an error, not the default
+    // (heartbeat-consumer could not run such a file either; the schema agrees).
+    #[serde(default, deserialize_with = "present")]
     cadence_ms: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
     handler: Option<String>,
-    priority: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    priority: Option<Integer>,
+    #[serde(default, deserialize_with = "present")]
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     last_run: Option<Millis>,
+    #[serde(default, deserialize_with = "present")]
     window: Option<RawWindow>,
+    #[serde(default, deserialize_with = "present")]
     trigger_on_quarters: Option<Vec<Quarter>>,
+    #[serde(default, deserialize_with = "present")]
     meta: Option<serde_json::Map<String, serde_json::Value>>,
     // The limit fields of `RawLimits`, spelled out: `#[serde(flatten)]` would
     // lose error positions and unknown-field warnings.
+    #[serde(default, deserialize_with = "present")]
     timeout_ms: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
     memory_mb: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
     max_log_lines: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
     max_events: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
     max_output_bytes: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
+    grants: Option<crate::grants::RawGrants>,
 }
 
 impl RawCheck {
@@ -403,30 +477,70 @@ impl RawCheck {
 struct RawWindow {
     start: String,
     end: String,
+    #[serde(default, deserialize_with = "present")]
     tz: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(
-    untagged,
-    expecting = "true, false, or {\"until\": <ms since epoch>, \"reason\": \"...\"}"
-)]
 enum RawPause {
     Flag(bool),
     Until {
         until: Millis,
-        #[serde(default)]
         reason: Option<String>,
     },
+}
+
+/// Written by hand rather than `#[serde(untagged)]`: untagged enums lose the
+/// error's field path and position and drop unknown fields silently.
+impl<'de> Deserialize<'de> for RawPause {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPause;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or {\"until\": <ms since epoch>, \"reason\": \"...\"}")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawPause, E> {
+                Ok(RawPause::Flag(v))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawPause, A::Error> {
+                let mut until = None;
+                let mut reason = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "until" if until.is_some() => {
+                            return Err(de::Error::duplicate_field("until"));
+                        }
+                        "until" => until = Some(map.next_value::<Millis>()?),
+                        "reason" if reason.is_some() => {
+                            return Err(de::Error::duplicate_field("reason"));
+                        }
+                        "reason" => reason = Some(map.next_value::<String>()?),
+                        // Through the deserializer, so that serde_ignored reports it.
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let until = until.ok_or_else(|| de::Error::missing_field("until"))?;
+                Ok(RawPause::Until { until, reason })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct RawLimits {
+    #[serde(default, deserialize_with = "present")]
     timeout_ms: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
     memory_mb: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
     max_log_lines: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
     max_events: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
     max_output_bytes: Option<NonNegativeInt>,
 }
 
@@ -470,6 +584,18 @@ impl RawConfig {
                 return Err(invalid(path, "expected a non-empty check name".into()));
             }
             let limits = raw.limits().over(defaults);
+            if limits.memory_mb > crate::runtime::MAX_MEMORY_MB {
+                return Err(invalid(
+                    format!("{path}.memoryMb"),
+                    format!("expected at most {} (MiB), found {}", crate::runtime::MAX_MEMORY_MB, limits.memory_mb),
+                ));
+            }
+            let grants = match raw.grants {
+                Some(g) => g
+                    .validate()
+                    .map_err(|(field, message)| invalid(format!("{path}.grants.{field}"), message))?,
+                None => crate::grants::Grants::default(),
+            };
             let window = match raw.window {
                 Some(w) => Some(w.validate(&format!("{path}.window"), warnings, &invalid)?),
                 None => None,
@@ -484,13 +610,14 @@ impl RawConfig {
             checks.push(CheckConfig {
                 cadence_ms: raw.cadence_ms.map_or(DEFAULT_CADENCE_MS, |c| c.0),
                 handler,
-                priority: raw.priority.unwrap_or(DEFAULT_PRIORITY),
+                priority: raw.priority.map_or(DEFAULT_PRIORITY, |p| p.0),
                 enabled: raw.enabled.unwrap_or(true),
                 last_run_ms: raw.last_run.map_or(0, |m| m.0),
                 window,
                 trigger_on_quarters: raw.trigger_on_quarters,
                 meta: raw.meta.unwrap_or_default(),
                 limits,
+                grants,
                 name,
             });
         }
@@ -614,7 +741,10 @@ macro_rules! number_type {
                         }
                     }
                     fn visit_f64<E: de::Error>(self, v: f64) -> Result<$name, E> {
-                        Err(E::invalid_type(de::Unexpected::Float(v), &self))
+                        match integral(v) {
+                            Some(i) => self.visit_i64(i),
+                            None => Err(E::invalid_type(de::Unexpected::Float(v), &self)),
+                        }
                     }
                 }
                 deserializer.deserialize_any(V)
@@ -625,6 +755,54 @@ macro_rules! number_type {
 
 number_type!(NonNegativeInt, "a non-negative integer", |_| true);
 number_type!(PositiveInt, "a positive integer", |v| v > 0);
+
+/// A float with no fractional part (`900000.0`, `9e5`) as an integer, as JSON
+/// Schema's `integer` and Python's arithmetic treat it; `None` otherwise.
+fn integral(v: f64) -> Option<i64> {
+    // Beyond 2^53 a float no longer names one integer.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    (v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
+}
+
+/// Any integer (`priority`).
+#[derive(Debug, Clone, Copy)]
+struct Integer(i64);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Integer;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Integer, E> {
+                Ok(Integer(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
+                i64::try_from(v)
+                    .map(Integer)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Integer, E> {
+                integral(v)
+                    .map(Integer)
+                    .ok_or_else(|| E::invalid_type(de::Unexpected::Float(v), &self))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// For optional fields: absent is `None` (through `#[serde(default)]`), but
+/// an explicit `null` is refused like any other value of the wrong type.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
 
 /// Milliseconds since the epoch. heartbeat-consumer is Python and may have
 /// written `time.time() * 1000`, a float: fractions of a millisecond are
@@ -718,7 +896,7 @@ mod tests {
         let text = "{\n  \"checks\": {\n    \"sub_health\": {\n      \"cadenceMs\": \"15m\"\n    }\n  }\n}";
         assert_eq!(
             parse_err(text),
-            "heartbeat.json:4:20: checks.sub_health.cadenceMs: invalid type: string \"15m\", expected a non-negative integer"
+            "heartbeat.json:4:20: checks.sub_health.cadenceMs: expected a non-negative integer, found \"15m\""
         );
     }
 
@@ -726,9 +904,7 @@ mod tests {
     fn negative_cadence_is_refused() {
         let err = parse_err(r#"{"checks": {"a": {"cadenceMs": -5}}}"#);
         assert!(
-            err.contains(
-                "checks.a.cadenceMs: invalid value: integer `-5`, expected a non-negative integer"
-            ),
+            err.contains("checks.a.cadenceMs: expected a non-negative integer, found -5"),
             "{err}"
         );
     }
@@ -792,7 +968,9 @@ mod tests {
     fn bad_quarter_is_named() {
         let err = parse_err(r#"{"checks": {"a": {"triggerOnQuarters": ["Q5"]}}}"#);
         assert!(
-            err.contains("checks.a.triggerOnQuarters[0]: unknown variant `Q5`"),
+            err.contains(
+                "checks.a.triggerOnQuarters[0]: expected one of \"Q1\", \"Q2\", \"Q3\", \"Q4\", found \"Q5\""
+            ),
             "{err}"
         );
     }
@@ -819,6 +997,57 @@ mod tests {
         assert_eq!(c.checks[1].limits.memory_mb, 8);
         let err = parse_err(r#"{"checks": {"a": {"timeoutMs": 0}}}"#);
         assert!(err.contains("checks.a.timeoutMs"), "{err}");
+    }
+
+    #[test]
+    fn explicit_null_is_refused_not_defaulted() {
+        let err = parse_err("{\"checks\": {\"a\": {\"handler\": null}}}");
+        assert!(
+            err.contains("checks.a.handler: expected a string, found null"),
+            "{err}"
+        );
+        let err = parse_err("{\"checks\": {\"a\": {\"cadenceMs\": null}}}");
+        assert!(err.contains("checks.a.cadenceMs: expected a non-negative integer, found null"), "{err}");
+        let err = parse_err("{\"maxPerTick\": null}");
+        assert!(err.contains("maxPerTick: expected a positive integer"), "{err}");
+    }
+
+    #[test]
+    fn integral_floats_count_as_integers_like_json_schema() {
+        let c = parse_ok(r#"{"maxPerTick": 2.0, "checks": {"a": {"cadenceMs": 9e5, "priority": -3.0}}}"#).config;
+        assert_eq!(c.max_per_tick, 2);
+        assert_eq!(c.checks[0].cadence_ms, 900_000);
+        assert_eq!(c.checks[0].priority, -3);
+        let err = parse_err(r#"{"checks": {"a": {"cadenceMs": 1.5}}}"#);
+        assert!(err.contains("checks.a.cadenceMs: expected a non-negative integer, found 1.5"), "{err}");
+        let err = parse_err(r#"{"checks": {"a": {"priority": 0.5}}}"#);
+        assert!(err.contains("checks.a.priority: expected an integer, found 0.5"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_pause_names_its_path_and_what_is_expected() {
+        let text = "{\n  \"paused\": {\n    \"a\": \"yes\"\n  }\n}";
+        assert_eq!(
+            parse_err(text),
+            "heartbeat.json:3:10: paused.a: expected true, false, or {\"until\": <ms since epoch>, \"reason\": \"...\"}, found \"yes\""
+        );
+        let err = parse_err(r#"{"paused": {"a": {"reason": "x"}}}"#);
+        assert!(err.contains("paused.a: expected a field \"until\", found none"), "{err}");
+        let err = parse_err(r#"{"paused": {"a": {"until": -1}}}"#);
+        assert!(err.contains("paused.a.until: expected milliseconds"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_inside_a_pause_are_warnings() {
+        let loaded = parse_ok(r#"{"checks": {"a": {}}, "paused": {"a": {"until": 5, "by": "ops"}}}"#);
+        let paths: Vec<_> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(paths, ["paused.a.by"]);
+    }
+
+    #[test]
+    fn missing_window_end_is_named() {
+        let err = parse_err(r#"{"checks": {"a": {"window": {"start": "09:00"}}}}"#);
+        assert!(err.contains("checks.a.window: expected a field \"end\", found none"), "{err}");
     }
 
     #[test]

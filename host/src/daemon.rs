@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::{CheckConfig, HeartbeatConfig};
-use crate::registry::{self, Registry};
-use crate::runtime::{EmitPolicy, RunReport, RunRequest, Runtime};
+use crate::registry::Registry;
+use crate::runtime::{RunReport, RunRequest, Runtime, TickInfo};
 use crate::schedule::{self, Ratio};
 use crate::state::{self, RunStatus, State};
 use crate::tick::{self, Tick};
@@ -30,6 +30,9 @@ pub struct HostOptions {
     pub handlers_dir: Option<PathBuf>,
     /// The host's own timer period.
     pub tick_interval: Duration,
+    /// RabbitMQ: ticks and control messages in, events out. `None`: the
+    /// host's own timer only.
+    pub bus: Option<crate::amqp::BusOptions>,
 }
 
 /// State shared by every tick in flight.
@@ -37,9 +40,11 @@ struct Shared {
     options: HostOptions,
     config: RwLock<Arc<HeartbeatConfig>>,
     runtime: Arc<Runtime>,
-    registry: Registry,
+    registry: Arc<Registry>,
     book: Mutex<Book>,
     writer: StateWriter,
+    /// The broker connection, in broker mode.
+    bus: Option<crate::amqp::Bus>,
 }
 
 /// The bookkeeping that selection and recording change together.
@@ -59,9 +64,16 @@ pub async fn run(
     }
     let config = loaded.config;
     let state = state::load(&options.state_path)?;
-    let runtime = Arc::new(Runtime::new().context("cannot start the WebAssembly runtime")?);
-    let registry = Registry::default();
-    load_handlers(&runtime, &registry, options.handlers_dir.as_deref())?;
+    let runtime = Arc::new(Runtime::new(&crate::runtime::RuntimeOptions::default()).context("cannot start the WebAssembly runtime")?);
+    let registry = Arc::new(Registry::with_builtins(&runtime)?);
+    // Loads the directory's handlers over the built-ins, then keeps them current.
+    let _handler_watch = match &options.handlers_dir {
+        Some(dir) => Some(
+            crate::handler_watch::start(dir, Arc::clone(&runtime), Arc::clone(&registry))
+                .with_context(|| format!("cannot watch the handler directory {}", dir.display()))?,
+        ),
+        None => None,
+    };
     report_missing_handlers(&config, &registry, options.handlers_dir.as_deref());
     info!(
         agent = %options.agent,
@@ -70,8 +82,24 @@ pub async fn run(
         checks = config.checks.len(),
         handlers = %registry.names().join(","),
         tick_interval = %humantime::format_duration(options.tick_interval),
-        "heartbeat-host started; ticks from its own timer"
+        "heartbeat-host started; {}",
+        if options.bus.is_some() {
+            "ticks from the bus, its own timer only while the broker is unreachable"
+        } else {
+            "ticks from its own timer"
+        }
     );
+    let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(64);
+    let (control_tx, control_rx) = mpsc::channel::<crate::amqp::ControlRequest>(16);
+    let bus = match &options.bus {
+        Some(bus) => Some(crate::amqp::Bus::start(
+            bus,
+            &options.agent,
+            tick_tx.clone(),
+            control_tx,
+        )?),
+        None => None,
+    };
 
     let shared = Arc::new(Shared {
         writer: StateWriter::spawn(options.state_path.clone()),
@@ -83,10 +111,19 @@ pub async fn run(
             state,
             running: HashSet::new(),
         }),
+        bus,
     });
+    // From here on a valid change to heartbeat.json applies from the next tick.
+    let _config_watch = watch_config(&shared);
 
-    let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(64);
-    let timer = tokio::spawn(tick::run_timer(shared.options.tick_interval, tick_tx));
+    let interval = shared.options.tick_interval;
+    let timer = match &shared.bus {
+        Some(bus) => {
+            tokio::spawn(apply_controls(Arc::clone(&shared), control_rx));
+            tokio::spawn(crate::amqp::run_fallback_timer(interval, tick_tx, bus.watch_status()))
+        }
+        None => tokio::spawn(tick::run_timer(interval, tick_tx)),
+    };
     let mut in_flight = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -102,6 +139,11 @@ pub async fn run(
         }
     }
     timer.abort();
+    if let Some(bus) = &shared.bus {
+        bus.stop_consuming();
+    }
+    // Ticks taken but not started go back to the broker unacknowledged.
+    drop(tick_rx);
     info!(
         runs_in_flight = in_flight.len(),
         "shutting down; letting runs in flight finish"
@@ -111,40 +153,10 @@ pub async fn run(
             error!("tick task failed: {e}");
         }
     }
+    if let Some(bus) = &shared.bus {
+        bus.shutdown().await;
+    }
     info!("heartbeat-host stopped");
-    Ok(())
-}
-
-/// Compiles the built-ins, then the handler directory's files over them.
-fn load_handlers(runtime: &Runtime, registry: &Registry, dir: Option<&Path>) -> anyhow::Result<()> {
-    for name in registry::builtin_names() {
-        match registry::load_builtin(runtime, name) {
-            Some(Ok(handler)) => {
-                registry.insert(handler);
-            }
-            Some(Err(e)) => anyhow::bail!("built-in handler {name} does not load: {e}"),
-            None => {}
-        }
-    }
-    let Some(dir) = dir else { return Ok(()) };
-    let files = registry::handler_files(dir)
-        .with_context(|| format!("handler directory {}", dir.display()))?;
-    for path in files {
-        match registry::load_file(runtime, &path) {
-            Ok(handler) => {
-                let name = handler.name.clone();
-                if registry
-                    .insert(handler)
-                    .is_some_and(|old| old.origin == "built-in")
-                {
-                    info!(handler = %name, file = %path.display(), "handler file overrides the built-in of the same name");
-                } else {
-                    info!(handler = %name, file = %path.display(), "handler loaded");
-                }
-            }
-            Err(e) => error!("handler refused: {e}"),
-        }
-    }
     Ok(())
 }
 
@@ -156,6 +168,34 @@ fn report_missing_handlers(config: &HeartbeatConfig, registry: &Registry, dir: O
     }
 }
 
+/// Watches heartbeat.json and swaps each valid change into `shared.config`
+/// (the next tick reads it); `None`, and the config fixed, when the watch
+/// cannot be set up.
+fn watch_config(shared: &Arc<Shared>) -> Option<crate::config_watch::ConfigWatcher> {
+    let current = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
+    let target = Arc::clone(shared);
+    let apply = move |config: Arc<HeartbeatConfig>, _: &crate::config_watch::ConfigDiff| {
+        report_missing_handlers(
+            &config,
+            &target.registry,
+            target.options.handlers_dir.as_deref(),
+        );
+        *target.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    };
+    match crate::config_watch::ConfigWatcher::start(
+        &shared.options.config_path,
+        current,
+        crate::config_watch::WatchOptions::default(),
+        apply,
+    ) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            error!("hot reload is off, restart the host to apply config changes: {e}");
+            None
+        }
+    }
+}
+
 /// One tick: select, run, record. Resolves once the state is on disk.
 async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
     let config = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
@@ -163,21 +203,28 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
     let mut runs = tokio::task::JoinSet::new();
     for (check, request) in jobs {
         let shared = Arc::clone(&shared);
-        runs.spawn_blocking(move || {
+        runs.spawn(async move {
             let report = match shared
                 .registry
                 .resolve(&check.handler, shared.options.handlers_dir.as_deref())
             {
-                Ok(handler) => shared.runtime.run(&handler, &request),
+                Ok(handler) => shared.runtime.run(&handler, &request).await,
                 Err(e) => RunReport::failed_before_start(e.to_string()),
             };
             (check, report)
         });
     }
     let mut finished = Vec::new();
+    let mut published = Vec::new();
     while let Some(joined) = runs.join_next().await {
         match joined {
-            Ok(done) => finished.push(done),
+            Ok((check, report)) => {
+                // Events go out as soon as the run ends, while the state is saved.
+                if let Some(bus) = &shared.bus {
+                    published.push(bus.publish_run(&tick.envelope, &check.name, &check.handler, &report));
+                }
+                finished.push((check, report));
+            }
             Err(e) => error!(tick = %tick.id, "run task failed: {e}"),
         }
     }
@@ -188,8 +235,41 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
             Err(_) => error!(tick = %tick.id, "state writer stopped; state not saved"),
         }
     }
+    // A bus tick is acknowledged only once its runs' events are confirmed
+    // (or in the outbox) too.
+    for events in published {
+        if !events.wait().await {
+            error!(tick = %tick.id, "event publisher stopped; this run's events were not sent");
+        }
+    }
     if let Some(done) = tick.done {
         let _ = done.send(());
+    }
+}
+
+/// Applies the bus's control messages (pause, resume, run) to the state,
+/// one at a time, answering each once the state file has it.
+async fn apply_controls(
+    shared: Arc<Shared>,
+    mut requests: mpsc::Receiver<crate::amqp::ControlRequest>,
+) {
+    use crate::amqp::control::{self, Refused};
+    while let Some(request) = requests.recv().await {
+        let config = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
+        let applied = {
+            let mut book = shared.book.lock().unwrap_or_else(|p| p.into_inner());
+            control::apply(&request.command, &config, &mut book.state)
+                .map(|applied| (applied, shared.writer.persist(book.state.clone())))
+        };
+        let reply = match applied {
+            Ok((applied, saved)) => match saved.await {
+                Ok(Ok(())) => Ok(applied),
+                Ok(Err(e)) => Err(Refused::NotSaved(e)),
+                Err(_) => Err(Refused::NotSaved("the state writer stopped".into())),
+            },
+            Err(refused) => Err(refused),
+        };
+        let _ = request.reply.send(reply);
     }
 }
 
@@ -220,31 +300,27 @@ fn select(
         info!(tick = %tick.id, check = %check.name, handler = %check.handler, "selected ({why})");
         book.running.insert(check.name.clone());
         book.state.run_requests.remove(&check.name);
-        let request = run_request(&shared.options.agent, tick, check, evaluation.last_run_ms);
+        let request = RunRequest::for_check(
+            &shared.options.agent,
+            TickInfo {
+                id: tick.id.clone(),
+                time_ms: tick.time_ms,
+                envelope: tick.envelope.to_string(),
+            },
+            check,
+            evaluation.last_run_ms,
+            config_dir(&shared.options.config_path),
+        );
         jobs.push((check.clone(), request));
     }
     jobs
 }
 
-fn run_request(agent: &str, tick: &Tick, check: &CheckConfig, last_run_ms: u64) -> RunRequest {
-    RunRequest {
-        tick_id: tick.id.clone(),
-        tick_ms: tick.time_ms,
-        agent: agent.to_string(),
-        envelope: tick.envelope.to_string(),
-        check: check.name.clone(),
-        handler: check.handler.clone(),
-        cadence_ms: check.cadence_ms,
-        priority: check.priority,
-        meta: serde_json::Value::Object(check.meta.clone()).to_string(),
-        last_run_ms,
-        limits: check.limits,
-        emit_policy: EmitPolicy {
-            own_prefix: format!("agent.{agent}."),
-            extra: Vec::new(),
-        },
-        dirs: Vec::new(),
-        processes: Arc::new(Vec::new()),
+/// The directory relative grant paths are resolved against.
+fn config_dir(config_path: &Path) -> &Path {
+    match config_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 

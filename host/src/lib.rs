@@ -8,10 +8,20 @@
 
 #![warn(missing_docs)]
 
+pub mod amqp;
 pub mod config;
+pub mod config_watch;
 pub mod daemon;
+pub mod explain;
+pub mod grants;
+pub mod handler_watch;
+pub mod invoke;
+pub mod preflight;
 pub mod registry;
 pub mod runtime;
+pub mod scaffold;
 pub mod schedule;
+#[cfg(test)]
+mod schedule_props;
 pub mod state;
 pub mod tick;

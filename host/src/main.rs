@@ -22,6 +22,48 @@ struct Cli {
 enum Command {
     /// Run the host: take ticks, run due checks, record outcomes.
     Run(RunArgs),
+    /// Publish heartbeat tick(s) in heartbeat-consumer's envelope.
+    Tick(heartbeat_host::amqp::cli::TickArgs),
+    /// Run one handler once under the host's sandbox and print what it did as JSON.
+    Invoke(InvokeArgs),
+    /// Create a handler project (Rust, Python, JavaScript or C) that builds and passes `invoke`.
+    New(NewArgs),
+}
+
+#[derive(clap::Args)]
+struct NewArgs {
+    /// The handler's name: its component will be NAME.wasm (a-z, 0-9, _).
+    name: String,
+    /// The language: rust, python, js or c.
+    #[arg(long)]
+    lang: heartbeat_host::scaffold::Language,
+    /// The project directory to create (default: ./NAME); must be empty or absent.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct InvokeArgs {
+    /// A handler name (built-in or NAME.wasm in --handlers) or a path to a .wasm file.
+    handler: String,
+    /// A heartbeat.json to take the check's meta, limits and grants from.
+    #[arg(long, requires = "check")]
+    config: Option<PathBuf>,
+    /// The check of --config to run as.
+    #[arg(long, requires = "config")]
+    check: Option<String>,
+    /// The check's `meta` for this run, a JSON object.
+    #[arg(long)]
+    meta: Option<String>,
+    /// A directory of handler components.
+    #[arg(long, env = "HANDLERS_DIR")]
+    handlers: Option<PathBuf>,
+    /// The agent name (default: the config's `agent`, else `local`).
+    #[arg(long, env = "AGENT_NAME")]
+    agent: Option<String>,
+    /// Where compiled handlers are cached.
+    #[arg(long, env = "HEARTBEAT_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -41,6 +83,8 @@ struct RunArgs {
     /// The state file (default: `<config stem>.state.json` beside the config).
     #[arg(long)]
     state: Option<PathBuf>,
+    #[command(flatten)]
+    bus: heartbeat_host::amqp::cli::BusArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -58,7 +102,6 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("heartbeat-host: {e:#}");
             std::process::ExitCode::from(2)
         }
@@ -75,10 +118,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     .agent
                     .context("no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config")?,
             };
+            let state_path = args
+                .state
+                .unwrap_or_else(|| state::default_path(&args.config));
             let options = HostOptions {
-                state_path: args
-                    .state
-                    .unwrap_or_else(|| state::default_path(&args.config)),
+                bus: args.bus.options(&state_path),
+                state_path,
                 config_path: args.config,
                 agent,
                 handlers_dir: args.handlers,
@@ -87,6 +132,46 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(daemon::run(options, shutdown_signal()))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Invoke(args) => {
+            let options = heartbeat_host::invoke::InvokeOptions {
+                handler: args.handler,
+                config: args.config,
+                check: args.check,
+                meta: args.meta,
+                handlers_dir: args.handlers,
+                agent: args.agent,
+                cache_dir: args.cache_dir.or_else(heartbeat_host::runtime::CompileCache::default_dir),
+            };
+            let invocation = heartbeat_host::invoke::invoke(&options)?;
+            println!("{}", serde_json::to_string_pretty(&invocation)?);
+            Ok(if invocation.report.status == heartbeat_host::state::RunStatus::Failed {
+                std::process::ExitCode::from(1)
+            } else {
+                std::process::ExitCode::SUCCESS
+            })
+        }
+        Command::New(args) => {
+            let project = heartbeat_host::scaffold::create(&heartbeat_host::scaffold::NewProject {
+                name: args.name,
+                language: args.lang,
+                dir: args.dir,
+            })?;
+            println!(
+                "created {} handler `{}` in {}\n\ncd {}\n{}",
+                project.language,
+                project.name,
+                project.dir.display(),
+                project.dir.display(),
+                project.next_steps()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Tick(args) => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(heartbeat_host::amqp::cli::run_tick(&args))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }

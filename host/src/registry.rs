@@ -47,7 +47,33 @@ pub struct NotFound {
     dir: String,
 }
 
+impl NotFound {
+    /// `name` is neither a built-in nor a file in `dir`.
+    pub fn new(name: &str, dir: Option<&Path>) -> NotFound {
+        NotFound {
+            name: name.to_string(),
+            builtins: builtin_names().collect::<Vec<_>>().join(", "),
+            dir: match dir {
+                Some(d) => format!("no {name}.wasm in {}", d.display()),
+                None => "no handler directory given".to_string(),
+            },
+        }
+    }
+}
+
 impl Registry {
+    /// A registry holding every built-in handler, compiled (or taken from
+    /// the compiled-code cache).
+    pub fn with_builtins(runtime: &Runtime) -> Result<Registry, LoadError> {
+        let registry = Registry::default();
+        for name in builtin_names() {
+            if let Some(handler) = load_builtin(runtime, name) {
+                registry.insert(handler?);
+            }
+        }
+        Ok(registry)
+    }
+
     /// The handler in service under `name`.
     pub fn get(&self, name: &str) -> Option<Arc<LoadedHandler>> {
         self.read().get(name).cloned()
@@ -55,14 +81,7 @@ impl Registry {
 
     /// Resolves `name`, or says what exists instead.
     pub fn resolve(&self, name: &str, dir: Option<&Path>) -> Result<Arc<LoadedHandler>, NotFound> {
-        self.get(name).ok_or_else(|| NotFound {
-            name: name.to_string(),
-            builtins: builtin_names().collect::<Vec<_>>().join(", "),
-            dir: match dir {
-                Some(d) => format!("no {name}.wasm in {}", d.display()),
-                None => "no handler directory given".to_string(),
-            },
-        })
+        self.get(name).ok_or_else(|| NotFound::new(name, dir))
     }
 
     /// Puts a handler in service, replacing any of the same name; returns the one it replaced.

@@ -2,21 +2,23 @@
 //! and instance for every run, hard limits on time and memory, and no
 //! capability that the check was not granted.
 
+mod cache;
 mod sandbox;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use sandbox::RunState;
+pub use cache::CompileCache;
 pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord, topic_matches};
 
-use crate::config::Limits;
+use crate::config::{CheckConfig, Limits};
 use crate::state::RunStatus;
 
 /// Bindings of the `handler` world, generated from `wit/`.
@@ -24,6 +26,11 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "handler",
+        // Host functions may trap (a run over its output caps stops at once);
+        // `run` is called asynchronously so that a run blocked in a host call
+        // (a WASI sleep, say) can still be stopped at its deadline.
+        imports: { default: trappable },
+        exports: { default: async },
     });
 }
 
@@ -31,6 +38,31 @@ use bindings::heartbeat::handler::types as wit;
 
 /// How often the epoch advances: the resolution of run timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The largest `memoryMb` a check may ask for: a 32-bit linear memory's 4 GiB.
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// Runs that may be in flight at once; one more fails with a plain reason.
+pub const MAX_CONCURRENT_RUNS: u32 = 128;
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled handlers are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator (fast fresh instances). Off only to
+    /// measure what it buys.
+    pub pooling: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: CompileCache::default_dir(),
+            pooling: true,
+        }
+    }
+}
 
 /// Why a component was refused.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +171,53 @@ pub enum ProcessState {
     Stopped,
 }
 
+/// The tick a run belongs to.
+#[derive(Debug, Clone)]
+pub struct TickInfo {
+    /// The tick's id.
+    pub id: String,
+    /// The tick's time, ms since epoch.
+    pub time_ms: u64,
+    /// The envelope as JSON text.
+    pub envelope: String,
+}
+
+impl RunRequest {
+    /// The request for running `check` on a tick: its limits, its grants
+    /// (relative directory paths resolved against `config_dir`) and the
+    /// agent's event namespace.
+    pub fn for_check(agent: &str, tick: TickInfo, check: &CheckConfig, last_run_ms: u64, config_dir: &Path) -> RunRequest {
+        RunRequest {
+            tick_id: tick.id,
+            tick_ms: tick.time_ms,
+            agent: agent.to_string(),
+            envelope: tick.envelope,
+            check: check.name.clone(),
+            handler: check.handler.clone(),
+            cadence_ms: check.cadence_ms,
+            priority: check.priority,
+            meta: serde_json::Value::Object(check.meta.clone()).to_string(),
+            last_run_ms,
+            limits: check.limits,
+            emit_policy: EmitPolicy {
+                own_prefix: format!("agent.{agent}."),
+                extra: check.grants.emit.clone(),
+            },
+            dirs: check
+                .grants
+                .dirs
+                .iter()
+                .map(|d| DirGrant {
+                    guest_path: d.guest_path.clone(),
+                    host_path: d.host_path_from(config_dir),
+                    read_only: d.read_only,
+                })
+                .collect(),
+            processes: Arc::new(Vec::new()),
+        }
+    }
+}
+
 /// A host directory made visible to a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirGrant {
@@ -191,19 +270,49 @@ impl RunReport {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
+    cache: Option<CompileCache>,
     stop_epoch: Arc<AtomicBool>,
+}
+
+/// The pooling allocator's shape: slots for [`MAX_CONCURRENT_RUNS`]
+/// instances, sized for Python and JavaScript components too, with memory
+/// kept resident between runs so that a fresh instance reuses warm pages
+/// (copy-on-write images, `pagemap_scan` where the kernel has it).
+fn pooling_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(MAX_CONCURRENT_RUNS)
+        .total_core_instances(MAX_CONCURRENT_RUNS * 16)
+        .total_memories(MAX_CONCURRENT_RUNS * 4)
+        .total_tables(MAX_CONCURRENT_RUNS * 8)
+        .total_stacks(MAX_CONCURRENT_RUNS)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(32)
+        .max_memories_per_module(1)
+        .max_tables_per_module(4)
+        .table_elements(100_000)
+        .max_core_instance_size(1 << 20)
+        .max_component_instance_size(1 << 20)
+        .max_memory_size((MAX_MEMORY_MB << 20) as usize)
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 16)
+        .pagemap_scan(Enabled::Auto);
+    pool
 }
 
 impl Runtime {
     /// Builds the engine (pooling allocator, epoch interruption) and links
     /// WASI (with nothing granted by default) and the `host` interface.
-    pub fn new() -> anyhow::Result<Runtime> {
+    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        if options.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+        }
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
         bindings::Handler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
@@ -222,9 +331,11 @@ impl Runtime {
                     }
                 }
             })?;
+        let cache = options.cache_dir.clone().map(|dir| CompileCache::new(dir, &engine));
         Ok(Runtime {
             engine,
             linker,
+            cache,
             stop_epoch,
         })
     }
@@ -234,12 +345,28 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles `bytes` and checks that they implement the handler world.
+    /// The compiled-code cache, when there is one.
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compiles `bytes` (or takes them from the cache) and checks that they
+    /// implement the handler world.
     pub fn load(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<LoadedHandler, LoadError> {
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+        let compile_error = |e: wasmtime::Error| LoadError::Compile {
             origin: origin.to_string(),
             reason: format!("{e:#}"),
-        })?;
+        };
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::Compile {
+                origin: origin.to_string(),
+                reason: "not a WebAssembly binary (no \\0asm header)".into(),
+            });
+        }
+        let component = match &self.cache {
+            Some(cache) => cache.get_or_compile(&self.engine, bytes).map_err(compile_error)?.0,
+            None => Component::new(&self.engine, bytes).map_err(compile_error)?,
+        };
         self.prepare(name, origin, &component)
     }
 
@@ -252,7 +379,12 @@ impl Runtime {
     ) -> Result<LoadedHandler, LoadError> {
         let world_error = |e: wasmtime::Error| LoadError::World {
             origin: origin.to_string(),
-            reason: format!("{e:#}"),
+            reason: match other_wit_version(&self.engine, component) {
+                Some(theirs) => format!(
+                    "it was built for {theirs}; this host speaks heartbeat:handler@{WIT_VERSION} ({e:#})"
+                ),
+                None => format!("{e:#}"),
+            },
         };
         let instance_pre = self
             .linker
@@ -268,13 +400,29 @@ impl Runtime {
 
     /// Runs `handler` once in a fresh instance. Never panics on guest
     /// behaviour: traps, timeouts and limits become a `failed` report.
-    pub fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
+    ///
+    /// The deadline holds two ways: guest code is interrupted at the next
+    /// epoch after it (yielding to the async runtime every epoch until
+    /// then), and a run blocked inside a host call is dropped when the
+    /// deadline passes.
+    pub async fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
         let started = Instant::now();
-        let mut report = match self.build_store(request) {
+        let timeout = Duration::from_millis(request.limits.timeout_ms);
+        let mut report = match self.build_store(request, started + timeout) {
             Ok(mut store) => {
-                let result = self.call(handler, &mut store, request);
+                let outcome = tokio::time::timeout(
+                    timeout + EPOCH_TICK * 2,
+                    self.call(handler, &mut store, request),
+                )
+                .await;
                 let state = store.into_data();
-                let mut report = interpret(result, &state, &request.limits);
+                let mut report = match outcome {
+                    Ok(result) => interpret(result, &state, &request.limits),
+                    Err(_elapsed) => RunReport::failed_before_start(format!(
+                        "timeout after {} ms (blocked in a host call)",
+                        request.limits.timeout_ms
+                    )),
+                };
                 report.logs = state.output.logs;
                 report.events = state.output.events;
                 report.dropped_logs = state.output.dropped_logs;
@@ -286,7 +434,7 @@ impl Runtime {
         report
     }
 
-    fn build_store(&self, request: &RunRequest) -> anyhow::Result<Store<RunState>> {
+    fn build_store(&self, request: &RunRequest, deadline: Instant) -> anyhow::Result<Store<RunState>> {
         let mut wasi = WasiCtxBuilder::new();
         for dir in &request.dirs {
             let perms = if dir.read_only {
@@ -307,24 +455,26 @@ impl Runtime {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = request
-            .limits
-            .timeout_ms
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1)
-            + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Every epoch: past the deadline, trap; before it, yield to the
+        // async runtime so a busy guest does not hog a worker thread.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
         Ok(store)
     }
 
-    fn call(
+    async fn call(
         &self,
         handler: &LoadedHandler,
         store: &mut Store<RunState>,
         request: &RunRequest,
     ) -> wasmtime::Result<Result<wit::Outcome, String>> {
-        let instance = handler.pre.instantiate(&mut *store)?;
+        let instance = handler.pre.instantiate_async(&mut *store).await?;
         let tick = wit::Tick {
             id: request.tick_id.clone(),
             time_ms: request.tick_ms,
@@ -339,8 +489,24 @@ impl Runtime {
             meta: request.meta.clone(),
             last_run_ms: request.last_run_ms,
         };
-        instance.call_run(&mut *store, &tick, &check)
+        instance.call_run(&mut *store, &tick, &check).await
     }
+}
+
+/// The version of the `heartbeat:handler` WIT package this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// The `heartbeat:handler` version a component imports, when it is not one
+/// this host can serve (another major, or for 0.x another minor).
+fn other_wit_version(engine: &Engine, component: &Component) -> Option<String> {
+    let ty = component.component_type();
+    let compatible_prefix = WIT_VERSION.rsplit_once('.').map_or(WIT_VERSION, |(major_minor, _)| major_minor);
+    ty.imports(engine)
+        .map(|(name, _)| name)
+        .filter_map(|name| name.strip_prefix("heartbeat:handler/"))
+        .filter_map(|rest| rest.split_once('@').map(|(_, version)| version))
+        .find(|version| !version.starts_with(&format!("{compatible_prefix}.")))
+        .map(|version| format!("heartbeat:handler@{version}"))
 }
 
 impl Drop for Runtime {
@@ -415,12 +581,15 @@ fn trap_reason(error: &wasmtime::Error, state: &RunState, limits: &Limits) -> St
     if state.limiter.refused {
         return format!("memory limit {} MiB exceeded", limits.memory_mb);
     }
+    if let Some(cap) = &state.output.cap_hit {
+        return cap.clone();
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!("timeout after {} ms", limits.timeout_ms),
         Some(Trap::StackOverflow) => {
             "trap: call stack exhausted (unbounded recursion?)".to_string()
         }
-        Some(trap) => format!("trap: {trap}"),
+        Some(trap) => trap.to_string(),
         None => format!("{error:#}"),
     }
 }

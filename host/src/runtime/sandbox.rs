@@ -76,6 +76,8 @@ pub struct RunOutput {
     pub dropped_logs: u32,
     /// Bytes written through log and emit so far.
     pub bytes: u64,
+    /// The output cap the run hit (it was stopped there), if any.
+    pub cap_hit: Option<String>,
 }
 
 /// The store data of one run.
@@ -107,14 +109,23 @@ impl RunState {
         }
     }
 
-    /// Counts `len` bytes against the output cap; false when over it.
-    fn take_bytes(&mut self, len: usize) -> bool {
+    /// Counts `len` bytes against the output cap; a trap when over it.
+    fn take_bytes(&mut self, len: usize) -> wasmtime::Result<()> {
         let next = self.output.bytes.saturating_add(len as u64);
         if next > self.limits.max_output_bytes {
-            return false;
+            return self.stop(format!(
+                "output cap reached: at most {} bytes of logs and events per run",
+                self.limits.max_output_bytes
+            ));
         }
         self.output.bytes = next;
-        true
+        Ok(())
+    }
+
+    /// Stops the run over a cap: records why and traps.
+    fn stop(&mut self, reason: String) -> wasmtime::Result<()> {
+        self.output.cap_hit = Some(reason.clone());
+        Err(wasmtime::Error::msg(reason))
     }
 }
 
@@ -130,15 +141,18 @@ impl WasiView for RunState {
 impl types::Host for RunState {}
 
 impl host::Host for RunState {
-    fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
-        let len = message.len()
-            + fields
-                .iter()
-                .map(|f| f.key.len() + f.value.len())
-                .sum::<usize>();
-        if self.output.logs.len() >= self.limits.max_log_lines as usize || !self.take_bytes(len) {
+    fn log(&mut self, level: Level, message: String, fields: Vec<Field>) -> wasmtime::Result<()> {
+        if self.output.logs.len() >= self.limits.max_log_lines as usize {
             self.output.dropped_logs = self.output.dropped_logs.saturating_add(1);
-            return;
+            return self.stop(format!(
+                "log cap reached: at most {} log records per run",
+                self.limits.max_log_lines
+            ));
+        }
+        let len = message.len() + fields.iter().map(|f| f.key.len() + f.value.len()).sum::<usize>();
+        if let Err(e) = self.take_bytes(len) {
+            self.output.dropped_logs = self.output.dropped_logs.saturating_add(1);
+            return Err(e);
         }
         self.output.logs.push(LogRecord {
             level: match level {
@@ -151,38 +165,31 @@ impl host::Host for RunState {
             message,
             fields: fields.into_iter().map(|f| (f.key, f.value)).collect(),
         });
-    }
-
-    fn emit(&mut self, event_type: String, payload: String) -> Result<(), String> {
-        if !self.emit_policy.allows(&event_type) {
-            return Err(format!(
-                "event type {event_type:?} is not allowed: a check may emit under {:?} unless granted more",
-                format!("{}…", self.emit_policy.own_prefix)
-            ));
-        }
-        if self.output.events.len() >= self.limits.max_events as usize {
-            return Err(format!(
-                "event cap reached: at most {} events per run",
-                self.limits.max_events
-            ));
-        }
-        let payload: serde_json::Value =
-            serde_json::from_str(&payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-        if !self.take_bytes(event_type.len() + payload.to_string().len()) {
-            return Err(format!(
-                "output cap reached: at most {} bytes of logs and events per run",
-                self.limits.max_output_bytes
-            ));
-        }
-        self.output.events.push(EmittedEvent {
-            event_type,
-            payload,
-        });
         Ok(())
     }
 
-    fn processes(&mut self) -> Vec<host::Process> {
-        self.processes
+    fn emit(&mut self, event_type: String, payload: String) -> wasmtime::Result<Result<(), String>> {
+        if !self.emit_policy.allows(&event_type) {
+            return Ok(Err(format!(
+                "event type {event_type:?} is not allowed: a check may emit under \"{}…\" unless granted more",
+                self.emit_policy.own_prefix
+            )));
+        }
+        if self.output.events.len() >= self.limits.max_events as usize {
+            self.stop(format!("event cap reached: at most {} events per run", self.limits.max_events))?;
+        }
+        let payload: serde_json::Value = match serde_json::from_str(&payload) {
+            Ok(payload) => payload,
+            Err(e) => return Ok(Err(format!("payload is not JSON: {e}"))),
+        };
+        self.take_bytes(event_type.len() + payload.to_string().len())?;
+        self.output.events.push(EmittedEvent { event_type, payload });
+        Ok(Ok(()))
+    }
+
+    fn processes(&mut self) -> wasmtime::Result<Vec<host::Process>> {
+        Ok(self
+            .processes
             .iter()
             .map(|p| host::Process {
                 name: p.name.clone(),
@@ -198,7 +205,7 @@ impl host::Host for RunState {
                 last_seen_ms: p.last_seen_ms,
                 expected_by_ms: p.expected_by_ms,
             })
-            .collect()
+            .collect())
     }
 }
 

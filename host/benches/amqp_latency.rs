@@ -1,0 +1,298 @@
+//! Tick published → result event received, on loopback against the real
+//! RabbitMQ, one tick at a time; and the host's idle RSS.
+//!
+//! Starts the `heartbeat-host` built with this bench (release profile) on a
+//! temporary config whose one no-op check is due on every tick
+//! (`cadenceMs` 0), publishes ticks from a plain AMQP client and times each
+//! until its `agent.<agent>.check.completed` event (matched by
+//! `correlation_ids`) arrives on a queue bound to that key.
+//!
+//! ```sh
+//! cargo bench -p heartbeat-host --bench amqp_latency -- [-n 2000] [--log-level info]
+//! ```
+//!
+//! Needs RabbitMQ at `--url` (default amqp://guest:guest@127.0.0.1:5672/).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+
+struct Args {
+    url: String,
+    exchange: String,
+    agent: String,
+    n: usize,
+    warmup: usize,
+    log_level: String,
+    idle_secs: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        url: "amqp://guest:guest@127.0.0.1:5672/".into(),
+        exchange: "bench.latency".into(),
+        agent: format!("bench-latency-{}", std::process::id()),
+        n: 2000,
+        warmup: 100,
+        log_level: "info".into(),
+        idle_secs: 5,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--url" => args.url = value()?,
+            "--exchange" => args.exchange = value()?,
+            "--agent" => args.agent = value()?,
+            "-n" => args.n = value()?.parse().map_err(|e| format!("-n: {e}"))?,
+            "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--log-level" => args.log_level = value()?,
+            "--idle-secs" => {
+                args.idle_secs = value()?.parse().map_err(|e| format!("--idle-secs: {e}"))?
+            }
+            // cargo bench passes --bench.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn rss_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("amqp_latency: {e}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"agent": "{}", "checks": {{"noop": {{"cadenceMs": 0, "handler": "default"}}}}}}"#, args.agent),
+    )
+    .expect("write config");
+    let mut host = Command::new(env!("CARGO_BIN_EXE_heartbeat-host"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--amqp-url", &args.url, "--exchange", &args.exchange])
+        .env("LOG_LEVEL", &args.log_level)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start heartbeat-host");
+    let pid = host.id();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stderr = host.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        let mut ready = Some(ready_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("connected; ticks come from the bus") {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(());
+                }
+            }
+            if line.contains("ERROR") || line.contains("WARN") {
+                eprintln!("host: {line}");
+            }
+        }
+    });
+    if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = host.kill();
+        eprintln!("amqp_latency: the host did not connect within 60 s");
+        std::process::exit(1);
+    }
+    std::thread::sleep(Duration::from_secs(args.idle_secs));
+    let idle_rss = rss_kib(pid, "VmRSS:");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let result = rt.block_on(measure(&args));
+    let after_rss = rss_kib(pid, "VmRSS:");
+    let peak_rss = rss_kib(pid, "VmHWM:");
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = host.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = host.kill();
+    let _ = rt.block_on(cleanup(&args));
+    let mut latencies = match result {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("amqp_latency: {e}");
+            std::process::exit(1);
+        }
+    };
+    latencies.sort();
+    let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "tick -> result event, n={} (after {} warm-up), LOG_LEVEL={}:",
+        latencies.len(),
+        args.warmup,
+        args.log_level
+    );
+    println!(
+        "  median {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  mean {:.3} ms  min {:.3} ms  max {:.3} ms",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 90.0)),
+        ms(percentile(&latencies, 99.0)),
+        ms(mean),
+        ms(latencies[0]),
+        ms(latencies[latencies.len() - 1])
+    );
+    println!(
+        "host RSS: idle (connected, {} s after start, before any tick) {:.1} MiB; after the run {:.1} MiB; peak {:.1} MiB",
+        args.idle_secs,
+        idle_rss as f64 / 1024.0,
+        after_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
+}
+
+async fn connect(url: &str) -> Result<Connection, lapin::Error> {
+    let properties = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio::current());
+    // lapin reads an empty vhost path as ""; the broker's default is "/".
+    let url = if url.ends_with('/') { format!("{url}%2f") } else { url.to_string() };
+    Connection::connect(&url, properties).await
+}
+
+async fn measure(args: &Args) -> Result<Vec<Duration>, String> {
+    let err = |e: lapin::Error| e.to_string();
+    let connection = connect(&args.url).await.map_err(err)?;
+    let channel = connection.create_channel().await.map_err(err)?;
+    channel
+        .exchange_declare(
+            &args.exchange,
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(err)?;
+    let observer = channel
+        .queue_declare(
+            "",
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    channel
+        .queue_bind(
+            observer.name().as_str(),
+            &args.exchange,
+            &format!("agent.{}.check.completed", args.agent),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    let mut results = channel
+        .basic_consume(
+            observer.name().as_str(),
+            "",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(err)?;
+    let mut latencies = Vec::with_capacity(args.n);
+    for i in 0..args.warmup + args.n {
+        let event_id = format!("lat-{}-{i}", std::process::id());
+        let body = serde_json::json!({
+            "event_id": event_id, "event_type": "system.heartbeat.tick",
+            "timestamp": "2025-01-01T00:00:00+00:00", "version": "1.0.0",
+            "source": {"host": "bench", "type": "manual", "app": "amqp_latency"},
+            "payload": {"tick_id": format!("{i:08}")}
+        })
+        .to_string();
+        let started = Instant::now();
+        channel
+            .basic_publish(
+                &args.exchange,
+                "system.heartbeat.tick",
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .map_err(err)?;
+        let deadline = started + Duration::from_secs(10);
+        loop {
+            let next = tokio::time::timeout_at(deadline.into(), results.next())
+                .await
+                .map_err(|_| format!("no result event for {event_id} within 10 s"))?;
+            let delivery = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("observer consumer cancelled".into()),
+            };
+            let event: serde_json::Value =
+                serde_json::from_slice(&delivery.data).map_err(|e| e.to_string())?;
+            if event["correlation_ids"][0].as_str() == Some(event_id.as_str()) {
+                if i >= args.warmup {
+                    latencies.push(started.elapsed());
+                }
+                break;
+            }
+        }
+    }
+    let _ = connection.close(200, "done").await;
+    Ok(latencies)
+}
+
+async fn cleanup(args: &Args) -> Result<(), lapin::Error> {
+    let connection = connect(&args.url).await?;
+    let channel = connection.create_channel().await?;
+    for queue in [format!("agent.{}.inbox", args.agent), format!("agent.{}.dlq", args.agent)] {
+        channel.queue_delete(&queue, QueueDeleteOptions::default()).await?;
+    }
+    connection.close(200, "done").await
+}

@@ -1,0 +1,123 @@
+//! Reaching the broker: reading `RABBIT_URL` the way heartbeat-consumer's
+//! Python client does, and opening a lapin connection on tokio.
+
+use std::time::Duration;
+
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{Connection, ConnectionProperties};
+
+/// How long one connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a broker URL is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not an AMQP URL.
+    #[error("{url}: not an AMQP URL: {reason}")]
+    Invalid {
+        /// The URL, password hidden.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// `amqps://`: this build has no TLS.
+    #[error("{0}: amqps:// (TLS) is not supported by this build; use amqp://")]
+    Tls(String),
+}
+
+/// Parses an AMQP URL as heartbeat-consumer's client (aio-pika) reads it:
+/// an empty path (`amqp://host:5672/`) means the vhost `/`, and numeric
+/// hosts (`127.0.0.1`, `[::1]`) are kept as written.
+pub fn parse_url(text: &str) -> Result<AMQPUri, UrlError> {
+    let shown = redact(text);
+    let invalid = |reason: String| UrlError::Invalid {
+        url: shown.clone(),
+        reason,
+    };
+    let mut uri: AMQPUri = text.parse().map_err(invalid)?;
+    if uri.scheme == AMQPScheme::AMQPS {
+        return Err(UrlError::Tls(shown));
+    }
+    let parsed = url::Url::parse(text).map_err(|e| invalid(e.to_string()))?;
+    if let Some(host) = parsed.host_str() {
+        uri.authority.host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+    }
+    if uri.vhost.is_empty() {
+        uri.vhost = "/".to_string();
+    }
+    Ok(uri)
+}
+
+/// The URL with its password replaced by `***`, for logs.
+pub fn redact(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(unparsable URL)".to_string(),
+    }
+}
+
+/// Opens a connection on the current tokio runtime, named for the
+/// broker's connection list, within [`CONNECT_TIMEOUT`].
+pub async fn connect(uri: &AMQPUri, name: &str) -> Result<Connection, lapin::Error> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(name.into())
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio::current());
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri.clone(), properties))
+        .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            ),
+        )))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_slash_means_the_default_vhost_as_in_the_consumer() {
+        let uri = parse_url("amqp://delorenj:delorenj@localhost:5673/").expect("url");
+        assert_eq!(uri.vhost, "/");
+        assert_eq!(uri.authority.port, 5673);
+        assert_eq!(uri.authority.userinfo.username, "delorenj");
+        assert_eq!(parse_url("amqp://h").expect("url").vhost, "/");
+        assert_eq!(parse_url("amqp://h/%2f").expect("url").vhost, "/");
+        assert_eq!(parse_url("amqp://h/prod").expect("url").vhost, "prod");
+    }
+
+    #[test]
+    fn numeric_hosts_are_kept_not_replaced_by_localhost() {
+        assert_eq!(parse_url("amqp://guest:guest@127.0.0.1:5672/").expect("url").authority.host, "127.0.0.1");
+        assert_eq!(parse_url("amqp://10.1.2.3").expect("url").authority.host, "10.1.2.3");
+        assert_eq!(parse_url("amqp://[::1]:5672/").expect("url").authority.host, "::1");
+        assert_eq!(parse_url("amqp://rabbit.internal").expect("url").authority.host, "rabbit.internal");
+    }
+
+    #[test]
+    fn refuses_tls_and_nonsense_without_showing_the_password() {
+        let err = parse_url("amqps://u:secret@h/").expect_err("tls").to_string();
+        assert!(err.contains("amqps") && !err.contains("secret"), "{err}");
+        let err = parse_url("http://u:secret@h/").expect_err("scheme").to_string();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("amqp://guest:guest@127.0.0.1:5672/"), "amqp://guest:***@127.0.0.1:5672/");
+        assert_eq!(redact("amqp://127.0.0.1:5672/"), "amqp://127.0.0.1:5672/");
+    }
+}

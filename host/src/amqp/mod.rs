@@ -1,0 +1,412 @@
+//! RabbitMQ, wire-compatible with heartbeat-consumer: ticks and control
+//! messages come in on `agent.{name}.inbox`, result events and the events
+//! handlers emit go out on the topic exchange.
+//!
+//! - [`envelope`], [`control`], [`outbox`]'s format and [`backoff`] are pure.
+//! - [`topology`] declares what the consumer declared, [`connect`] reaches
+//!   the broker, `session` consumes and reconnects, `publisher` sends with
+//!   confirms and falls back to the on-disk outbox.
+//!
+//! The daemon starts a [`Bus`] with its tick and control channels, asks it
+//! whether bus ticks are flowing ([`Bus::is_connected`]; while not, its own
+//! timer runs the checks), hands it each run's outcome
+//! ([`Bus::publish_run`]) and stops it in two steps at shutdown
+//! ([`Bus::stop_consuming`], then [`Bus::shutdown`]).
+
+pub mod backoff;
+pub mod cli;
+pub mod connect;
+pub mod control;
+pub mod envelope;
+pub mod events;
+pub mod outbox;
+mod publisher;
+mod session;
+pub mod ticker;
+pub mod topology;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use crate::runtime::RunReport;
+use crate::tick::Tick;
+
+pub use publisher::{APP_ID, OWN_HEADER};
+pub use session::is_own;
+
+/// The default exchange (`EXCHANGE_NAME`), as in heartbeat-consumer.
+pub const DEFAULT_EXCHANGE: &str = "bloodbank.events.v1";
+
+/// Unacknowledged deliveries the broker may hand the host at once.
+pub const DEFAULT_PREFETCH: u16 = 64;
+
+/// Events the outbox keeps while the broker is unreachable.
+pub const DEFAULT_OUTBOX_MAX: usize = 10_000;
+
+/// How to reach the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusOptions {
+    /// `RABBIT_URL`.
+    pub url: String,
+    /// `EXCHANGE_NAME`.
+    pub exchange: String,
+    /// The consumer's prefetch (basic.qos).
+    pub prefetch: u16,
+    /// The outbox file.
+    pub outbox_path: PathBuf,
+    /// The outbox's bound, in events.
+    pub outbox_max: usize,
+}
+
+/// The outbox beside a state file: `x.state.json` → `x.outbox.jsonl`.
+pub fn default_outbox_path(state_path: &Path) -> PathBuf {
+    let name = state_path
+        .file_name()
+        .map_or_else(|| "heartbeat".into(), |n| n.to_string_lossy().into_owned());
+    let stem = name
+        .strip_suffix(".state.json")
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(&name);
+    state_path.with_file_name(format!("{stem}.outbox.jsonl"))
+}
+
+/// Why the bus could not start or a tick could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The URL is not usable.
+    #[error(transparent)]
+    Url(#[from] connect::UrlError),
+    /// The outbox file cannot be used.
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+    /// The broker refused or could not be reached.
+    #[error("broker {0}")]
+    Broker(String),
+}
+
+/// Whether bus ticks are flowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusStatus {
+    /// Starting; the first connection attempt has not finished.
+    Connecting,
+    /// Consuming the inbox.
+    Connected,
+    /// Not connected; the host's own timer runs the checks.
+    Disconnected,
+}
+
+/// Shutdown steps, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Running,
+    StopConsuming,
+    Flush,
+    Closed,
+}
+
+/// A control message for the daemon to apply and persist.
+#[derive(Debug)]
+pub struct ControlRequest {
+    /// What to do.
+    pub command: control::Command,
+    /// The answer: applied (and durably saved), or refused with the reason.
+    pub reply: oneshot::Sender<Result<control::Applied, control::Refused>>,
+}
+
+/// Counters of what the bus did; logged when it stops.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Ticks received from the bus.
+    pub ticks: AtomicU64,
+    /// Control messages applied.
+    pub controls: AtomicU64,
+    /// Messages rejected to the DLQ.
+    pub rejected: AtomicU64,
+    /// Messages acknowledged and ignored.
+    pub ignored: AtomicU64,
+    /// The host's own events skipped on its inbox.
+    pub own_skipped: AtomicU64,
+    /// Events the broker confirmed.
+    pub published: AtomicU64,
+    /// Events put in the outbox.
+    pub spooled: AtomicU64,
+    /// Events dropped over the outbox's bound, ever (`outbox_dropped_total`).
+    pub outbox_dropped: AtomicU64,
+    /// Reconnections after a loss.
+    pub reconnects: AtomicU64,
+}
+
+/// What the bus's tasks share.
+pub(crate) struct Ctx {
+    agent: String,
+    names: topology::Names,
+    uri: lapin::uri::AMQPUri,
+    url_shown: String,
+    prefetch: u16,
+    backoff: backoff::Backoff,
+    source: envelope::Source,
+    metrics: Arc<Metrics>,
+}
+
+/// The running bus.
+pub struct Bus {
+    ctx: Arc<Ctx>,
+    status: watch::Receiver<BusStatus>,
+    phase: watch::Sender<Phase>,
+    publisher: publisher::PublisherHandle,
+    tasks: std::sync::Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
+}
+
+/// Resolves once a run's events are confirmed by the broker or in the outbox.
+#[derive(Debug)]
+pub struct Published(oneshot::Receiver<()>);
+
+impl Published {
+    /// Waits; false when the publisher stopped first (the events were lost).
+    pub async fn wait(self) -> bool {
+        self.0.await.is_ok()
+    }
+}
+
+impl Bus {
+    /// Opens the outbox and starts connecting (in the background) on the
+    /// current tokio runtime. Bus ticks go to `ticks`, control requests to
+    /// `controls`.
+    pub fn start(
+        options: &BusOptions,
+        agent: &str,
+        ticks: mpsc::Sender<Tick>,
+        controls: mpsc::Sender<ControlRequest>,
+    ) -> Result<Bus, BusError> {
+        let uri = connect::parse_url(&options.url)?;
+        let (outbox, skipped) = outbox::Outbox::open(&options.outbox_path, options.outbox_max)?;
+        if skipped > 0 {
+            warn!(outbox = %options.outbox_path.display(), skipped, "outbox lines that were not events were dropped (an interrupted write?)");
+        }
+        if !outbox.is_empty() {
+            info!(outbox = %options.outbox_path.display(), waiting = outbox.len(), "events from an earlier run wait in the outbox");
+        }
+        let metrics = Arc::new(Metrics::default());
+        metrics
+            .outbox_dropped
+            .store(outbox.dropped_total(), Ordering::Relaxed);
+        let ctx = Arc::new(Ctx {
+            agent: agent.to_string(),
+            names: topology::Names::new(agent, &options.exchange),
+            uri,
+            url_shown: connect::redact(&options.url),
+            prefetch: options.prefetch.max(1),
+            backoff: backoff::Backoff::default(),
+            source: source("agent"),
+            metrics,
+        });
+        let (status_tx, status) = watch::channel(BusStatus::Connecting);
+        let (phase, phase_rx) = watch::channel(Phase::Running);
+        let (channel_tx, channel_rx) = watch::channel(None);
+        let (failed_tx, failed_rx) = watch::channel(0u64);
+        let (task, publisher) = publisher::Publisher::new(
+            Arc::clone(&ctx),
+            outbox,
+            channel_rx,
+            failed_tx,
+            phase_rx.clone(),
+        );
+        let publisher_task = tokio::spawn(task.run());
+        let supervisor = session::Supervisor {
+            ctx: Arc::clone(&ctx),
+            links: session::Links { ticks, controls },
+            channel: channel_tx,
+            failed: failed_rx,
+            phase: phase_rx,
+            status: status_tx,
+        };
+        let supervisor_task = tokio::spawn(supervisor.run());
+        Ok(Bus {
+            ctx,
+            status,
+            phase,
+            publisher,
+            tasks: std::sync::Mutex::new(Some((publisher_task, supervisor_task))),
+        })
+    }
+
+    /// Whether bus ticks are flowing (while not, the host's timer runs checks).
+    pub fn status(&self) -> BusStatus {
+        *self.status.borrow()
+    }
+
+    /// Whether the bus is connected and consuming.
+    pub fn is_connected(&self) -> bool {
+        self.status() == BusStatus::Connected
+    }
+
+    /// Follows the bus status.
+    pub fn watch_status(&self) -> watch::Receiver<BusStatus> {
+        self.status.clone()
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.ctx.metrics
+    }
+
+    /// Sends a run's events: first those the handler emitted (each with its
+    /// own routing key), then the result event `agent.{name}.check.completed`,
+    /// all with `correlation_ids` holding the tick's `event_id`.
+    pub fn publish_run(
+        &self,
+        tick_envelope: &serde_json::Value,
+        check: &str,
+        handler: &str,
+        report: &RunReport,
+    ) -> Published {
+        let records = events::run_records(
+            events::RunOutcome {
+                agent: &self.ctx.agent,
+                tick_envelope,
+                check,
+                handler,
+                report,
+            },
+            &self.ctx.source,
+            jiff::Timestamp::now(),
+            || uuid::Uuid::new_v4().to_string(),
+        );
+        Published(self.publisher.submit(records))
+    }
+
+    /// Stops taking deliveries (the first step of a shutdown); the
+    /// connection stays open so ticks in flight can still be acknowledged.
+    pub fn stop_consuming(&self) {
+        self.phase.send_if_modified(|phase| {
+            let earlier = *phase < Phase::StopConsuming;
+            if earlier {
+                *phase = Phase::StopConsuming;
+            }
+            earlier
+        });
+    }
+
+    /// Publishes what is left (bounded; the rest stays in the outbox) and
+    /// closes the connection. Call once the runs in flight have finished;
+    /// a second call does nothing.
+    pub async fn shutdown(&self) {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some((publisher_task, supervisor_task)) = tasks else {
+            return;
+        };
+        self.stop_consuming();
+        let _ = self.phase.send(Phase::Flush);
+        let bound = publisher::FLUSH_TIMEOUT + Duration::from_secs(5);
+        if tokio::time::timeout(bound, publisher_task).await.is_err() {
+            warn!("event publisher did not stop in time");
+        }
+        let _ = self.phase.send(Phase::Closed);
+        if tokio::time::timeout(Duration::from_secs(5), supervisor_task)
+            .await
+            .is_err()
+        {
+            warn!("broker connection did not close in time");
+        }
+        let m = &self.ctx.metrics;
+        info!(
+            ticks = m.ticks.load(Ordering::Relaxed),
+            controls = m.controls.load(Ordering::Relaxed),
+            rejected = m.rejected.load(Ordering::Relaxed),
+            ignored = m.ignored.load(Ordering::Relaxed),
+            own_skipped = m.own_skipped.load(Ordering::Relaxed),
+            published = m.published.load(Ordering::Relaxed),
+            spooled = m.spooled.load(Ordering::Relaxed),
+            outbox_dropped_total = m.outbox_dropped.load(Ordering::Relaxed),
+            reconnects = m.reconnects.load(Ordering::Relaxed),
+            "bus stopped"
+        );
+    }
+}
+
+/// The host's own timer in broker mode: a tick at once, then one every
+/// `interval`, but only while the bus is disconnected (degraded mode);
+/// while it is connected (or still connecting at start-up) bus ticks rule
+/// and timer ticks are not sent. Ends when the receiver is dropped.
+pub async fn run_fallback_timer(
+    interval: Duration,
+    ticks: mpsc::Sender<Tick>,
+    status: watch::Receiver<BusStatus>,
+) {
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut n: u64 = 0;
+    loop {
+        timer.tick().await;
+        if *status.borrow() != BusStatus::Disconnected {
+            continue;
+        }
+        n += 1;
+        let id = format!("timer-{n}");
+        info!(tick = %id, "degraded: broker unreachable, tick from the host's own timer");
+        let tick = Tick {
+            id,
+            time_ms: crate::tick::now_ms(),
+            envelope: serde_json::json!({}),
+            done: None,
+        };
+        if ticks.send(tick).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Who the host says it is in the envelopes it sends.
+pub(crate) fn source(kind: &str) -> envelope::Source {
+    envelope::Source {
+        host: hostname(),
+        kind: kind.to_string(),
+        app: APP_ID.to_string(),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outbox_sits_beside_the_state_file() {
+        assert_eq!(
+            default_outbox_path(Path::new("/a/heartbeat.state.json")),
+            Path::new("/a/heartbeat.outbox.jsonl")
+        );
+        assert_eq!(
+            default_outbox_path(Path::new("/a/custom.json")),
+            Path::new("/a/custom.outbox.jsonl")
+        );
+        assert_eq!(
+            default_outbox_path(Path::new("/a/state")),
+            Path::new("/a/state.outbox.jsonl")
+        );
+    }
+
+    #[test]
+    fn own_events_are_recognised_by_header_alone() {
+        use lapin::types::{AMQPValue, FieldTable, LongString};
+        let mut headers = FieldTable::default();
+        headers.insert(OWN_HEADER.into(), AMQPValue::LongString(LongString::from("cack")));
+        let own = lapin::BasicProperties::default().with_headers(headers);
+        assert!(is_own(&own, "cack"));
+        assert!(!is_own(&own, "other"));
+        assert!(!is_own(&lapin::BasicProperties::default(), "cack"));
+    }
+}

@@ -1,0 +1,385 @@
+//! The on-disk outbox: events the broker has not confirmed yet, kept while it
+//! is unreachable and published in order once it is back.
+//!
+//! The file is JSON Lines: a header `{"heartbeatOutbox":1,"dropped":N}`
+//! (N: events dropped over the bound, ever) and one record per event.
+//! Appends are fsynced; removals rewrite the file atomically. A torn last
+//! line (a crash mid-append) is skipped on reading. At most `max` records
+//! are kept: beyond that the oldest are dropped and counted.
+//!
+//! [`encode_header`], [`encode_record`], [`decode`] and [`make_room`] are
+//! the pure format; [`Outbox`] does the file work.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The outbox file's format version.
+pub const OUTBOX_VERSION: u32 = 1;
+
+/// One event waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// Where it goes.
+    pub routing_key: String,
+    /// Its envelope's `event_id` (also the AMQP `message_id`).
+    pub event_id: String,
+    /// The envelope, as JSON text.
+    pub body: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    heartbeat_outbox: u32,
+    dropped: u64,
+}
+
+/// Why the outbox could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// Reading or writing failed.
+    #[error("outbox {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not an outbox this host can read.
+    #[error("outbox {path}: {reason} (move it aside to start with an empty outbox)")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The header line, newline included.
+pub fn encode_header(dropped: u64) -> String {
+    let header = Header {
+        heartbeat_outbox: OUTBOX_VERSION,
+        dropped,
+    };
+    let mut line = serde_json::to_string(&header).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// One record's line, newline included.
+pub fn encode_record(record: &Record) -> String {
+    // Serialising three strings cannot fail.
+    let mut line = serde_json::to_string(record).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// What an outbox file holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Events dropped over the bound so far.
+    pub dropped: u64,
+    /// The waiting events, oldest first.
+    pub records: Vec<Record>,
+    /// Lines that were not records (a torn last line after a crash).
+    pub skipped: usize,
+}
+
+/// Reads an outbox file's text. `Err` (with the reason) when the header is
+/// of another format or version.
+pub fn decode(text: &str) -> Result<Decoded, String> {
+    let mut lines = text.split('\n').filter(|l| !l.trim().is_empty());
+    let mut decoded = Decoded::default();
+    let Some(first) = lines.next() else {
+        return Ok(decoded);
+    };
+    match serde_json::from_str::<Header>(first) {
+        Ok(header) if header.heartbeat_outbox == OUTBOX_VERSION => decoded.dropped = header.dropped,
+        Ok(header) => {
+            return Err(format!(
+                "format version {} is not this host's {OUTBOX_VERSION}",
+                header.heartbeat_outbox
+            ));
+        }
+        Err(_) => return Err("the first line is not an outbox header".to_string()),
+    }
+    for line in lines {
+        match serde_json::from_str::<Record>(line) {
+            Ok(record) => decoded.records.push(record),
+            Err(_) => decoded.skipped += 1,
+        }
+    }
+    Ok(decoded)
+}
+
+/// Makes room for `incoming` new records under `max`, dropping the oldest
+/// (first those already waiting, then the oldest of `incoming` when it alone
+/// is over the bound). Returns how many were dropped.
+pub fn make_room(waiting: &mut VecDeque<Record>, incoming: &mut VecDeque<Record>, max: usize) -> u64 {
+    let mut dropped = 0u64;
+    while waiting.len() + incoming.len() > max {
+        if waiting.pop_front().is_none() && incoming.pop_front().is_none() {
+            break;
+        }
+        dropped += 1;
+    }
+    dropped
+}
+
+/// The outbox file and its contents in memory.
+#[derive(Debug)]
+pub struct Outbox {
+    path: PathBuf,
+    max: usize,
+    records: VecDeque<Record>,
+    dropped_total: u64,
+}
+
+impl Outbox {
+    /// Opens (or starts) the outbox at `path`, holding at most `max` events
+    /// (at least 1). Returns it with the number of unreadable lines skipped.
+    pub fn open(path: &Path, max: usize) -> Result<(Outbox, usize), OutboxError> {
+        let max = max.max(1);
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(OutboxError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let decoded = decode(&text).map_err(|reason| OutboxError::Foreign {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let mut outbox = Outbox {
+            path: path.to_path_buf(),
+            max,
+            records: decoded.records.into(),
+            dropped_total: decoded.dropped,
+        };
+        let over = make_room(&mut outbox.records, &mut VecDeque::new(), max);
+        outbox.dropped_total += over;
+        if decoded.skipped > 0 || over > 0 {
+            outbox.rewrite()?;
+        }
+        Ok((outbox, decoded.skipped))
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Events dropped over the bound, ever (kept in the file).
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Up to `n` of the oldest waiting events.
+    pub fn front(&self, n: usize) -> Vec<Record> {
+        self.records.iter().take(n).cloned().collect()
+    }
+
+    /// Adds events at the end, durably; returns how many old ones were
+    /// dropped to stay within the bound. The events stay in memory even if
+    /// the file cannot be written (the error says so).
+    pub fn push(&mut self, records: Vec<Record>) -> Result<u64, OutboxError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut incoming: VecDeque<Record> = records.into();
+        let dropped = make_room(&mut self.records, &mut incoming, self.max);
+        self.dropped_total += dropped;
+        if dropped > 0 {
+            self.records.extend(incoming);
+            self.rewrite()?;
+        } else {
+            let fresh = self.records.is_empty() && !self.path.exists();
+            let mut text = String::new();
+            if fresh {
+                text.push_str(&encode_header(self.dropped_total));
+            }
+            for record in &incoming {
+                text.push_str(&encode_record(record));
+            }
+            self.records.extend(incoming);
+            self.append(&text)?;
+        }
+        Ok(dropped)
+    }
+
+    /// Removes the `n` oldest events (they were confirmed), durably.
+    pub fn pop_front(&mut self, n: usize) -> Result<(), OutboxError> {
+        let n = n.min(self.records.len());
+        if n == 0 {
+            return Ok(());
+        }
+        self.records.drain(..n);
+        self.rewrite()
+    }
+
+    fn append(&self, text: &str) -> Result<(), OutboxError> {
+        let io = |source| OutboxError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)
+    }
+
+    /// Replaces the file with the contents in memory; an empty outbox that
+    /// never dropped anything leaves no file.
+    fn rewrite(&self) -> Result<(), OutboxError> {
+        let io = |source| OutboxError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if self.records.is_empty() && self.dropped_total == 0 {
+            return match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            };
+        }
+        let mut text = encode_header(self.dropped_total);
+        for record in &self.records {
+            text.push_str(&encode_record(record));
+        }
+        crate::state::write_atomically(&self.path, text.as_bytes()).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: usize) -> Record {
+        Record {
+            routing_key: "agent.a.check.completed".into(),
+            event_id: format!("e{n}"),
+            body: format!("{{\"n\":{n}}}"),
+        }
+    }
+
+    fn ids(outbox: &Outbox) -> Vec<String> {
+        outbox.front(usize::MAX).into_iter().map(|r| r.event_id).collect()
+    }
+
+    #[test]
+    fn format_round_trips_and_skips_a_torn_last_line() {
+        let mut text = encode_header(7);
+        text.push_str(&encode_record(&record(1)));
+        text.push_str(&encode_record(&record(2)));
+        text.push_str("{\"routingKey\":\"agent.a.x\",\"eve");
+        let decoded = decode(&text).expect("decodes");
+        assert_eq!(decoded.dropped, 7);
+        assert_eq!(decoded.records, [record(1), record(2)]);
+        assert_eq!(decoded.skipped, 1);
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused_not_overwritten() {
+        assert!(decode("{\"checks\": {}}\n").is_err());
+        assert!(decode("{\"heartbeatOutbox\": 9, \"dropped\": 0}\n").is_err());
+        assert_eq!(decode(""), Ok(Decoded::default()));
+    }
+
+    #[test]
+    fn make_room_drops_the_oldest_first() {
+        let mut waiting: VecDeque<Record> = (0..3).map(record).collect();
+        let mut incoming: VecDeque<Record> = (3..5).map(record).collect();
+        assert_eq!(make_room(&mut waiting, &mut incoming, 3), 2);
+        let left: Vec<_> = waiting.iter().chain(incoming.iter()).map(|r| r.event_id.clone()).collect();
+        assert_eq!(left, ["e2", "e3", "e4"]);
+        let mut waiting = VecDeque::new();
+        let mut incoming: VecDeque<Record> = (0..5).map(record).collect();
+        assert_eq!(make_room(&mut waiting, &mut incoming, 2), 3);
+        assert_eq!(incoming.front().map(|r| r.event_id.as_str()), Some("e3"));
+    }
+
+    #[test]
+    fn outbox_keeps_order_across_reopen_and_pops_from_the_front() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.outbox.jsonl");
+        let (mut outbox, _) = Outbox::open(&path, 10).expect("open");
+        outbox.push(vec![record(1), record(2)]).expect("push");
+        outbox.push(vec![record(3)]).expect("push");
+        let (mut reopened, skipped) = Outbox::open(&path, 10).expect("reopen");
+        assert_eq!(skipped, 0);
+        assert_eq!(ids(&reopened), ["e1", "e2", "e3"]);
+        reopened.pop_front(2).expect("pop");
+        let (reopened, _) = Outbox::open(&path, 10).expect("reopen");
+        assert_eq!(ids(&reopened), ["e3"]);
+    }
+
+    #[test]
+    fn outbox_beyond_its_bound_drops_the_oldest_and_counts_them_durably() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.outbox.jsonl");
+        let (mut outbox, _) = Outbox::open(&path, 3).expect("open");
+        assert_eq!(outbox.push((0..2).map(record).collect()).expect("push"), 0);
+        assert_eq!(outbox.push((2..5).map(record).collect()).expect("push"), 2);
+        assert_eq!(ids(&outbox), ["e2", "e3", "e4"]);
+        assert_eq!(outbox.dropped_total(), 2);
+        let (mut reopened, _) = Outbox::open(&path, 3).expect("reopen");
+        assert_eq!(ids(&reopened), ["e2", "e3", "e4"]);
+        assert_eq!(reopened.dropped_total(), 2);
+        // A smaller bound on the next start drops the oldest too.
+        reopened.pop_front(0).expect("noop");
+        let (smaller, _) = Outbox::open(&path, 1).expect("reopen smaller");
+        assert_eq!(ids(&smaller), ["e4"]);
+        assert_eq!(smaller.dropped_total(), 4);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_does_not_glue_onto_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.outbox.jsonl");
+        let mut text = encode_header(0);
+        text.push_str(&encode_record(&record(1)));
+        text.push_str("{\"routingKey\":\"x\"");
+        std::fs::write(&path, text).expect("write");
+        let (mut outbox, skipped) = Outbox::open(&path, 10).expect("open");
+        assert_eq!(skipped, 1);
+        outbox.push(vec![record(2)]).expect("push");
+        let (reopened, skipped) = Outbox::open(&path, 10).expect("reopen");
+        assert_eq!((ids(&reopened), skipped), (vec!["e1".to_string(), "e2".to_string()], 0));
+    }
+
+    #[test]
+    fn an_emptied_outbox_leaves_no_file_unless_it_has_a_drop_count_to_keep() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.outbox.jsonl");
+        let (mut outbox, _) = Outbox::open(&path, 10).expect("open");
+        outbox.push(vec![record(1)]).expect("push");
+        assert!(path.exists());
+        outbox.pop_front(1).expect("pop");
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,418 @@
+//! The connection to the broker: an outer loop that (re)connects with capped
+//! exponential backoff and jitter, declares the topology, and consumes
+//! `agent.{name}.inbox`, turning deliveries into ticks and control requests
+//! and acknowledging each once it has been dealt with.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt as _;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, Consumer, Event};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::envelope::{self, Route};
+use super::publisher::{ChannelSlot, OWN_HEADER};
+use super::{BusStatus, ControlRequest, Ctx, Phase, connect, control, topology};
+use crate::tick::{self, Tick};
+
+/// Where deliveries go.
+pub(crate) struct Links {
+    /// The daemon's tick channel.
+    pub ticks: mpsc::Sender<Tick>,
+    /// The daemon's control channel.
+    pub controls: mpsc::Sender<ControlRequest>,
+}
+
+/// The supervisor's handles on the rest of the bus.
+pub(crate) struct Supervisor {
+    pub ctx: Arc<Ctx>,
+    pub links: Links,
+    pub channel: watch::Sender<ChannelSlot>,
+    pub failed: watch::Receiver<u64>,
+    pub phase: watch::Receiver<Phase>,
+    pub status: watch::Sender<BusStatus>,
+}
+
+/// How a session ended.
+enum End {
+    /// The host is shutting down.
+    Closed,
+    /// The connection or a channel was lost.
+    Lost(String),
+}
+
+/// One connection with its two channels.
+struct Session {
+    connection: Connection,
+    consume: Channel,
+    publish: Channel,
+    consumer: Option<Consumer>,
+    lost: mpsc::UnboundedReceiver<String>,
+}
+
+impl Supervisor {
+    /// Connects, consumes, and reconnects after losses until the bus is
+    /// closed.
+    pub async fn run(mut self) {
+        let mut attempt: u32 = 0;
+        let mut generation: u64 = 0;
+        let mut was_lost = false;
+        loop {
+            if *self.phase.borrow() >= Phase::Closed {
+                return;
+            }
+            let consuming = *self.phase.borrow() == Phase::Running;
+            match open(&self.ctx, consuming).await {
+                Ok(mut session) => {
+                    generation += 1;
+                    attempt = 0;
+                    if was_lost {
+                        self.ctx.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                        info!(
+                            broker = %self.ctx.url_shown,
+                            queue = %self.ctx.names.inbox,
+                            "broker is back: bus ticks take over from the host's own timer"
+                        );
+                    } else {
+                        info!(
+                            broker = %self.ctx.url_shown,
+                            exchange = %self.ctx.names.exchange,
+                            queue = %self.ctx.names.inbox,
+                            prefetch = self.ctx.prefetch,
+                            "connected; ticks come from the bus"
+                        );
+                    }
+                    let _ = self.status.send(BusStatus::Connected);
+                    let _ = self.channel.send(Some((generation, session.publish.clone())));
+                    let end = self.serve(&mut session, generation).await;
+                    let _ = self.channel.send(None);
+                    match end {
+                        End::Closed => {
+                            session.close().await;
+                            let _ = self.status.send(BusStatus::Disconnected);
+                            return;
+                        }
+                        End::Lost(reason) => {
+                            was_lost = true;
+                            let _ = self.status.send(BusStatus::Disconnected);
+                            warn!(
+                                "lost the broker ({reason}); degraded: checks run on the host's own timer until it is back"
+                            );
+                            session.abandon().await;
+                        }
+                    }
+                }
+                Err(reason) => {
+                    let _ = self.status.send(BusStatus::Disconnected);
+                    was_lost = true;
+                    let delay = self.ctx.backoff.delay(attempt, fastrand::f64());
+                    warn!(
+                        broker = %self.ctx.url_shown,
+                        retry_in = %format!("{}ms", delay.as_millis()),
+                        "cannot use the broker: {reason}; degraded: checks run on the host's own timer"
+                    );
+                    attempt = attempt.saturating_add(1);
+                    if self.wait_or_close(delay).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            let delay = self.ctx.backoff.delay(attempt, fastrand::f64());
+            attempt = attempt.saturating_add(1);
+            if self.wait_or_close(delay).await {
+                return;
+            }
+        }
+    }
+
+    /// Sleeps `delay`; true when the bus was closed meanwhile.
+    async fn wait_or_close(&mut self, delay: std::time::Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            if *self.phase.borrow() >= Phase::Closed {
+                return true;
+            }
+            tokio::select! {
+                () = &mut sleep => return false,
+                changed = self.phase.changed() => if changed.is_err() { return true },
+            }
+        }
+    }
+
+    /// Consumes until the session is lost or the bus closed.
+    async fn serve(&mut self, session: &mut Session, generation: u64) -> End {
+        loop {
+            let phase = *self.phase.borrow();
+            if phase >= Phase::Closed {
+                return End::Closed;
+            }
+            if phase >= Phase::StopConsuming {
+                if let Some(consumer) = session.consumer.take() {
+                    let tag = consumer.tag();
+                    if let Err(e) = session
+                        .consume
+                        .basic_cancel(tag.as_str(), BasicCancelOptions::default())
+                        .await
+                    {
+                        debug!("cancelling the consumer: {e}");
+                    }
+                    info!(queue = %self.ctx.names.inbox, "stopped consuming");
+                }
+            }
+            tokio::select! {
+                delivery = next_delivery(&mut session.consumer) => match delivery {
+                    Some(Ok(delivery)) => self.handle(delivery).await,
+                    Some(Err(e)) => return End::Lost(format!("consumer: {e}")),
+                    None => return End::Lost("the broker cancelled the consumer".to_string()),
+                },
+                reason = session.lost.recv() => {
+                    return End::Lost(reason.unwrap_or_else(|| "connection closed".to_string()));
+                }
+                changed = self.failed.changed() => {
+                    if changed.is_ok() && *self.failed.borrow() == generation {
+                        return End::Lost("a publish failed".to_string());
+                    }
+                }
+                changed = self.phase.changed() => if changed.is_err() { return End::Closed },
+            }
+        }
+    }
+
+    /// Deals with one delivery. Never blocks on a run: ticks and control
+    /// requests are answered by tasks that ack once the daemon is done.
+    async fn handle(&self, delivery: Delivery) {
+        let ctx = &self.ctx;
+        if is_own(&delivery.properties, &ctx.agent) {
+            ctx.metrics.own_skipped.fetch_add(1, Ordering::Relaxed);
+            ack(&delivery).await;
+            return;
+        }
+        match envelope::route(&ctx.agent, delivery.routing_key.as_str()) {
+            Route::Tick => match envelope::parse_envelope(&delivery.data) {
+                Ok(envelope) => self.tick(delivery, envelope).await,
+                Err(reason) => refuse(ctx, &delivery, &reason.to_string()).await,
+            },
+            Route::Control(verb) => match control::parse(verb, &delivery.data) {
+                Ok(command) => self.control(delivery, command).await,
+                Err(reason) => refuse(ctx, &delivery, &reason.to_string()).await,
+            },
+            Route::Ignore => {
+                ctx.metrics.ignored.fetch_add(1, Ordering::Relaxed);
+                debug!(routing_key = %delivery.routing_key, "not for the host: acknowledged and ignored");
+                ack(&delivery).await;
+            }
+        }
+    }
+
+    async fn tick(&self, delivery: Delivery, envelope: envelope::Envelope) {
+        self.ctx.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        let (done, handled) = oneshot::channel();
+        let tick = Tick {
+            id: envelope.event_id,
+            time_ms: tick::now_ms(),
+            envelope: envelope.raw,
+            done: Some(done),
+        };
+        if self.links.ticks.send(tick).await.is_err() {
+            // The daemon is stopping: the tick goes back to the queue.
+            requeue(&delivery).await;
+            return;
+        }
+        tokio::spawn(async move {
+            match handled.await {
+                Ok(()) => ack(&delivery).await,
+                Err(_) => requeue(&delivery).await,
+            }
+        });
+    }
+
+    async fn control(&self, delivery: Delivery, command: control::Command) {
+        let (reply, answer) = oneshot::channel();
+        let verb = command.verb();
+        let check = command.check().to_string();
+        if self
+            .links
+            .controls
+            .send(ControlRequest { command, reply })
+            .await
+            .is_err()
+        {
+            requeue(&delivery).await;
+            return;
+        }
+        let ctx = Arc::clone(&self.ctx);
+        tokio::spawn(async move {
+            match answer.await {
+                Ok(Ok(applied)) => {
+                    ctx.metrics.controls.fetch_add(1, Ordering::Relaxed);
+                    info!(control = verb, check = %check, "control applied: {}", applied.summary);
+                    if let Some(caveat) = applied.caveat {
+                        warn!(control = verb, check = %check, "{caveat}");
+                    }
+                    ack(&delivery).await;
+                }
+                Ok(Err(refused)) => refuse(&ctx, &delivery, &refused.to_string()).await,
+                Err(_) => requeue(&delivery).await,
+            }
+        });
+    }
+}
+
+async fn next_delivery(consumer: &mut Option<Consumer>) -> Option<lapin::Result<Delivery>> {
+    match consumer {
+        Some(consumer) => consumer.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens a connection, declares the topology, sets the prefetch, puts the
+/// publishing channel in confirm mode and (when `consuming`) starts the
+/// consumer.
+async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, String> {
+    let name = format!("heartbeat-host agent.{}", ctx.agent);
+    let connection = connect::connect(&ctx.uri, &name)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (lost_tx, lost) = mpsc::unbounded_channel();
+    let mut events = connection.events_listener();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Event::Error(e)) => {
+                        let _ = lost_tx.send(format!("connection: {e}"));
+                    }
+                    Some(Event::ConnectionBlocked(reason)) => {
+                        warn!("the broker blocks this connection: {reason}");
+                    }
+                    Some(Event::ConnectionUnblocked) => info!("the broker unblocked this connection"),
+                    Some(_) => {}
+                    None => return,
+                },
+                () = lost_tx.closed() => return,
+            }
+        }
+    });
+    let setup = async {
+        let consume = connection.create_channel().await?;
+        topology::declare(&consume, &ctx.names).await?;
+        consume
+            .basic_qos(ctx.prefetch, BasicQosOptions::default())
+            .await?;
+        let publish = connection.create_channel().await?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let consumer = if consuming {
+            Some(
+                consume
+                    .basic_consume(
+                        &ctx.names.inbox,
+                        "",
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok::<_, lapin::Error>((consume, publish, consumer))
+    };
+    match setup.await {
+        Ok((consume, publish, consumer)) => Ok(Session {
+            connection,
+            consume,
+            publish,
+            consumer,
+            lost,
+        }),
+        Err(e) => {
+            let _ = connection.close(200, "setup failed").await;
+            Err(format!("setting up {}: {e}", ctx.names.inbox))
+        }
+    }
+}
+
+impl Session {
+    /// Closes cleanly (shutdown): channels, then the connection.
+    async fn close(self) {
+        let _ = self.publish.close(200, "shutting down").await;
+        let _ = self.consume.close(200, "shutting down").await;
+        match self.connection.close(200, "shutting down").await {
+            Ok(()) => info!("closed the broker connection"),
+            Err(e) => debug!("closing the connection: {e}"),
+        }
+    }
+
+    /// Drops a session that failed; closes the connection if it still can.
+    async fn abandon(self) {
+        if self.connection.status().connected() {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                self.connection.close(320, "reconnecting"),
+            )
+            .await;
+        }
+    }
+}
+
+/// Whether a message was published by a host for `agent` (its own events
+/// coming back through the `agent.{name}.#` binding): headers only, the
+/// body is not read.
+pub fn is_own(properties: &BasicProperties, agent: &str) -> bool {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(OWN_HEADER))
+        .is_some_and(|value| match value {
+            AMQPValue::LongString(s) => s.as_bytes() == agent.as_bytes(),
+            AMQPValue::ShortString(s) => s.as_str() == agent,
+            _ => false,
+        })
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+        debug!(delivery_tag = delivery.delivery_tag, "ack not sent ({e}); the broker redelivers the message");
+    }
+}
+
+async fn requeue(delivery: &Delivery) {
+    let options = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    if let Err(e) = delivery.nack(options).await {
+        debug!(delivery_tag = delivery.delivery_tag, "nack not sent ({e}); the broker redelivers the message");
+    }
+}
+
+/// Rejects without requeue (the inbox dead-letters it to the DLQ) and logs
+/// the reason, once.
+async fn refuse(ctx: &Ctx, delivery: &Delivery, reason: &str) {
+    ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    let event_id = envelope::parse_object(&delivery.data)
+        .ok()
+        .and_then(|v| v.get("event_id").and_then(|id| id.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    warn!(
+        routing_key = %delivery.routing_key,
+        event_id = %event_id,
+        redelivered = delivery.redelivered,
+        dlq = %ctx.names.dlq,
+        "message refused, dead-lettered: {reason}"
+    );
+    if let Err(e) = delivery.reject(BasicRejectOptions { requeue: false }).await {
+        debug!("reject not sent ({e}); the broker redelivers the message");
+    }
+}

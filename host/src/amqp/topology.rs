@@ -1,0 +1,117 @@
+//! What the host declares on the broker, exactly as heartbeat-consumer does,
+//! so a host can take over the consumer's queue without touching the broker:
+//! the topic exchange, `agent.{name}.inbox` with the consumer's
+//! dead-letter arguments, the dead-letter queue and the two bindings.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+/// Every name the host uses on the broker for one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The topic exchange (`EXCHANGE_NAME`).
+    pub exchange: String,
+    /// `agent.{name}.inbox`.
+    pub inbox: String,
+    /// `agent.{name}.dlq`.
+    pub dlq: String,
+    /// The inbox's binding keys: `agent.{name}.#` and `system.heartbeat.#`.
+    pub bindings: [String; 2],
+}
+
+impl Names {
+    /// The names for `agent` on `exchange`.
+    pub fn new(agent: &str, exchange: &str) -> Names {
+        Names {
+            exchange: exchange.to_string(),
+            inbox: format!("agent.{agent}.inbox"),
+            dlq: format!("agent.{agent}.dlq"),
+            bindings: [format!("agent.{agent}.#"), "system.heartbeat.#".to_string()],
+        }
+    }
+
+    /// The inbox's arguments, exactly the consumer's: rejected messages go
+    /// through the default exchange to the dead-letter queue.
+    pub fn inbox_arguments(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from("")),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(LongString::from(self.dlq.as_str())),
+        );
+        args
+    }
+}
+
+/// Declares the exchange, both queues and the bindings (idempotent).
+pub async fn declare(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    let durable = |mut o: QueueDeclareOptions| {
+        o.durable = true;
+        o
+    };
+    channel
+        .exchange_declare(
+            &names.exchange,
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            &names.dlq,
+            durable(QueueDeclareOptions::default()),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            &names.inbox,
+            durable(QueueDeclareOptions::default()),
+            names.inbox_arguments(),
+        )
+        .await?;
+    for key in &names.bindings {
+        channel
+            .queue_bind(
+                &names.inbox,
+                &names.exchange,
+                key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_arguments_are_the_consumers() {
+        let names = Names::new("cack", "bloodbank.events.v1");
+        assert_eq!(names.inbox, "agent.cack.inbox");
+        assert_eq!(names.dlq, "agent.cack.dlq");
+        assert_eq!(names.bindings, ["agent.cack.#", "system.heartbeat.#"]);
+        let args = names.inbox_arguments();
+        let inner = args.inner();
+        assert_eq!(inner.len(), 2);
+        assert_eq!(
+            inner.get("x-dead-letter-exchange"),
+            Some(&AMQPValue::LongString("".into()))
+        );
+        assert_eq!(
+            inner.get("x-dead-letter-routing-key"),
+            Some(&AMQPValue::LongString("agent.cack.dlq".into()))
+        );
+    }
+}

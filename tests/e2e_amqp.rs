@@ -1,0 +1,1058 @@
+//! End to end against the real RabbitMQ at 127.0.0.1:5672 (guest/guest):
+//! the real binary, a plain AMQP client (lapin) on the other side, and
+//! `rabbitmqctl` to inspect and to stop and start the broker.
+//!
+//! Isolation: every test has its own agent name and (but for the one that
+//! checks the default) its own exchange, so ticks of one test never reach
+//! another's inbox; queues and exchanges a test creates are deleted when it
+//! ends. The test that stops the broker takes [`BROKER`] exclusively, every
+//! other test shares it, so nothing else talks to the broker while it is
+//! down; a guard restarts the broker even when that test fails.
+//!
+//! Delivery guarantee pinned here: result events are **at least once**.
+//! Every run's result event reaches the exchange (none lost across a broker
+//! restart); an event whose confirm was lost with the connection is sent
+//! again from the outbox with the same `event_id`, so a consumer can drop
+//! duplicates by `event_id`.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Value, json};
+use support::{RunningHost, field, matching, read_json};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Shared by every broker test; taken exclusively by the one that stops it.
+static BROKER: RwLock<()> = RwLock::new(());
+
+fn shared_broker() -> RwLockReadGuard<'static, ()> {
+    BROKER.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn exclusive_broker() -> RwLockWriteGuard<'static, ()> {
+    BROKER.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A name no other test (or earlier run) uses.
+fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "e2e-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `rabbitmqctl ARGS`, bounded; its stdout.
+fn ctl(args: &[&str]) -> String {
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A plain AMQP client: what a Bloodbank producer or consumer would be.
+struct Client {
+    rt: tokio::runtime::Runtime,
+    connection: Connection,
+    channel: Channel,
+}
+
+impl Client {
+    /// Connects, retrying for a while (the broker may be starting).
+    fn connect() -> Client {
+        Client::try_connect(WAIT).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Connects, retrying until `timeout`.
+    fn try_connect(timeout: Duration) -> Result<Client, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + timeout;
+        let (connection, channel) = loop {
+            let attempt = rt.block_on(async {
+                let properties = ConnectionProperties::default()
+                    .with_executor(tokio_executor_trait::Tokio::current())
+                    .with_reactor(tokio_reactor_trait::Tokio::current());
+                let connection =
+                    Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", properties)
+                        .await?;
+                let channel = connection.create_channel().await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                Ok::<_, lapin::Error>((connection, channel))
+            });
+            match attempt {
+                Ok(pair) => break pair,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!("cannot reach RabbitMQ: {e}"));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(250)),
+            }
+        };
+        Ok(Client {
+            rt,
+            connection,
+            channel,
+        })
+    }
+
+    fn exchange(&self, name: &str) {
+        self.rt
+            .block_on(self.channel.exchange_declare(
+                name,
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            ))
+            .expect("exchange.declare");
+    }
+
+    fn queue(&self, name: &str, arguments: FieldTable) {
+        self.rt
+            .block_on(self.channel.queue_declare(
+                name,
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                arguments,
+            ))
+            .expect("queue.declare");
+    }
+
+    fn bind(&self, queue: &str, exchange: &str, key: &str) {
+        self.rt
+            .block_on(self.channel.queue_bind(
+                queue,
+                exchange,
+                key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ))
+            .expect("queue.bind");
+    }
+
+    /// A durable queue bound to `key` on `exchange`, to watch what the host sends.
+    fn observer(&self, exchange: &str, key: &str) -> String {
+        let name = unique("observer");
+        self.queue(&name, FieldTable::default());
+        self.bind(&name, exchange, key);
+        name
+    }
+
+    /// Publishes and waits for the broker's confirm.
+    fn publish(&self, exchange: &str, key: &str, body: &[u8]) {
+        let confirm = self.rt.block_on(async {
+            self.channel
+                .basic_publish(
+                    exchange,
+                    key,
+                    BasicPublishOptions::default(),
+                    body,
+                    BasicProperties::default().with_content_type("application/json".into()),
+                )
+                .await?
+                .await
+        });
+        assert!(confirm.expect("publish").is_ack(), "broker nacked");
+    }
+
+    fn publish_json(&self, exchange: &str, key: &str, body: &Value) {
+        self.publish(exchange, key, body.to_string().as_bytes());
+    }
+
+    /// Messages ready in `queue`.
+    fn count(&self, queue: &str) -> u32 {
+        self.rt
+            .block_on(self.channel.queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            ))
+            .expect("passive queue.declare")
+            .message_count()
+    }
+
+    /// Waits until `queue` holds at least `n` ready messages.
+    fn wait_count(&self, queue: &str, n: u32, timeout: Duration) -> u32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.count(queue);
+            if count >= n {
+                return count;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{queue} holds {count} message(s), expected {n} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Takes (and acks) every message in `queue`: (routing key, properties, body).
+    fn drain(&self, queue: &str) -> Vec<(String, BasicProperties, Value)> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .rt
+                .block_on(self.channel.basic_get(queue, BasicGetOptions { no_ack: true }))
+                .expect("basic.get");
+            let Some(message) = got else { return out };
+            let body = serde_json::from_slice(&message.delivery.data).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&message.delivery.data).into_owned())
+            });
+            out.push((
+                message.delivery.routing_key.to_string(),
+                message.delivery.properties.clone(),
+                body,
+            ));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self
+            .rt
+            .block_on(self.connection.close(200, "test done"));
+    }
+}
+
+/// Deletes the queues and exchanges a test made, even when it fails.
+struct Cleanup {
+    queues: Vec<String>,
+    exchanges: Vec<String>,
+}
+
+impl Cleanup {
+    fn agent(agent: &str, exchange: Option<&str>) -> Cleanup {
+        Cleanup {
+            queues: vec![format!("agent.{agent}.inbox"), format!("agent.{agent}.dlq")],
+            exchanges: exchange.map(str::to_string).into_iter().collect(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        // Never panics: this may run while a failed test unwinds.
+        let Ok(client) = Client::try_connect(WAIT) else {
+            return;
+        };
+        for queue in &self.queues {
+            let _ = client
+                .rt
+                .block_on(client.channel.queue_delete(queue, QueueDeleteOptions::default()));
+        }
+        for exchange in &self.exchanges {
+            let _ = client.rt.block_on(
+                client
+                    .channel
+                    .exchange_delete(exchange, ExchangeDeleteOptions::default()),
+            );
+        }
+    }
+}
+
+/// The consumer README's tick, as its Python snippet sends it.
+fn readme_tick(event_id: &str) -> Value {
+    json!({
+        "event_id": event_id,
+        "event_type": "system.heartbeat.tick",
+        "timestamp": "2025-06-01T12:00:00.000000+00:00",
+        "version": "1.0.0",
+        "source": {"host": "local", "type": "manual", "app": "test"},
+        "payload": {"tick_id": &event_id[..event_id.len().min(8)]}
+    })
+}
+
+/// A control message in the envelope.
+fn control(agent: &str, verb: &str, payload: Value) -> Value {
+    json!({
+        "event_id": unique("ctl"),
+        "event_type": format!("agent.{agent}.control.{verb}"),
+        "timestamp": "2025-06-01T12:00:00+00:00",
+        "version": "1.0.0",
+        "source": {"host": "local", "type": "manual", "app": "test"},
+        "payload": payload
+    })
+}
+
+fn write_config(dir: &Path, agent: &str, checks: Value) -> std::path::PathBuf {
+    let path = dir.join("heartbeat.json");
+    let config = json!({"$schema": "heartbeat.v1", "agent": agent, "checks": checks});
+    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).expect("write config");
+    path
+}
+
+fn start_host(config: &Path, exchange: &str, extra: &[&str]) -> RunningHost {
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--amqp-url",
+        URL,
+        "--exchange",
+        exchange,
+    ];
+    args.extend_from_slice(extra);
+    let mut host = RunningHost::start(&args, &[]);
+    host.wait_for("the bus connection", WAIT, |l| {
+        !matching(l, &["connected; ticks come from the bus"]).is_empty()
+    });
+    host
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+fn header<'a>(properties: &'a BasicProperties, key: &str) -> Option<&'a AMQPValue> {
+    properties.headers().as_ref().and_then(|h| h.inner().get(key))
+}
+
+/// Waits until `queue` has nothing ready and nothing unacknowledged.
+fn wait_idle(queue: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = ctl(&["list_queues", "name", "messages_ready", "messages_unacknowledged"]);
+        if out.lines().any(|l| l == format!("{queue}\t0\t0")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{queue} not idle: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn runs_finished(lines: &[String]) -> usize {
+    matching(lines, &["run finished"]).len()
+}
+
+#[test]
+fn declares_the_consumers_exchange_queue_arguments_and_bindings_exactly() {
+    let _broker = shared_broker();
+    let agent = unique("topology");
+    let _cleanup = Cleanup::agent(&agent, None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 60000}}));
+    let mut host = start_host(&config, "bloodbank.events.v1", &[]);
+
+    let queues = ctl(&["list_queues", "name", "durable", "arguments"]);
+    let inbox_line = format!(
+        "agent.{agent}.inbox\ttrue\t[{{\"x-dead-letter-exchange\",[]}},{{\"x-dead-letter-routing-key\",\"agent.{agent}.dlq\"}}]"
+    );
+    assert!(queues.lines().any(|l| l == inbox_line), "{inbox_line}\nnot in\n{queues}");
+    let dlq_line = format!("agent.{agent}.dlq\ttrue\t[]");
+    assert!(queues.lines().any(|l| l == dlq_line), "{dlq_line}\nnot in\n{queues}");
+
+    let bindings = ctl(&["list_bindings", "source_name", "destination_name", "routing_key"]);
+    let mine: BTreeSet<&str> = bindings
+        .lines()
+        .filter(|l| l.starts_with("bloodbank.events.v1\t") && l.contains(&format!("\tagent.{agent}.inbox\t")))
+        .collect();
+    let expected: BTreeSet<String> = [format!("agent.{agent}.#"), "system.heartbeat.#".to_string()]
+        .into_iter()
+        .map(|key| format!("bloodbank.events.v1\tagent.{agent}.inbox\t{key}"))
+        .collect();
+    assert_eq!(
+        mine,
+        expected.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "{bindings}"
+    );
+
+    let exchanges = ctl(&["list_exchanges", "name", "type", "durable"]);
+    assert!(
+        exchanges.lines().any(|l| l == "bloodbank.events.v1\ttopic\ttrue"),
+        "{exchanges}"
+    );
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
+    let _broker = shared_broker();
+    let agent = unique("takeover");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    let observer;
+    {
+        // What heartbeat-consumer (FastStream/aio-pika) declared.
+        client.exchange(&exchange);
+        client.queue(&format!("agent.{agent}.dlq"), FieldTable::default());
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(LongString::from(format!("agent.{agent}.dlq"))),
+        );
+        client.queue(&format!("agent.{agent}.inbox"), args);
+        client.bind(&format!("agent.{agent}.inbox"), &exchange, &format!("agent.{agent}.#"));
+        client.bind(&format!("agent.{agent}.inbox"), &exchange, "system.heartbeat.#");
+        observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
+    }
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    // A tick waits in the queue before the host exists.
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("waiting-tick-1"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 1000}}));
+    let mut host = start_host(&config, &exchange, &[]);
+    client.wait_count(&observer, 1, WAIT);
+    let events = client.drain(&observer);
+    assert_eq!(events[0].2["correlation_ids"], json!(["waiting-tick-1"]));
+    assert_eq!(client.count(&format!("agent.{agent}.inbox")), 0);
+    assert!(host.terminate(WAIT).success());
+    let lines = host.lines();
+    assert!(matching(&lines, &["PRECONDITION"]).is_empty(), "{lines:?}");
+}
+
+#[test]
+fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
+    let _broker = shared_broker();
+    let agent = unique("tick");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({
+            "due": {"cadenceMs": 1000, "handler": "default", "lastRun": 0},
+            "later": {"cadenceMs": 3_600_000, "handler": "default", "lastRun": now_ms()}
+        }),
+    );
+    let mut host = start_host(&config, &exchange, &[]);
+
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("readme-tick-1"));
+    client.wait_count(&observer, 1, WAIT);
+    // The cron's payload shape, and traffic the host does not act on.
+    let cron = json!({
+        "event_id": "cron-tick-2", "event_type": "system.heartbeat.tick",
+        "timestamp": "2025-06-01T12:01:00Z", "version": "1.0.0", "source": {"app": "cron"},
+        "correlation_ids": [],
+        "payload": {"tick": 2, "timestamp": "2025-06-01T12:01:00Z", "quarter": "Q2", "dayOfWeek": 0, "epochMs": 1}
+    });
+    client.publish_json(&exchange, "system.heartbeat.tick", &cron);
+    client.publish_json(&exchange, "system.heartbeat.status", &json!({"anything": true}));
+    client.publish_json(&exchange, &format!("agent.{agent}.note"), &json!({"hello": 1}));
+    host.wait_for("the cron tick", WAIT, |l| {
+        !matching(l, &["no check due", "tick=cron-tick-2"]).is_empty()
+    });
+    wait_idle(&format!("agent.{agent}.inbox"));
+
+    let events = client.drain(&observer);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (key, properties, event) = &events[0];
+    assert_eq!(key, &format!("agent.{agent}.check.completed"));
+    assert_eq!(event["event_type"], json!(format!("agent.{agent}.check.completed")));
+    assert_eq!(event["version"], "1.0.0");
+    assert_eq!(event["correlation_ids"], json!(["readme-tick-1"]));
+    assert!(event["timestamp"].as_str().is_some_and(|t| t.ends_with("+00:00")), "{event}");
+    assert_eq!(event["source"]["app"], "heartbeat-host");
+    let event_id = event["event_id"].as_str().expect("event_id");
+    assert_eq!(event_id.len(), 36, "a UUID: {event_id}");
+    let payload = &event["payload"];
+    assert_eq!(payload["check"], "due");
+    assert_eq!(payload["handler"], "default");
+    assert_eq!(payload["status"], "success");
+    assert!(payload["durationMs"].as_f64().is_some_and(|d| d > 0.0), "{payload}");
+    assert_eq!(payload["details"], json!({}));
+    assert!(payload.get("error").is_none(), "{payload}");
+    let keys: Vec<&str> = payload.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, ["check", "handler", "status", "durationMs", "details"]);
+    assert_eq!(properties.message_id().as_ref().map(|m| m.as_str()), Some(event_id));
+    assert_eq!(properties.delivery_mode(), &Some(2), "persistent");
+    assert_eq!(
+        properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    assert!(header(properties, heartbeat_host::amqp::OWN_HEADER).is_some());
+
+    // Everything that reached the inbox was acknowledged; nothing dead-lettered.
+    assert_eq!(client.count(&format!("agent.{agent}.inbox")), 0);
+    assert_eq!(client.count(&format!("agent.{agent}.dlq")), 0);
+    assert!(host.terminate(WAIT).success());
+    let lines = host.lines();
+    let stopped = matching(&lines, &["bus stopped"]);
+    assert_eq!(stopped.len(), 1, "{lines:?}");
+    // Its own result event came back through agent.{name}.# and was skipped.
+    assert_eq!(field(stopped[0], "own_skipped"), Some("1"), "{}", stopped[0]);
+    assert_eq!(field(stopped[0], "ignored"), Some("2"), "{}", stopped[0]);
+    assert_eq!(field(stopped[0], "rejected"), Some("0"), "{}", stopped[0]);
+    assert_eq!(matching(&lines, &["selected (", "check=due"]).len(), 1, "{lines:?}");
+    assert!(matching(&lines, &["check=later", "selected ("]).is_empty());
+    assert!(!matching(&lines, &["closed the broker connection"]).is_empty());
+    let state = read_json(&dir.path().join("heartbeat.state.json"));
+    assert_eq!(state["checks"]["due"]["lastStatus"], "success");
+}
+
+#[test]
+fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on() {
+    let _broker = shared_broker();
+    let agent = unique("dlq");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
+    let mut host = start_host(&config, &exchange, &[]);
+
+    let tick = "system.heartbeat.tick";
+    let ctl_key = |verb: &str| format!("agent.{agent}.control.{verb}");
+    let bad: Vec<(String, Vec<u8>, &str)> = vec![
+        (tick.into(), b"this is not json".to_vec(), "body is not JSON"),
+        (tick.into(), b"[1, 2]".to_vec(), "body is a JSON array"),
+        (
+            tick.into(),
+            br#"{"event_type": "system.heartbeat.tick", "payload": {}}"#.to_vec(),
+            "field `event_id` is missing",
+        ),
+        (
+            ctl_key("pause"),
+            control(&agent, "pause", json!({"check": "no_such_check"})).to_string().into_bytes(),
+            "unknown check `no_such_check`",
+        ),
+        (
+            ctl_key("resume"),
+            control(&agent, "resume", json!({"name": "ping"})).to_string().into_bytes(),
+            "field `payload.check` is missing",
+        ),
+        (
+            ctl_key("reboot"),
+            control(&agent, "reboot", json!({"check": "ping"})).to_string().into_bytes(),
+            "unknown control `reboot`",
+        ),
+    ];
+    for (key, body, _) in &bad {
+        client.publish(&exchange, key, body);
+    }
+    let dlq = format!("agent.{agent}.dlq");
+    client.wait_count(&dlq, bad.len() as u32, WAIT);
+    // The host is alive and still runs checks.
+    client.publish_json(&exchange, tick, &readme_tick("good-tick-after-bad-ones"));
+    client.wait_count(&observer, 1, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let lines = host.lines();
+    let refused = matching(&lines, &["message refused, dead-lettered"]);
+    assert_eq!(refused.len(), bad.len(), "each logged once: {refused:#?}");
+    for (key, _, reason) in &bad {
+        assert_eq!(
+            matching(&lines, &["message refused", reason]).len(),
+            1,
+            "{key}: {reason} in {refused:#?}"
+        );
+    }
+    let dead = client.drain(&dlq);
+    assert_eq!(dead.len(), bad.len());
+    for (_, properties, _) in &dead {
+        assert!(header(properties, "x-death").is_some(), "dead-lettered by the broker");
+    }
+    assert_eq!(dead[0].2, Value::String("this is not json".into()));
+    assert_eq!(client.count(&format!("agent.{agent}.inbox")), 0);
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
+    let _broker = shared_broker();
+    let agent = unique("control");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ms();
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({
+            "slow": {"cadenceMs": 3_600_000, "lastRun": now},
+            "other": {"cadenceMs": 3_600_000, "lastRun": now}
+        }),
+    );
+    let state_path = dir.path().join("heartbeat.state.json");
+    let mut host = start_host(&config, &exchange, &[]);
+    let key = |verb: &str| format!("agent.{agent}.control.{verb}");
+    let applied = |host: &mut RunningHost, n: usize| {
+        host.wait_for("control applied", WAIT, |l| matching(l, &["control applied"]).len() >= n);
+    };
+
+    // Run now: persisted, then honoured by the next tick whatever the ratio.
+    client.publish_json(&exchange, &key("run"), &control(&agent, "run", json!({"check": "slow"})));
+    applied(&mut host, 1);
+    assert_eq!(read_json(&state_path)["runRequests"], json!(["slow"]));
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("tick-run-now"));
+    host.wait_for("the requested run", WAIT, |l| {
+        !matching(l, &["selected (run requested)", "check=slow", "tick=tick-run-now"]).is_empty()
+    });
+    client.wait_count(&observer, 1, WAIT);
+    host.wait_for("the run request to be cleared on disk", WAIT, |_| {
+        read_json(&state_path).get("runRequests").is_none()
+    });
+
+    // Pause with until and reason (RFC 3339), then a run request is not enough.
+    client.publish_json(
+        &exchange,
+        &key("pause"),
+        &control(&agent, "pause", json!({"check": "other", "until": "2099-01-01T00:00:00Z", "reason": "maintenance"})),
+    );
+    applied(&mut host, 2);
+    assert_eq!(
+        read_json(&state_path)["paused"]["other"],
+        json!({"until": 4_070_908_800_000u64, "reason": "maintenance"})
+    );
+    // A bare payload works too.
+    client.publish(&exchange, &key("run"), br#"{"check": "other"}"#);
+    applied(&mut host, 3);
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("tick-while-paused"));
+    host.wait_for("the paused tick", WAIT, |l| {
+        !matching(l, &["no check due", "tick=tick-while-paused"]).is_empty()
+    });
+
+    // Resume: the pending run request now runs it.
+    client.publish_json(&exchange, &key("resume"), &control(&agent, "resume", json!({"check": "other"})));
+    applied(&mut host, 4);
+    assert!(read_json(&state_path).get("paused").is_none());
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("tick-after-resume"));
+    host.wait_for("the resumed run", WAIT, |l| {
+        !matching(l, &["selected (run requested)", "check=other", "tick=tick-after-resume"]).is_empty()
+    });
+    client.wait_count(&observer, 2, WAIT);
+    assert!(host.terminate(WAIT).success());
+    let state = read_json(&state_path);
+    assert!(state["checks"]["other"]["lastRun"].as_u64().is_some_and(|t| t > now), "{state}");
+    assert_eq!(client.count(&format!("agent.{agent}.dlq")), 0);
+}
+
+#[test]
+fn handler_events_go_out_with_their_own_routing_key_after_confirms() {
+    use heartbeat_host::amqp::{Bus, BusOptions};
+    use heartbeat_host::runtime::{EmittedEvent, RunReport};
+    use heartbeat_host::state::RunStatus;
+
+    let _broker = shared_broker();
+    let agent = unique("emit");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &format!("agent.{agent}.#"));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let (ticks, _tick_rx) = tokio::sync::mpsc::channel(8);
+        let (controls, _control_rx) = tokio::sync::mpsc::channel(8);
+        let options = BusOptions {
+            url: URL.into(),
+            exchange: exchange.clone(),
+            prefetch: 8,
+            outbox_path: dir.path().join("o.outbox.jsonl"),
+            outbox_max: 100,
+        };
+        let bus = Bus::start(&options, &agent, ticks, controls).expect("bus");
+        let deadline = Instant::now() + WAIT;
+        while !bus.is_connected() {
+            assert!(Instant::now() < deadline, "bus never connected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let report = RunReport {
+            status: RunStatus::Failed,
+            details: json!({"why": "stale"}),
+            error: Some("backup too old".into()),
+            duration_us: 1500,
+            logs: Vec::new(),
+            events: vec![EmittedEvent {
+                event_type: format!("agent.{agent}.backup_age"),
+                payload: json!({"ageHours": 30}),
+            }],
+            dropped_logs: 0,
+        };
+        let published = bus.publish_run(&json!({"event_id": "tick-e"}), "backups", "backup_age", &report);
+        assert!(published.wait().await, "confirmed or spooled");
+        bus.shutdown().await;
+    });
+    let events = client.drain(&observer);
+    let keys: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [format!("agent.{agent}.backup_age"), format!("agent.{agent}.check.completed")]
+    );
+    assert_eq!(events[0].2["payload"], json!({"ageHours": 30}));
+    assert_eq!(events[0].2["correlation_ids"], json!(["tick-e"]));
+    assert_eq!(events[1].2["payload"]["error"], "backup too old");
+    assert_eq!(events[1].2["payload"]["status"], "failed");
+    assert!(!dir.path().join("o.outbox.jsonl").exists(), "nothing spooled");
+}
+
+#[test]
+fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_order_later() {
+    let _broker = shared_broker();
+    let agent = unique("outbox");
+    let exchange = unique("ex");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
+    let outbox = dir.path().join("heartbeat.outbox.jsonl");
+
+    // No broker at this address: the host runs on its own timer (degraded)
+    // and its events go to the outbox, which keeps the newest 3.
+    let mut offline = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--amqp-url",
+            "amqp://guest:guest@127.0.0.1:1/",
+            "--exchange",
+            &exchange,
+            "--tick-interval",
+            "150ms",
+            "--outbox-max",
+            "3",
+        ],
+        &[],
+    );
+    let lines = offline.wait_for("six runs and a full outbox", WAIT, |l| {
+        runs_finished(l) >= 6 && !matching(l, &["outbox full"]).is_empty()
+    });
+    assert!(!matching(&lines, &["cannot use the broker", "degraded"]).is_empty());
+    assert!(!matching(&lines, &["degraded: broker unreachable, tick from the host's own timer"]).is_empty());
+    assert!(offline.terminate(WAIT).success());
+    let lines = offline.lines();
+    let runs = runs_finished(&lines);
+    let text = std::fs::read_to_string(&outbox).expect("outbox file");
+    let mut file_lines = text.lines();
+    let header: Value = serde_json::from_str(file_lines.next().expect("header")).expect("json");
+    let waiting: Vec<Value> = file_lines.map(|l| serde_json::from_str(l).expect("record")).collect();
+    assert_eq!(waiting.len(), 3, "{text}");
+    assert_eq!(header["dropped"].as_u64(), Some(runs as u64 - 3), "{text}");
+    let full = matching(&lines, &["outbox full"]);
+    assert!(full.iter().any(|l| field(l, "outbox_dropped_total") == Some(&(runs - 3).to_string())), "{full:#?}");
+    let stopped = matching(&lines, &["bus stopped"]);
+    assert_eq!(field(stopped[0], "outbox_dropped_total"), Some((runs - 3).to_string().as_str()));
+    let expected: Vec<String> = waiting
+        .iter()
+        .map(|r| r["eventId"].as_str().expect("eventId").to_string())
+        .collect();
+
+    // With the broker: the three waiting events go out first, in order.
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    let mut online = start_host(&config, &exchange, &["--tick-interval", "150ms"]);
+    online.wait_for("the outbox drained", WAIT, |l| {
+        !matching(l, &["outbox drained"]).is_empty()
+    });
+    client.wait_count(&observer, 3, WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+    let events = client.drain(&observer);
+    let got: Vec<String> = events
+        .iter()
+        .map(|(_, _, e)| e["event_id"].as_str().expect("event_id").to_string())
+        .collect();
+    assert_eq!(got, expected, "in order, nothing else (the timer is idle while connected)");
+    assert!(online.terminate(WAIT).success());
+    assert!(!outbox.exists() || read_outbox_records(&outbox) == 0);
+}
+
+fn read_outbox_records(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+#[test]
+fn tick_subcommand_publishes_ticks_in_the_consumers_envelope() {
+    let _broker = shared_broker();
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, "system.heartbeat.tick");
+    let _cleanup = Cleanup {
+        queues: vec![observer.clone()],
+        exchanges: vec![exchange.clone()],
+    };
+    let output = Command::new(support::host_bin())
+        .args(["tick", "--amqp-url", URL, "--exchange", &exchange, "--count", "3"])
+        .env_remove("RABBIT_URL")
+        .env_remove("EXCHANGE_NAME")
+        .output()
+        .expect("run tick");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    client.wait_count(&observer, 3, WAIT);
+    let ticks = client.drain(&observer);
+    let got: Vec<&str> = ticks.iter().map(|(_, _, t)| t["event_id"].as_str().expect("id")).collect();
+    assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    for (key, _, tick) in &ticks {
+        assert_eq!(key, "system.heartbeat.tick");
+        let keys: Vec<&str> = tick.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(keys, ["event_id", "event_type", "timestamp", "version", "source", "payload"]);
+        assert_eq!(tick["event_type"], "system.heartbeat.tick");
+        assert_eq!(tick["version"], "1.0.0");
+        assert_eq!(tick["source"]["type"], "manual");
+        assert!(tick["payload"]["tick_id"].as_str().is_some_and(|t| t.len() == 8), "{tick}");
+    }
+}
+
+#[test]
+fn a_thousand_queued_ticks_drain_with_bounded_memory() {
+    let _broker = shared_broker();
+    let agent = unique("drain");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let inbox = format!("agent.{agent}.inbox");
+    let mut args = FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(LongString::from(format!("agent.{agent}.dlq"))),
+    );
+    client.queue(&format!("agent.{agent}.dlq"), FieldTable::default());
+    client.queue(&inbox, args);
+    client.bind(&inbox, &exchange, "system.heartbeat.#");
+    let _cleanup = Cleanup::agent(&agent, Some(&exchange));
+    let publish_ticks = |n: usize, prefix: &str| {
+        for i in 0..n {
+            client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick(&format!("{prefix}-{i:04}")));
+        }
+    };
+    publish_ticks(1000, "first");
+    assert_eq!(client.count(&inbox), 1000);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
+    let started = Instant::now();
+    let mut host = start_host(&config, &exchange, &["--prefetch", "32"]);
+    let pid = host.pid();
+    // Manual acks and a prefetch of 32: the broker hands over at most 32 at once.
+    let consumers = ctl(&["list_consumers", "queue_name", "ack_required", "prefetch_count"]);
+    assert!(
+        consumers.lines().any(|l| l == format!("{inbox}\ttrue\t32")),
+        "{consumers}"
+    );
+    let drained = |client: &Client, host: &mut RunningHost, what: &str, max_unacked: &mut u32| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = ctl(&["list_queues", "name", "messages_ready", "messages_unacknowledged"]);
+            let row = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{inbox}\t")))
+                .unwrap_or_else(|| panic!("{inbox} not listed: {out}"))
+                .to_string();
+            let cols: Vec<u32> = row.split('\t').skip(1).map(|c| c.parse().expect("count")).collect();
+            *max_unacked = (*max_unacked).max(cols[1]);
+            if cols == [0, 0] && client.count(&inbox) == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: not drained: {row}; log tail: {:?}", host.lines().iter().rev().take(5).collect::<Vec<_>>());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut max_unacked = 0;
+    drained(&client, &mut host, "first 1000", &mut max_unacked);
+    let first_drain = started.elapsed();
+    let peak_after_1000 = vm_kib(pid, "VmHWM");
+    publish_ticks(1000, "second");
+    drained(&client, &mut host, "second 1000", &mut max_unacked);
+    let peak_after_2000 = vm_kib(pid, "VmHWM");
+    eprintln!(
+        "1000 queued ticks drained in {first_drain:?} (host start included); peak RSS {peak_after_1000} KiB after 1000, {peak_after_2000} KiB after 2000; max unacked seen {max_unacked}"
+    );
+    assert!(max_unacked <= 32, "prefetch bounds what is in flight: {max_unacked}");
+    assert!(peak_after_1000 < 200 * 1024, "peak RSS {peak_after_1000} KiB");
+    assert!(
+        peak_after_2000 <= peak_after_1000 + 16 * 1024,
+        "memory grows with the backlog: {peak_after_1000} KiB -> {peak_after_2000} KiB"
+    );
+    let lines = host.lines();
+    let ticks_seen = matching(&lines, &["tick="])
+        .iter()
+        .filter(|l| l.contains("selected (") || l.contains("no check due"))
+        .filter_map(|l| field(l, "tick"))
+        .collect::<BTreeSet<_>>()
+        .len();
+    assert_eq!(ticks_seen, 2000, "every tick handled once");
+    assert!(host.terminate(WAIT).success());
+    assert_eq!(client.count(&format!("agent.{agent}.dlq")), 0);
+}
+
+/// A `Vm*` line of /proc/PID/status, in KiB.
+fn vm_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{key} not in {status}"))
+}
+
+/// Restarts the broker when dropped, so a failing test never leaves it down.
+struct RestartBrokerOnDrop;
+
+impl Drop for RestartBrokerOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("timeout").args(["120", "rabbitmqctl", "start_app"]).status();
+        let _ = Command::new("timeout")
+            .args(["120", "rabbitmqctl", "await_startup", "--timeout", "110"])
+            .status();
+    }
+}
+
+#[test]
+fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_event_is_lost() {
+    let _broker = exclusive_broker();
+    let agent = unique("restart");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    drop(client);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
+    let outbox = dir.path().join("heartbeat.outbox.jsonl");
+    let mut host = start_host(&config, &exchange, &["--tick-interval", "300ms"]);
+
+    // Bus ticks before the outage.
+    let client = Client::connect();
+    for i in 0..5 {
+        client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick(&format!("before-{i}")));
+    }
+    host.wait_for("runs on bus ticks", WAIT, |l| {
+        !matching(l, &["run finished", "tick=before-"]).is_empty()
+            && matching(l, &["tick=before-"]).iter().filter(|x| x.contains("selected (") || x.contains("no check due")).count() >= 5
+    });
+    drop(client);
+
+    let restart = RestartBrokerOnDrop;
+    ctl(&["stop_app"]);
+    let lines = host.wait_for("the loss to be noticed", WAIT, |l| {
+        !matching(l, &["lost the broker"]).is_empty()
+    });
+    let lost_at = lines.len();
+    // The host's own timer keeps the check running meanwhile; events wait in the outbox.
+    host.wait_for("timer runs while the broker is down", WAIT, |l| {
+        l[lost_at..]
+            .iter()
+            .filter(|x| x.contains("run finished") && x.contains("tick=timer-"))
+            .count()
+            >= 3
+    });
+    assert!(read_outbox_records(&outbox) >= 3, "events wait in the outbox");
+    ctl(&["start_app"]);
+    ctl(&["await_startup", "--timeout", "110"]);
+    drop(restart);
+    let lines = host.wait_for("the reconnect", WAIT, |l| {
+        !matching(l, &["broker is back: bus ticks take over"]).is_empty()
+            && !matching(l, &["outbox drained"]).is_empty()
+    });
+    let back_at = lines
+        .iter()
+        .position(|l| l.contains("broker is back"))
+        .expect("back line");
+
+    // Bus ticks after the outage; the timer stays quiet while connected.
+    let client = Client::connect();
+    for i in 0..5 {
+        client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick(&format!("after-{i}")));
+    }
+    host.wait_for("runs on the new bus ticks", WAIT, |l| {
+        matching(l, &["tick=after-"]).iter().filter(|x| x.contains("selected (") || x.contains("no check due")).count() >= 5
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(host.terminate(WAIT).success());
+    let lines = host.lines();
+    let timer_after_back: Vec<&String> = lines[back_at..]
+        .iter()
+        .filter(|l| l.contains("degraded: broker unreachable, tick from the host's own timer"))
+        .collect();
+    assert!(timer_after_back.is_empty(), "timer ticks while connected: {timer_after_back:#?}");
+
+    // Every run's result event reached the exchange at least once.
+    let runs: Vec<&String> = matching(&lines, &["run finished"]);
+    let events = client.drain(&observer);
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, event) in &events {
+        *by_id.entry(event["event_id"].as_str().expect("event_id").to_string()).or_default() += 1;
+    }
+    let duplicates: usize = by_id.values().map(|n| n - 1).sum();
+    eprintln!(
+        "runs {}, result events received {}, distinct {}, duplicates {duplicates}",
+        runs.len(),
+        events.len(),
+        by_id.len()
+    );
+    assert_eq!(by_id.len(), runs.len(), "one distinct result event per run, none lost");
+    // Each bus tick that ran has its result, correlated by the tick's event_id.
+    let correlated: BTreeSet<String> = events
+        .iter()
+        .filter_map(|(_, _, e)| e["correlation_ids"][0].as_str().map(str::to_string))
+        .collect();
+    for run in &runs {
+        let tick = field(run, "tick").expect("tick field");
+        if !tick.starts_with("timer-") {
+            assert!(correlated.contains(tick), "no result event for {tick}");
+        }
+    }
+    assert!(runs.iter().any(|r| r.contains("tick=timer-")), "the timer filled in");
+    assert_eq!(read_outbox_records(&outbox), 0, "outbox empty at the end");
+}

@@ -1,0 +1,133 @@
+//! `heartbeat-host new NAME --lang L`: the project it writes, in a fresh
+//! directory outside the workspace, builds with its own build script and
+//! passes `invoke` as generated, in every language.
+
+mod lang_support;
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use lang_support::{build, events, invoke, repo_root, run_bounded};
+
+/// Creates, builds and invokes a project in `lang`; returns the invocation.
+fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
+    let work = tempfile::tempdir().expect("tempdir");
+    let project = work.path().join("projects").join(name);
+    let mut cmd = Command::new(support::host_bin());
+    cmd.args(["new", name, "--lang", lang, "--dir"])
+        .arg(&project)
+        .env("LOG_LEVEL", "warn");
+    let created = run_bounded(&mut cmd, "heartbeat-host new", Duration::from_secs(60));
+    assert!(created.status.success(), "{}", created.log());
+    assert!(
+        created.stdout.contains(&format!("heartbeat-host invoke build/{name}.wasm")),
+        "{}",
+        created.log()
+    );
+
+    // The README gives the same three commands.
+    let readme = std::fs::read_to_string(project.join("README.md")).expect("README.md");
+    for command in [
+        "./build.sh".to_string(),
+        format!("heartbeat-host invoke build/{name}.wasm"),
+        format!("cp build/{name}.wasm \"$HANDLERS_DIR/\""),
+    ] {
+        assert!(readme.contains(&command), "{lang}: README lacks {command}:\n{readme}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(project.join("wit/handler.wit")).expect("wit"),
+        std::fs::read_to_string(repo_root().join("wit/handler.wit")).expect("repo wit"),
+        "the project carries the host's WIT"
+    );
+
+    // A Rust project builds into a shared target directory so repeated runs
+    // do not compile wit-bindgen again.
+    let rust_target = repo_root().join("target/scaffold-rust");
+    let envs: Vec<(&str, &Path)> = if lang == "rust" {
+        vec![("CARGO_TARGET_DIR", rust_target.as_path())]
+    } else {
+        Vec::new()
+    };
+    let wasm = build(
+        &project.join("build.sh"),
+        &project.join(format!("build/{name}.wasm")),
+        &envs,
+    );
+
+    let invoked = invoke(
+        &[wasm.to_str().expect("utf-8"), "--meta", r#"{"a": 1, "b": 2}"#],
+        &work.path().join("cache"),
+    );
+    assert!(
+        invoked.finished.status.success(),
+        "{lang}: {}",
+        invoked.finished.log()
+    );
+    invoked.json
+}
+
+fn assert_starter_ran(lang: &str, name: &str, out: &serde_json::Value) {
+    assert_eq!(out["status"], "success", "{lang}: {out}");
+    assert_eq!(out["handler"], name, "{lang}: {out}");
+    let events = events(out);
+    assert_eq!(events.len(), 1, "{lang}: {out}");
+    assert_eq!(events[0].0, format!("agent.local.{name}"), "{lang}: {out}");
+    let logs = out["logs"].as_array().expect("logs");
+    assert_eq!(logs.len(), 1, "{lang}: {out}");
+    assert!(
+        logs[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("runs on tick invoke-")),
+        "{lang}: {out}"
+    );
+}
+
+#[test]
+fn new_rust_project_builds_and_invokes() {
+    let out = new_build_invoke("rust", "ping_rust");
+    assert_starter_ran("rust", "ping_rust", &out);
+    assert_eq!(out["details"], serde_json::json!({"emitted": 1}));
+}
+
+#[test]
+fn new_python_project_builds_and_invokes() {
+    let out = new_build_invoke("python", "ping_python");
+    assert_starter_ran("python", "ping_python", &out);
+    assert_eq!(out["details"], serde_json::json!({"metaKeys": 2}));
+}
+
+#[test]
+fn new_js_project_builds_and_invokes() {
+    let out = new_build_invoke("js", "ping_js");
+    assert_starter_ran("js", "ping_js", &out);
+    assert_eq!(out["details"], serde_json::json!({"metaKeys": 2}));
+}
+
+#[test]
+fn new_c_project_builds_and_invokes() {
+    let out = new_build_invoke("c", "ping_c");
+    assert_starter_ran("c", "ping_c", &out);
+    assert_eq!(out["details"], serde_json::json!({"emitted": 1}));
+}
+
+#[test]
+fn new_refuses_a_bad_name_and_a_non_empty_directory() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(support::host_bin());
+    cmd.args(["new", "Disk-Usage", "--lang", "python", "--dir"])
+        .arg(work.path().join("x"));
+    let refused = run_bounded(&mut cmd, "heartbeat-host new", Duration::from_secs(60));
+    assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
+    assert!(refused.stderr.contains("invalid handler name \"Disk-Usage\""), "{}", refused.log());
+    assert!(!work.path().join("x").exists());
+
+    std::fs::write(work.path().join("mine.txt"), "keep").expect("write");
+    let mut cmd = Command::new(support::host_bin());
+    cmd.args(["new", "disk", "--lang", "c", "--dir"]).arg(work.path());
+    let refused = run_bounded(&mut cmd, "heartbeat-host new", Duration::from_secs(60));
+    assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
+    assert!(refused.stderr.contains("is not empty"), "{}", refused.log());
+    assert!(!work.path().join("handler.c").exists());
+}

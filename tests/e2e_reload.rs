@@ -1,0 +1,184 @@
+//! End to end: the real binary on its own timer while heartbeat.json is
+//! changed under it the ways people and editors change it. What the host
+//! did is read from its log: the reload line with its diff, then which
+//! checks the following ticks selected.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{RunningHost, field, matching};
+
+/// Bound of every wait; ticks come every 100 ms, reloads within ~50 ms.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `a` runs on every tick (cadence 0).
+const ONLY_A: &str = r#"{"$schema": "heartbeat.v1", "agent": "e2e", "checks": {
+    "a": {"cadenceMs": 0}
+}}"#;
+
+/// `a` turned off, `b` runs on every tick.
+const ONLY_B: &str = r#"{"$schema": "heartbeat.v1", "agent": "e2e", "checks": {
+    "a": {"cadenceMs": 0, "enabled": false},
+    "b": {"cadenceMs": 0}
+}}"#;
+
+fn start(config: &Path) -> RunningHost {
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--tick-interval",
+            "100ms",
+        ],
+        &[],
+    );
+    host.wait_for("the first config's check to run", WAIT, |l| {
+        selected_after(l, 0).contains(&"a".to_string())
+    });
+    host
+}
+
+/// The checks selected by the log lines from `from` on.
+fn selected_after(lines: &[String], from: usize) -> Vec<String> {
+    lines[from.min(lines.len())..]
+        .iter()
+        .filter(|l| l.contains("selected ("))
+        .filter_map(|l| field(l, "check").map(str::to_string))
+        .collect()
+}
+
+/// Index of the first line containing every needle, if any.
+fn position(lines: &[String], needles: &[&str]) -> Option<usize> {
+    lines
+        .iter()
+        .position(|l| needles.iter().all(|n| l.contains(n)))
+}
+
+/// Waits for the reload to `ONLY_B` and for a tick after it to select `b`
+/// and none after it to select `a`.
+fn expect_switch_to_b(host: &mut RunningHost) {
+    let lines = host.wait_for("the reload to be logged with its diff", WAIT, |l| {
+        position(l, &["config reloaded, applies from the next tick"]).is_some()
+    });
+    let at = position(&lines, &["config reloaded"]).expect("reload line");
+    assert!(
+        lines[at].contains("added: b") && lines[at].contains("changed: a.enabled true → false"),
+        "diff in the reload line: {}",
+        lines[at]
+    );
+    let lines = host.wait_for("two ticks to select b after the reload", WAIT, |l| {
+        selected_after(l, at).iter().filter(|c| *c == "b").count() >= 2
+    });
+    // A tick already planned when the file changed may still pick `a`, but
+    // none after `b`'s first selection.
+    let selected = selected_after(&lines, at);
+    let first_b = selected.iter().position(|c| c == "b").expect("b selected");
+    assert!(
+        selected[first_b..].iter().all(|c| c == "b"),
+        "after the reload only b runs: {selected:?}"
+    );
+}
+
+#[test]
+fn an_in_place_write_applies_from_the_next_tick_with_its_diff_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(&config, ONLY_A).expect("write config");
+    let mut host = start(&config);
+
+    // Truncate and write the same inode, as `echo > file` or most programs do.
+    std::fs::write(&config, ONLY_B).expect("rewrite config");
+    expect_switch_to_b(&mut host);
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn a_rename_replace_save_is_seen_through_the_directory_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(&config, ONLY_A).expect("write config");
+    let mut host = start(&config);
+
+    // As editors save: a new file beside it, renamed over the old one.
+    let tmp = dir.path().join(".heartbeat.json.swp");
+    std::fs::write(&tmp, ONLY_B).expect("write temp file");
+    std::fs::rename(&tmp, &config).expect("rename over config");
+    expect_switch_to_b(&mut host);
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn a_broken_file_is_refused_and_the_last_good_config_runs_until_it_is_fixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(&config, ONLY_A).expect("write config");
+    let mut host = start(&config);
+
+    std::fs::write(
+        &config,
+        "{\"checks\": {\n  \"a\": {\"cadenceMs\": \"soon\"},\n  \"b\": {\"cadenceMs\": 0}\n}}",
+    )
+    .expect("write broken config");
+    let lines = host.wait_for("the broken file to be refused", WAIT, |l| {
+        position(l, &["config change refused"]).is_some()
+    });
+    let at = position(&lines, &["config change refused"]).expect("refusal line");
+    assert!(
+        lines[at].contains("last good config stays in force")
+            && lines[at].contains(
+                "heartbeat.json:2:22: checks.a.cadenceMs: expected a non-negative integer, found \"soon\""
+            ),
+        "refusal names file, line, column, field: {}",
+        lines[at]
+    );
+    let lines = host.wait_for("ticks to keep running the last good config", WAIT, |l| {
+        selected_after(l, at).len() >= 3
+    });
+    assert!(
+        selected_after(&lines, at).iter().all(|c| c == "a"),
+        "{:?}",
+        selected_after(&lines, at)
+    );
+    assert!(
+        position(&lines, &["config reloaded"]).is_none(),
+        "nothing was applied"
+    );
+
+    std::fs::write(&config, ONLY_B).expect("write fixed config");
+    expect_switch_to_b(&mut host);
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn a_deleted_file_keeps_the_last_good_config_until_it_is_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(&config, ONLY_A).expect("write config");
+    let mut host = start(&config);
+
+    std::fs::remove_file(&config).expect("delete config");
+    let lines = host.wait_for("the deletion to be noticed", WAIT, |l| {
+        position(l, &["config file is gone"]).is_some()
+    });
+    let at = position(&lines, &["config file is gone"]).expect("deletion line");
+    let lines = host.wait_for("ticks to keep running without the file", WAIT, |l| {
+        selected_after(l, at).len() >= 3
+    });
+    assert!(
+        selected_after(&lines, at).iter().all(|c| c == "a"),
+        "{:?}",
+        selected_after(&lines, at)
+    );
+    assert_eq!(
+        matching(&lines, &["config file is gone"]).len(),
+        1,
+        "the deletion is reported once"
+    );
+
+    std::fs::write(&config, ONLY_B).expect("recreate config");
+    expect_switch_to_b(&mut host);
+    assert!(host.terminate(WAIT).success());
+}

@@ -1,0 +1,101 @@
+//! A handler that misbehaves on purpose, chosen by `meta.mode`, for the
+//! sandbox tests. Not shipped: the host's build compiles it for the tests only.
+
+use handler_sdk::{Check, Handler, Outcome, Status, Tick};
+
+/// The hostile handler.
+pub struct Hostile;
+
+fn meta_str(meta: &serde_json::Value, key: &str) -> String {
+    meta.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string()
+}
+
+impl Handler for Hostile {
+    fn run(_tick: Tick, check: Check) -> Result<Outcome, String> {
+        let meta: serde_json::Value = serde_json::from_str(&check.meta).map_err(|e| e.to_string())?;
+        match meta_str(&meta, "mode").as_str() {
+            "ok" => Ok(Outcome::with_details(Status::Success, r#"{"handler":"hostile"}"#)),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Outcome::success())
+            }
+            "busy" => {
+                // Runs for `ms` milliseconds of wall-clock time, then succeeds.
+                let ms = meta.get("ms").and_then(|v| v.as_u64()).unwrap_or(500);
+                let start = std::time::Instant::now();
+                while start.elapsed().as_millis() < u128::from(ms) {
+                    std::hint::black_box(());
+                }
+                Ok(Outcome::with_details(Status::Success, r#"{"handler":"hostile","busy":true}"#))
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("deliberate panic in a hostile handler"),
+            "recursion" => Ok(Outcome::with_details(Status::Success, recurse(1).to_string())),
+            "log_flood" => loop {
+                handler_sdk::log::info("flood");
+            },
+            "event_flood" => loop {
+                let event = format!("agent.{}.flood", meta_str(&meta, "agent"));
+                if let Err(e) = handler_sdk::emit(&event, "{}") {
+                    return Err(e);
+                }
+            },
+            "emit" => {
+                let event = meta_str(&meta, "event");
+                handler_sdk::emit(&event, r#"{"from":"hostile"}"#)?;
+                Ok(Outcome::success())
+            }
+            "read_file" => {
+                let path = meta_str(&meta, "path");
+                std::fs::read_to_string(&path)
+                    .map(|text| Outcome::with_details(Status::Success, serde_json::json!({ "read": text }).to_string()))
+                    .map_err(|e| format!("cannot read {path}: {e}"))
+            }
+            "write_file" => {
+                let path = meta_str(&meta, "path");
+                std::fs::write(&path, "written by a handler\n")
+                    .map(|()| Outcome::success())
+                    .map_err(|e| format!("cannot write {path}: {e}"))
+            }
+            "socket" => {
+                let addr = meta_str(&meta, "addr");
+                std::net::TcpStream::connect(&addr)
+                    .map(|_| Outcome::with_details(Status::Success, r#"{"connected":true}"#))
+                    .map_err(|e| format!("cannot connect to {addr}: {e}"))
+            }
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                let args: Vec<String> = std::env::args().collect();
+                if vars.is_empty() && args.is_empty() {
+                    Err("no environment variables or arguments visible".into())
+                } else {
+                    Ok(Outcome::with_details(
+                        Status::Success,
+                        serde_json::json!({ "vars": vars, "args": args }).to_string(),
+                    ))
+                }
+            }
+            other => Err(format!("unknown mode {other:?}")),
+        }
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[0]
+}
+
+handler_sdk::export_handler!(Hostile);

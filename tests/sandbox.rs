@@ -1,0 +1,280 @@
+//! The sandbox against handlers that misbehave on purpose (built from
+//! `tests/handlers/hostile` by the host's build): each is stopped with a
+//! plain reason within its limit, and a well-behaved handler runs right
+//! after on the same runtime. Also grants, namespaces, refusals and the
+//! built-in `quarterly_compaction` through a real directory grant.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use heartbeat_host::config;
+use heartbeat_host::registry;
+use heartbeat_host::runtime::{LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions, TickInfo};
+use heartbeat_host::state::RunStatus;
+
+const AGENT: &str = "sandbox";
+
+fn test_handler(file: &str) -> PathBuf {
+    Path::new(env!("HEARTBEAT_TEST_HANDLERS")).join(file)
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(&RuntimeOptions {
+        cache_dir: None,
+        pooling: true,
+    })
+    .expect("runtime")
+}
+
+fn hostile(rt: &Runtime) -> LoadedHandler {
+    registry::load_file(rt, &test_handler("test_handler_hostile.wasm")).expect("hostile handler loads")
+}
+
+/// A request for a check written as JSON (its `meta`, limits, grants), with
+/// relative grant paths resolved against `dir`.
+fn request(check_json: &str, dir: &Path, tick_ms: u64) -> RunRequest {
+    let text = format!(r#"{{"checks": {{"probe": {check_json}}}}}"#);
+    let loaded = config::parse(&text, "test.json").expect("valid check");
+    let check = &loaded.config.checks[0];
+    RunRequest::for_check(
+        AGENT,
+        TickInfo {
+            id: "t1".into(),
+            time_ms: tick_ms,
+            envelope: "{}".into(),
+        },
+        check,
+        0,
+        dir,
+    )
+}
+
+async fn run(rt: &Runtime, handler: &LoadedHandler, check_json: &str) -> (RunReport, Duration) {
+    let started = Instant::now();
+    let report = rt.run(handler, &request(check_json, Path::new("."), 1_777_593_600_000)).await;
+    (report, started.elapsed())
+}
+
+fn assert_failed(report: &RunReport, reason: &str) {
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    let error = report.error.as_deref().unwrap_or_default();
+    assert!(error.contains(reason), "expected {reason:?} in {error:?}");
+}
+
+async fn assert_default_still_runs(rt: &Runtime) {
+    let default = registry::load_builtin(rt, "default").expect("built-in").expect("loads");
+    let (report, _) = run(rt, &default, "{}").await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_infinite_loop_is_stopped_at_its_timeout() {
+    let rt = runtime();
+    let (report, took) = run(&rt, &hostile(&rt), r#"{"timeoutMs": 200, "meta": {"mode": "loop"}}"#).await;
+    assert_failed(&report, "timeout after 200 ms");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sleep_inside_a_host_call_is_stopped_at_its_timeout() {
+    let rt = runtime();
+    let (report, took) = run(&rt, &hostile(&rt), r#"{"timeoutMs": 200, "meta": {"mode": "sleep"}}"#).await;
+    assert_failed(&report, "timeout after 200 ms");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_bomb_is_stopped_at_its_memory_limit() {
+    let rt = runtime();
+    let (report, took) = run(&rt, &hostile(&rt), r#"{"memoryMb": 16, "meta": {"mode": "memory"}}"#).await;
+    assert_failed(&report, "memory limit 16 MiB exceeded");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_is_a_trap_reported_as_failed() {
+    let rt = runtime();
+    let (report, _) = run(&rt, &hostile(&rt), r#"{"meta": {"mode": "trap"}}"#).await;
+    assert_failed(&report, "unreachable");
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbounded_recursion_is_a_trap_reported_as_failed() {
+    let rt = runtime();
+    let (report, _) = run(&rt, &hostile(&rt), r#"{"meta": {"mode": "recursion"}}"#).await;
+    assert_failed(&report, "wasm trap");
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_flood_stops_at_the_log_cap() {
+    let rt = runtime();
+    let (report, _) = run(&rt, &hostile(&rt), r#"{"maxLogLines": 50, "meta": {"mode": "log_flood"}}"#).await;
+    assert_failed(&report, "log cap reached: at most 50 log records per run");
+    assert_eq!(report.logs.len(), 50);
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_flood_stops_at_the_event_cap() {
+    let rt = runtime();
+    let meta = format!(r#"{{"maxEvents": 7, "meta": {{"mode": "event_flood", "agent": "{AGENT}"}}}}"#);
+    let (report, _) = run(&rt, &hostile(&rt), &meta).await;
+    assert_failed(&report, "event cap reached: at most 7 events per run");
+    assert_eq!(report.events.len(), 7);
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_bytes_are_capped() {
+    let rt = runtime();
+    let (report, _) = run(&rt, &hostile(&rt), r#"{"maxOutputBytes": 100, "meta": {"mode": "log_flood"}}"#).await;
+    assert_failed(&report, "output cap reached: at most 100 bytes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_file_socket_or_environment_without_a_grant() {
+    let rt = runtime();
+    let h = hostile(&rt);
+    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "read_file", "path": "/etc/passwd"}}"#).await;
+    assert_failed(&report, "cannot read /etc/passwd");
+    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "socket", "addr": "127.0.0.1:5672"}}"#).await;
+    assert_failed(&report, "cannot connect to 127.0.0.1:5672");
+    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "env"}}"#).await;
+    assert_failed(&report, "no environment variables or arguments visible");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_grant_opens_that_directory_only() {
+    let rt = runtime();
+    let h = hostile(&rt);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let granted = dir.path().join("granted");
+    std::fs::create_dir(&granted).expect("mkdir");
+    std::fs::write(dir.path().join("secret.txt"), "outside").expect("write");
+    let grant = format!(r#""grants": {{"dirs": {{"/data": {{"path": "{}"}}}}}}"#, granted.display());
+
+    let (report, _) = run(&rt, &h, &format!(r#"{{{grant}, "meta": {{"mode": "write_file", "path": "/data/out.txt"}}}}"#)).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(std::fs::read_to_string(granted.join("out.txt")).expect("written"), "written by a handler\n");
+
+    let escape = format!(r#"{{{grant}, "meta": {{"mode": "read_file", "path": "/data/../secret.txt"}}}}"#);
+    let (report, _) = run(&rt, &h, &escape).await;
+    assert_failed(&report, "cannot read /data/../secret.txt");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_grant_refuses_writes() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grant = format!(
+        r#""grants": {{"dirs": {{"/data": {{"path": "{}", "readOnly": true}}}}}}"#,
+        dir.path().display()
+    );
+    let (report, _) = run(&rt, &hostile(&rt), &format!(r#"{{{grant}, "meta": {{"mode": "write_file", "path": "/data/out.txt"}}}}"#)).await;
+    assert_failed(&report, "cannot write /data/out.txt");
+    assert!(!dir.path().join("out.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stay_in_the_agents_namespace_unless_granted() {
+    let rt = runtime();
+    let h = hostile(&rt);
+    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "emit", "event": "agent.other.alert"}}"#).await;
+    assert_failed(&report, "is not allowed");
+    let own = format!(r#"{{"meta": {{"mode": "emit", "event": "agent.{AGENT}.alert"}}}}"#);
+    let (report, _) = run(&rt, &h, &own).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(report.events[0].event_type, format!("agent.{AGENT}.alert"));
+    assert_eq!(report.events[0].payload, serde_json::json!({"from": "hostile"}));
+    let granted = r#"{"grants": {"emit": ["alerts.#"]}, "meta": {"mode": "emit", "event": "alerts.disk.full"}}"#;
+    let (report, _) = run(&rt, &h, granted).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+}
+
+#[test]
+fn files_that_are_not_handler_components_are_refused_with_a_reason() {
+    let rt = runtime();
+    let refuse = |bytes: &[u8]| rt.load("bad", "bad.wasm", bytes).expect_err("refused").to_string();
+    assert!(refuse(b"hello").contains("not a WebAssembly binary"));
+    // An empty core module, not a component.
+    assert!(refuse(b"\0asm\x01\0\0\0").contains("bad.wasm: not a valid WebAssembly component"));
+    // An empty component: valid, but it exports no `run`.
+    let err = refuse(b"\0asm\x0d\0\x01\0");
+    assert!(err.contains("does not implement heartbeat:handler/handler@0.1.0"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_instances_share_no_state_between_runs() {
+    // The memory bomb leaves its instance full; the next run starts clean.
+    let rt = runtime();
+    let h = hostile(&rt);
+    let (first, _) = run(&rt, &h, r#"{"memoryMb": 16, "meta": {"mode": "memory"}}"#).await;
+    assert_failed(&first, "memory limit");
+    let (second, _) = run(&rt, &h, r#"{"memoryMb": 16, "meta": {"mode": "ok"}}"#).await;
+    assert_eq!(second.status, RunStatus::Success, "{second:?}");
+}
+
+fn count_lines(dir: &Path) -> usize {
+    let mut n = 0;
+    for sub in [dir.to_path_buf(), dir.join("archive")] {
+        for entry in std::fs::read_dir(&sub).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "jsonl") {
+                n += std::fs::read_to_string(entry.path()).expect("read").lines().count();
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarterly_compaction_archives_through_its_grant_and_is_idempotent() {
+    let rt = runtime();
+    let handler = registry::load_builtin(&rt, "quarterly_compaction").expect("built-in").expect("loads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("memory.jsonl"),
+        "{\"timestamp\": \"2025-12-31T23:59:59Z\", \"m\": 1}\n{\"timestamp\": 1775001600000, \"m\": 2}\nnot json\n",
+    )
+    .expect("write");
+    let check = format!(
+        r#"{{"handler": "quarterly_compaction", "grants": {{"dirs": {{"/data": {{"path": "{}"}}}}}}}}"#,
+        dir.path().display()
+    );
+    let before = count_lines(dir.path());
+    let (report, _) = run(&rt, &handler, &check).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(
+        report.details,
+        serde_json::json!({"files": 1, "recordsMoved": 1, "recordsKept": 1, "unparsableLines": 1, "archives": ["archive/2025-Q4.jsonl"]})
+    );
+    assert_eq!(count_lines(dir.path()), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("archive/2025-Q4.jsonl")).expect("archive"),
+        "{\"timestamp\": \"2025-12-31T23:59:59Z\", \"m\": 1}\n"
+    );
+    let (again, _) = run(&rt, &handler, &check).await;
+    assert_eq!(again.details["recordsMoved"], 0, "{again:?}");
+    assert_eq!(count_lines(dir.path()), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarterly_compaction_with_a_read_only_grant_fails_and_changes_nothing() {
+    let rt = runtime();
+    let handler = registry::load_builtin(&rt, "quarterly_compaction").expect("built-in").expect("loads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let live = "{\"timestamp\": \"2020-01-01T00:00:00Z\"}\n";
+    std::fs::write(dir.path().join("m.jsonl"), live).expect("write");
+    let check = format!(
+        r#"{{"grants": {{"dirs": {{"/data": {{"path": "{}", "readOnly": true}}}}}}}}"#,
+        dir.path().display()
+    );
+    let (report, _) = run(&rt, &handler, &check).await;
+    assert_failed(&report, "cannot create /data/archive");
+    assert_eq!(std::fs::read_to_string(dir.path().join("m.jsonl")).expect("live"), live);
+    assert!(!dir.path().join("archive").exists());
+}
