@@ -229,7 +229,10 @@ impl Client {
         loop {
             let got = self
                 .rt
-                .block_on(self.channel.basic_get(queue, BasicGetOptions { no_ack: true }))
+                .block_on(
+                    self.channel
+                        .basic_get(queue, BasicGetOptions { no_ack: true }),
+                )
                 .expect("basic.get");
             let Some(message) = got else { return out };
             let body = serde_json::from_slice(&message.delivery.data).unwrap_or_else(|_| {
@@ -246,9 +249,7 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let _ = self
-            .rt
-            .block_on(self.connection.close(200, "test done"));
+        let _ = self.rt.block_on(self.connection.close(200, "test done"));
     }
 }
 
@@ -274,9 +275,11 @@ impl Drop for Cleanup {
             return;
         };
         for queue in &self.queues {
-            let _ = client
-                .rt
-                .block_on(client.channel.queue_delete(queue, QueueDeleteOptions::default()));
+            let _ = client.rt.block_on(
+                client
+                    .channel
+                    .queue_delete(queue, QueueDeleteOptions::default()),
+            );
         }
         for exchange in &self.exchanges {
             let _ = client.rt.block_on(
@@ -315,7 +318,8 @@ fn control(agent: &str, verb: &str, payload: Value) -> Value {
 fn write_config(dir: &Path, agent: &str, checks: Value) -> std::path::PathBuf {
     let path = dir.join("heartbeat.json");
     let config = json!({"$schema": "heartbeat.v1", "agent": agent, "checks": checks});
-    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).expect("write config");
+    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json"))
+        .expect("write config");
     path
 }
 
@@ -345,14 +349,22 @@ fn now_ms() -> u64 {
 }
 
 fn header<'a>(properties: &'a BasicProperties, key: &str) -> Option<&'a AMQPValue> {
-    properties.headers().as_ref().and_then(|h| h.inner().get(key))
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(key))
 }
 
 /// Waits until `queue` has nothing ready and nothing unacknowledged.
 fn wait_idle(queue: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let out = ctl(&["list_queues", "name", "messages_ready", "messages_unacknowledged"]);
+        let out = ctl(&[
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ]);
         if out.lines().any(|l| l == format!("{queue}\t0\t0")) {
             return;
         }
@@ -378,14 +390,28 @@ fn declares_the_consumers_exchange_queue_arguments_and_bindings_exactly() {
     let inbox_line = format!(
         "agent.{agent}.inbox\ttrue\t[{{\"x-dead-letter-exchange\",[]}},{{\"x-dead-letter-routing-key\",\"agent.{agent}.dlq\"}}]"
     );
-    assert!(queues.lines().any(|l| l == inbox_line), "{inbox_line}\nnot in\n{queues}");
+    assert!(
+        queues.lines().any(|l| l == inbox_line),
+        "{inbox_line}\nnot in\n{queues}"
+    );
     let dlq_line = format!("agent.{agent}.dlq\ttrue\t[]");
-    assert!(queues.lines().any(|l| l == dlq_line), "{dlq_line}\nnot in\n{queues}");
+    assert!(
+        queues.lines().any(|l| l == dlq_line),
+        "{dlq_line}\nnot in\n{queues}"
+    );
 
-    let bindings = ctl(&["list_bindings", "source_name", "destination_name", "routing_key"]);
+    let bindings = ctl(&[
+        "list_bindings",
+        "source_name",
+        "destination_name",
+        "routing_key",
+    ]);
     let mine: BTreeSet<&str> = bindings
         .lines()
-        .filter(|l| l.starts_with("bloodbank.events.v1\t") && l.contains(&format!("\tagent.{agent}.inbox\t")))
+        .filter(|l| {
+            l.starts_with("bloodbank.events.v1\t")
+                && l.contains(&format!("\tagent.{agent}.inbox\t"))
+        })
         .collect();
     let expected: BTreeSet<String> = [format!("agent.{agent}.#"), "system.heartbeat.#".to_string()]
         .into_iter()
@@ -399,7 +425,9 @@ fn declares_the_consumers_exchange_queue_arguments_and_bindings_exactly() {
 
     let exchanges = ctl(&["list_exchanges", "name", "type", "durable"]);
     assert!(
-        exchanges.lines().any(|l| l == "bloodbank.events.v1\ttopic\ttrue"),
+        exchanges
+            .lines()
+            .any(|l| l == "bloodbank.events.v1\ttopic\ttrue"),
         "{exchanges}"
     );
     assert!(host.terminate(WAIT).success());
@@ -417,20 +445,35 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
         client.exchange(&exchange);
         client.queue(&format!("agent.{agent}.dlq"), FieldTable::default());
         let mut args = FieldTable::default();
-        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from("")),
+        );
         args.insert(
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(LongString::from(format!("agent.{agent}.dlq"))),
         );
         client.queue(&format!("agent.{agent}.inbox"), args);
-        client.bind(&format!("agent.{agent}.inbox"), &exchange, &format!("agent.{agent}.#"));
-        client.bind(&format!("agent.{agent}.inbox"), &exchange, "system.heartbeat.#");
+        client.bind(
+            &format!("agent.{agent}.inbox"),
+            &exchange,
+            &format!("agent.{agent}.#"),
+        );
+        client.bind(
+            &format!("agent.{agent}.inbox"),
+            &exchange,
+            "system.heartbeat.#",
+        );
         observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
     }
     let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
     cleanup.queues.push(observer.clone());
     // A tick waits in the queue before the host exists.
-    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("waiting-tick-1"));
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("waiting-tick-1"),
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 1000}}));
@@ -466,7 +509,11 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
     );
     let mut host = start_host(&config, &exchange, &[]);
 
-    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("readme-tick-1"));
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("readme-tick-1"),
+    );
     client.wait_count(&observer, 1, WAIT);
     // The cron's payload shape, and traffic the host does not act on.
     let cron = json!({
@@ -476,8 +523,16 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
         "payload": {"tick": 2, "timestamp": "2025-06-01T12:01:00Z", "quarter": "Q2", "dayOfWeek": 0, "epochMs": 1}
     });
     client.publish_json(&exchange, "system.heartbeat.tick", &cron);
-    client.publish_json(&exchange, "system.heartbeat.status", &json!({"anything": true}));
-    client.publish_json(&exchange, &format!("agent.{agent}.note"), &json!({"hello": 1}));
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.status",
+        &json!({"anything": true}),
+    );
+    client.publish_json(
+        &exchange,
+        &format!("agent.{agent}.note"),
+        &json!({"hello": 1}),
+    );
     host.wait_for("the cron tick", WAIT, |l| {
         !matching(l, &["no check due", "tick=cron-tick-2"]).is_empty()
     });
@@ -487,10 +542,18 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
     assert_eq!(events.len(), 1, "{events:?}");
     let (key, properties, event) = &events[0];
     assert_eq!(key, &format!("agent.{agent}.check.completed"));
-    assert_eq!(event["event_type"], json!(format!("agent.{agent}.check.completed")));
+    assert_eq!(
+        event["event_type"],
+        json!(format!("agent.{agent}.check.completed"))
+    );
     assert_eq!(event["version"], "1.0.0");
     assert_eq!(event["correlation_ids"], json!(["readme-tick-1"]));
-    assert!(event["timestamp"].as_str().is_some_and(|t| t.ends_with("+00:00")), "{event}");
+    assert!(
+        event["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+00:00")),
+        "{event}"
+    );
     assert_eq!(event["source"]["app"], "heartbeat-host");
     let event_id = event["event_id"].as_str().expect("event_id");
     assert_eq!(event_id.len(), 36, "a UUID: {event_id}");
@@ -498,12 +561,26 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
     assert_eq!(payload["check"], "due");
     assert_eq!(payload["handler"], "default");
     assert_eq!(payload["status"], "success");
-    assert!(payload["durationMs"].as_f64().is_some_and(|d| d > 0.0), "{payload}");
+    assert!(
+        payload["durationMs"].as_f64().is_some_and(|d| d > 0.0),
+        "{payload}"
+    );
     assert_eq!(payload["details"], json!({}));
     assert!(payload.get("error").is_none(), "{payload}");
-    let keys: Vec<&str> = payload.as_object().expect("object").keys().map(String::as_str).collect();
-    assert_eq!(keys, ["check", "handler", "status", "durationMs", "details"]);
-    assert_eq!(properties.message_id().as_ref().map(|m| m.as_str()), Some(event_id));
+    let keys: Vec<&str> = payload
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["check", "handler", "status", "durationMs", "details"]
+    );
+    assert_eq!(
+        properties.message_id().as_ref().map(|m| m.as_str()),
+        Some(event_id)
+    );
     assert_eq!(properties.delivery_mode(), &Some(2), "persistent");
     assert_eq!(
         properties.content_type().as_ref().map(|c| c.as_str()),
@@ -519,10 +596,19 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
     let stopped = matching(&lines, &["bus stopped"]);
     assert_eq!(stopped.len(), 1, "{lines:?}");
     // Its own result event came back through agent.{name}.# and was skipped.
-    assert_eq!(field(stopped[0], "own_skipped"), Some("1"), "{}", stopped[0]);
+    assert_eq!(
+        field(stopped[0], "own_skipped"),
+        Some("1"),
+        "{}",
+        stopped[0]
+    );
     assert_eq!(field(stopped[0], "ignored"), Some("2"), "{}", stopped[0]);
     assert_eq!(field(stopped[0], "rejected"), Some("0"), "{}", stopped[0]);
-    assert_eq!(matching(&lines, &["selected (", "check=due"]).len(), 1, "{lines:?}");
+    assert_eq!(
+        matching(&lines, &["selected (", "check=due"]).len(),
+        1,
+        "{lines:?}"
+    );
     assert!(matching(&lines, &["check=later", "selected ("]).is_empty());
     assert!(!matching(&lines, &["closed the broker connection"]).is_empty());
     let state = read_json(&dir.path().join("heartbeat.state.json"));
@@ -546,7 +632,11 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
     let tick = "system.heartbeat.tick";
     let ctl_key = |verb: &str| format!("agent.{agent}.control.{verb}");
     let bad: Vec<(String, Vec<u8>, &str)> = vec![
-        (tick.into(), b"this is not json".to_vec(), "body is not JSON"),
+        (
+            tick.into(),
+            b"this is not json".to_vec(),
+            "body is not JSON",
+        ),
         (tick.into(), b"[1, 2]".to_vec(), "body is a JSON array"),
         (
             tick.into(),
@@ -555,17 +645,23 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
         ),
         (
             ctl_key("pause"),
-            control(&agent, "pause", json!({"check": "no_such_check"})).to_string().into_bytes(),
+            control(&agent, "pause", json!({"check": "no_such_check"}))
+                .to_string()
+                .into_bytes(),
             "unknown check `no_such_check`",
         ),
         (
             ctl_key("resume"),
-            control(&agent, "resume", json!({"name": "ping"})).to_string().into_bytes(),
+            control(&agent, "resume", json!({"name": "ping"}))
+                .to_string()
+                .into_bytes(),
             "field `payload.check` is missing",
         ),
         (
             ctl_key("reboot"),
-            control(&agent, "reboot", json!({"check": "ping"})).to_string().into_bytes(),
+            control(&agent, "reboot", json!({"check": "ping"}))
+                .to_string()
+                .into_bytes(),
             "unknown control `reboot`",
         ),
     ];
@@ -592,7 +688,10 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
     let dead = client.drain(&dlq);
     assert_eq!(dead.len(), bad.len());
     for (_, properties, _) in &dead {
-        assert!(header(properties, "x-death").is_some(), "dead-lettered by the broker");
+        assert!(
+            header(properties, "x-death").is_some(),
+            "dead-lettered by the broker"
+        );
     }
     assert_eq!(dead[0].2, Value::String("this is not json".into()));
     assert_eq!(client.count(&format!("agent.{agent}.inbox")), 0);
@@ -623,16 +722,34 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
     let mut host = start_host(&config, &exchange, &[]);
     let key = |verb: &str| format!("agent.{agent}.control.{verb}");
     let applied = |host: &mut RunningHost, n: usize| {
-        host.wait_for("control applied", WAIT, |l| matching(l, &["control applied"]).len() >= n);
+        host.wait_for("control applied", WAIT, |l| {
+            matching(l, &["control applied"]).len() >= n
+        });
     };
 
     // Run now: persisted, then honoured by the next tick whatever the ratio.
-    client.publish_json(&exchange, &key("run"), &control(&agent, "run", json!({"check": "slow"})));
+    client.publish_json(
+        &exchange,
+        &key("run"),
+        &control(&agent, "run", json!({"check": "slow"})),
+    );
     applied(&mut host, 1);
     assert_eq!(read_json(&state_path)["runRequests"], json!(["slow"]));
-    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("tick-run-now"));
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("tick-run-now"),
+    );
     host.wait_for("the requested run", WAIT, |l| {
-        !matching(l, &["selected (run requested)", "check=slow", "tick=tick-run-now"]).is_empty()
+        !matching(
+            l,
+            &[
+                "selected (run requested)",
+                "check=slow",
+                "tick=tick-run-now",
+            ],
+        )
+        .is_empty()
     });
     client.wait_count(&observer, 1, WAIT);
     host.wait_for("the run request to be cleared on disk", WAIT, |_| {
@@ -643,7 +760,11 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
     client.publish_json(
         &exchange,
         &key("pause"),
-        &control(&agent, "pause", json!({"check": "other", "until": "2099-01-01T00:00:00Z", "reason": "maintenance"})),
+        &control(
+            &agent,
+            "pause",
+            json!({"check": "other", "until": "2099-01-01T00:00:00Z", "reason": "maintenance"}),
+        ),
     );
     applied(&mut host, 2);
     assert_eq!(
@@ -653,23 +774,48 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
     // A bare payload works too.
     client.publish(&exchange, &key("run"), br#"{"check": "other"}"#);
     applied(&mut host, 3);
-    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("tick-while-paused"));
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("tick-while-paused"),
+    );
     host.wait_for("the paused tick", WAIT, |l| {
         !matching(l, &["no check due", "tick=tick-while-paused"]).is_empty()
     });
 
     // Resume: the pending run request now runs it.
-    client.publish_json(&exchange, &key("resume"), &control(&agent, "resume", json!({"check": "other"})));
+    client.publish_json(
+        &exchange,
+        &key("resume"),
+        &control(&agent, "resume", json!({"check": "other"})),
+    );
     applied(&mut host, 4);
     assert!(read_json(&state_path).get("paused").is_none());
-    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("tick-after-resume"));
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("tick-after-resume"),
+    );
     host.wait_for("the resumed run", WAIT, |l| {
-        !matching(l, &["selected (run requested)", "check=other", "tick=tick-after-resume"]).is_empty()
+        !matching(
+            l,
+            &[
+                "selected (run requested)",
+                "check=other",
+                "tick=tick-after-resume",
+            ],
+        )
+        .is_empty()
     });
     client.wait_count(&observer, 2, WAIT);
     assert!(host.terminate(WAIT).success());
     let state = read_json(&state_path);
-    assert!(state["checks"]["other"]["lastRun"].as_u64().is_some_and(|t| t > now), "{state}");
+    assert!(
+        state["checks"]["other"]["lastRun"]
+            .as_u64()
+            .is_some_and(|t| t > now),
+        "{state}"
+    );
     assert_eq!(client.count(&format!("agent.{agent}.dlq")), 0);
 }
 
@@ -717,7 +863,12 @@ fn handler_events_go_out_with_their_own_routing_key_after_confirms() {
             }],
             dropped_logs: 0,
         };
-        let published = bus.publish_run(&json!({"event_id": "tick-e"}), "backups", "backup_age", &report);
+        let published = bus.publish_run(
+            &json!({"event_id": "tick-e"}),
+            "backups",
+            "backup_age",
+            &report,
+        );
         assert!(published.wait().await, "confirmed or spooled");
         bus.shutdown().await;
     });
@@ -725,13 +876,19 @@ fn handler_events_go_out_with_their_own_routing_key_after_confirms() {
     let keys: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        [format!("agent.{agent}.backup_age"), format!("agent.{agent}.check.completed")]
+        [
+            format!("agent.{agent}.backup_age"),
+            format!("agent.{agent}.check.completed")
+        ]
     );
     assert_eq!(events[0].2["payload"], json!({"ageHours": 30}));
     assert_eq!(events[0].2["correlation_ids"], json!(["tick-e"]));
     assert_eq!(events[1].2["payload"]["error"], "backup too old");
     assert_eq!(events[1].2["payload"]["status"], "failed");
-    assert!(!dir.path().join("o.outbox.jsonl").exists(), "nothing spooled");
+    assert!(
+        !dir.path().join("o.outbox.jsonl").exists(),
+        "nothing spooled"
+    );
 }
 
 #[test]
@@ -765,20 +922,35 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
         runs_finished(l) >= 6 && !matching(l, &["outbox full"]).is_empty()
     });
     assert!(!matching(&lines, &["cannot use the broker", "degraded"]).is_empty());
-    assert!(!matching(&lines, &["degraded: broker unreachable, tick from the host's own timer"]).is_empty());
+    assert!(
+        !matching(
+            &lines,
+            &["degraded: broker unreachable, tick from the host's own timer"]
+        )
+        .is_empty()
+    );
     assert!(offline.terminate(WAIT).success());
     let lines = offline.lines();
     let runs = runs_finished(&lines);
     let text = std::fs::read_to_string(&outbox).expect("outbox file");
     let mut file_lines = text.lines();
     let header: Value = serde_json::from_str(file_lines.next().expect("header")).expect("json");
-    let waiting: Vec<Value> = file_lines.map(|l| serde_json::from_str(l).expect("record")).collect();
+    let waiting: Vec<Value> = file_lines
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
     assert_eq!(waiting.len(), 3, "{text}");
     assert_eq!(header["dropped"].as_u64(), Some(runs as u64 - 3), "{text}");
     let full = matching(&lines, &["outbox full"]);
-    assert!(full.iter().any(|l| field(l, "outbox_dropped_total") == Some(&(runs - 3).to_string())), "{full:#?}");
+    assert!(
+        full.iter()
+            .any(|l| field(l, "outbox_dropped_total") == Some(&(runs - 3).to_string())),
+        "{full:#?}"
+    );
     let stopped = matching(&lines, &["bus stopped"]);
-    assert_eq!(field(stopped[0], "outbox_dropped_total"), Some((runs - 3).to_string().as_str()));
+    assert_eq!(
+        field(stopped[0], "outbox_dropped_total"),
+        Some((runs - 3).to_string().as_str())
+    );
     let expected: Vec<String> = waiting
         .iter()
         .map(|r| r["eventId"].as_str().expect("eventId").to_string())
@@ -801,7 +973,10 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
         .iter()
         .map(|(_, _, e)| e["event_id"].as_str().expect("event_id").to_string())
         .collect();
-    assert_eq!(got, expected, "in order, nothing else (the timer is idle while connected)");
+    assert_eq!(
+        got, expected,
+        "in order, nothing else (the timer is idle while connected)"
+    );
     assert!(online.terminate(WAIT).success());
     assert!(!outbox.exists() || read_outbox_records(&outbox) == 0);
 }
@@ -824,12 +999,24 @@ fn tick_subcommand_publishes_ticks_in_the_consumers_envelope() {
         exchanges: vec![exchange.clone()],
     };
     let output = Command::new(support::host_bin())
-        .args(["tick", "--amqp-url", URL, "--exchange", &exchange, "--count", "3"])
+        .args([
+            "tick",
+            "--amqp-url",
+            URL,
+            "--exchange",
+            &exchange,
+            "--count",
+            "3",
+        ])
         .env_remove("RABBIT_URL")
         .env_remove("EXCHANGE_NAME")
         .output()
         .expect("run tick");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
@@ -837,16 +1024,39 @@ fn tick_subcommand_publishes_ticks_in_the_consumers_envelope() {
     assert_eq!(ids.len(), 3);
     client.wait_count(&observer, 3, WAIT);
     let ticks = client.drain(&observer);
-    let got: Vec<&str> = ticks.iter().map(|(_, _, t)| t["event_id"].as_str().expect("id")).collect();
+    let got: Vec<&str> = ticks
+        .iter()
+        .map(|(_, _, t)| t["event_id"].as_str().expect("id"))
+        .collect();
     assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
     for (key, _, tick) in &ticks {
         assert_eq!(key, "system.heartbeat.tick");
-        let keys: Vec<&str> = tick.as_object().expect("object").keys().map(String::as_str).collect();
-        assert_eq!(keys, ["event_id", "event_type", "timestamp", "version", "source", "payload"]);
+        let keys: Vec<&str> = tick
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "event_id",
+                "event_type",
+                "timestamp",
+                "version",
+                "source",
+                "payload"
+            ]
+        );
         assert_eq!(tick["event_type"], "system.heartbeat.tick");
         assert_eq!(tick["version"], "1.0.0");
         assert_eq!(tick["source"]["type"], "manual");
-        assert!(tick["payload"]["tick_id"].as_str().is_some_and(|t| t.len() == 8), "{tick}");
+        assert!(
+            tick["payload"]["tick_id"]
+                .as_str()
+                .is_some_and(|t| t.len() == 8),
+            "{tick}"
+        );
     }
 }
 
@@ -859,7 +1069,10 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     client.exchange(&exchange);
     let inbox = format!("agent.{agent}.inbox");
     let mut args = FieldTable::default();
-    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(LongString::from("")),
+    );
     args.insert(
         "x-dead-letter-routing-key".into(),
         AMQPValue::LongString(LongString::from(format!("agent.{agent}.dlq"))),
@@ -870,7 +1083,11 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     let _cleanup = Cleanup::agent(&agent, Some(&exchange));
     let publish_ticks = |n: usize, prefix: &str| {
         for i in 0..n {
-            client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick(&format!("{prefix}-{i:04}")));
+            client.publish_json(
+                &exchange,
+                "system.heartbeat.tick",
+                &readme_tick(&format!("{prefix}-{i:04}")),
+            );
         }
     };
     publish_ticks(1000, "first");
@@ -882,7 +1099,12 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     let mut host = start_host(&config, &exchange, &["--prefetch", "32"]);
     let pid = host.pid();
     // Manual acks and a prefetch of 32: the broker hands over at most 32 at once.
-    let consumers = ctl(&["list_consumers", "queue_name", "ack_required", "prefetch_count"]);
+    let consumers = ctl(&[
+        "list_consumers",
+        "queue_name",
+        "ack_required",
+        "prefetch_count",
+    ]);
     assert!(
         consumers.lines().any(|l| l == format!("{inbox}\ttrue\t32")),
         "{consumers}"
@@ -890,18 +1112,31 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     let drained = |client: &Client, host: &mut RunningHost, what: &str, max_unacked: &mut u32| {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let out = ctl(&["list_queues", "name", "messages_ready", "messages_unacknowledged"]);
+            let out = ctl(&[
+                "list_queues",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ]);
             let row = out
                 .lines()
                 .find(|l| l.starts_with(&format!("{inbox}\t")))
                 .unwrap_or_else(|| panic!("{inbox} not listed: {out}"))
                 .to_string();
-            let cols: Vec<u32> = row.split('\t').skip(1).map(|c| c.parse().expect("count")).collect();
+            let cols: Vec<u32> = row
+                .split('\t')
+                .skip(1)
+                .map(|c| c.parse().expect("count"))
+                .collect();
             *max_unacked = (*max_unacked).max(cols[1]);
             if cols == [0, 0] && client.count(&inbox) == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "{what}: not drained: {row}; log tail: {:?}", host.lines().iter().rev().take(5).collect::<Vec<_>>());
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not drained: {row}; log tail: {:?}",
+                host.lines().iter().rev().take(5).collect::<Vec<_>>()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     };
@@ -915,8 +1150,14 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     eprintln!(
         "1000 queued ticks drained in {first_drain:?} (host start included); peak RSS {peak_after_1000} KiB after 1000, {peak_after_2000} KiB after 2000; max unacked seen {max_unacked}"
     );
-    assert!(max_unacked <= 32, "prefetch bounds what is in flight: {max_unacked}");
-    assert!(peak_after_1000 < 200 * 1024, "peak RSS {peak_after_1000} KiB");
+    assert!(
+        max_unacked <= 32,
+        "prefetch bounds what is in flight: {max_unacked}"
+    );
+    assert!(
+        peak_after_1000 < 200 * 1024,
+        "peak RSS {peak_after_1000} KiB"
+    );
     assert!(
         peak_after_2000 <= peak_after_1000 + 16 * 1024,
         "memory grows with the backlog: {peak_after_1000} KiB -> {peak_after_2000} KiB"
@@ -949,7 +1190,9 @@ struct RestartBrokerOnDrop;
 
 impl Drop for RestartBrokerOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("timeout").args(["120", "rabbitmqctl", "start_app"]).status();
+        let _ = Command::new("timeout")
+            .args(["120", "rabbitmqctl", "start_app"])
+            .status();
         let _ = Command::new("timeout")
             .args(["120", "rabbitmqctl", "await_startup", "--timeout", "110"])
             .status();
@@ -975,11 +1218,19 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
     // Bus ticks before the outage.
     let client = Client::connect();
     for i in 0..5 {
-        client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick(&format!("before-{i}")));
+        client.publish_json(
+            &exchange,
+            "system.heartbeat.tick",
+            &readme_tick(&format!("before-{i}")),
+        );
     }
     host.wait_for("runs on bus ticks", WAIT, |l| {
         !matching(l, &["run finished", "tick=before-"]).is_empty()
-            && matching(l, &["tick=before-"]).iter().filter(|x| x.contains("selected (") || x.contains("no check due")).count() >= 5
+            && matching(l, &["tick=before-"])
+                .iter()
+                .filter(|x| x.contains("selected (") || x.contains("no check due"))
+                .count()
+                >= 5
     });
     drop(client);
 
@@ -997,7 +1248,10 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
             .count()
             >= 3
     });
-    assert!(read_outbox_records(&outbox) >= 3, "events wait in the outbox");
+    assert!(
+        read_outbox_records(&outbox) >= 3,
+        "events wait in the outbox"
+    );
     ctl(&["start_app"]);
     ctl(&["await_startup", "--timeout", "110"]);
     drop(restart);
@@ -1013,10 +1267,18 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
     // Bus ticks after the outage; the timer stays quiet while connected.
     let client = Client::connect();
     for i in 0..5 {
-        client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick(&format!("after-{i}")));
+        client.publish_json(
+            &exchange,
+            "system.heartbeat.tick",
+            &readme_tick(&format!("after-{i}")),
+        );
     }
     host.wait_for("runs on the new bus ticks", WAIT, |l| {
-        matching(l, &["tick=after-"]).iter().filter(|x| x.contains("selected (") || x.contains("no check due")).count() >= 5
+        matching(l, &["tick=after-"])
+            .iter()
+            .filter(|x| x.contains("selected (") || x.contains("no check due"))
+            .count()
+            >= 5
     });
     std::thread::sleep(Duration::from_millis(1000));
     assert!(host.terminate(WAIT).success());
@@ -1025,14 +1287,19 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
         .iter()
         .filter(|l| l.contains("degraded: broker unreachable, tick from the host's own timer"))
         .collect();
-    assert!(timer_after_back.is_empty(), "timer ticks while connected: {timer_after_back:#?}");
+    assert!(
+        timer_after_back.is_empty(),
+        "timer ticks while connected: {timer_after_back:#?}"
+    );
 
     // Every run's result event reached the exchange at least once.
     let runs: Vec<&String> = matching(&lines, &["run finished"]);
     let events = client.drain(&observer);
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     for (_, _, event) in &events {
-        *by_id.entry(event["event_id"].as_str().expect("event_id").to_string()).or_default() += 1;
+        *by_id
+            .entry(event["event_id"].as_str().expect("event_id").to_string())
+            .or_default() += 1;
     }
     let duplicates: usize = by_id.values().map(|n| n - 1).sum();
     eprintln!(
@@ -1041,7 +1308,11 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
         events.len(),
         by_id.len()
     );
-    assert_eq!(by_id.len(), runs.len(), "one distinct result event per run, none lost");
+    assert_eq!(
+        by_id.len(),
+        runs.len(),
+        "one distinct result event per run, none lost"
+    );
     // Each bus tick that ran has its result, correlated by the tick's event_id.
     let correlated: BTreeSet<String> = events
         .iter()
@@ -1053,6 +1324,9 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
             assert!(correlated.contains(tick), "no result event for {tick}");
         }
     }
-    assert!(runs.iter().any(|r| r.contains("tick=timer-")), "the timer filled in");
+    assert!(
+        runs.iter().any(|r| r.contains("tick=timer-")),
+        "the timer filled in"
+    );
     assert_eq!(read_outbox_records(&outbox), 0, "outbox empty at the end");
 }

@@ -41,4 +41,9 @@ if ! python3 -c 'import aio_pika' >/dev/null 2>&1; then
     python3 -m pip install -q aio-pika || echo "tests/run.sh: aio-pika not installed; only the benchmarks need it" >&2
 fi
 
+# Handler toolchains for tests/e2e_languages.rs and tests/e2e_new.rs
+# (componentize-py, componentize-js, clang/wasi-libc, wit-bindgen,
+# wasm-tools, the WASI adapter; pinned in toolchains/versions.env).
+toolchains/install.sh all
+
 cargo test --workspace --locked

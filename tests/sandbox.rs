@@ -278,3 +278,47 @@ async fn quarterly_compaction_with_a_read_only_grant_fails_and_changes_nothing()
     assert_eq!(std::fs::read_to_string(dir.path().join("m.jsonl")).expect("live"), live);
     assert!(!dir.path().join("archive").exists());
 }
+
+fn process(name: &str, status: heartbeat_host::runtime::ProcessState) -> heartbeat_host::runtime::ProcessInfo {
+    heartbeat_host::runtime::ProcessInfo {
+        name: name.into(),
+        status,
+        last_message: "beat/5".into(),
+        last_seen_ms: 1_000,
+        expected_by_ms: Some(8_500),
+    }
+}
+
+async fn sub_health(rt: &Runtime, table: Vec<heartbeat_host::runtime::ProcessInfo>, meta: &str) -> RunReport {
+    let handler = registry::load_builtin(rt, "sub_health").expect("built-in").expect("loads");
+    let mut request = request(&format!(r#"{{"handler": "sub_health", "meta": {meta}}}"#), Path::new("."), 2_000);
+    request.processes = std::sync::Arc::new(table);
+    rt.run(&handler, &request).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sub_health_reports_the_table_and_fails_on_a_dead_or_missing_process() {
+    use heartbeat_host::runtime::ProcessState::{Alive, Dead, Late};
+    let rt = runtime();
+    let report = sub_health(&rt, vec![process("a", Alive), process("b", Late)], "{}").await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(report.events.len(), 1);
+    assert_eq!(report.events[0].event_type, format!("agent.{AGENT}.sub_health"));
+    let payload = &report.events[0].payload;
+    assert_eq!(payload["overall"], "degraded");
+    assert_eq!(payload["processes"][1]["name"], "b");
+    assert_eq!(payload["processes"][1]["status"], "late");
+    assert_eq!(payload["processes"][0]["expectedByMs"], 8_500);
+
+    let report = sub_health(&rt, vec![process("a", Alive), process("b", Dead)], "{}").await;
+    assert_failed(&report, "unhealthy");
+    assert_eq!(report.events[0].payload["overall"], "unhealthy");
+
+    let report = sub_health(&rt, vec![process("a", Alive)], r#"{"required": ["a", "indexer"]}"#).await;
+    assert_failed(&report, "indexer");
+    assert_eq!(report.events[0].payload["missing"], serde_json::json!(["indexer"]));
+
+    let report = sub_health(&rt, vec![], "{}").await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(report.events[0].payload["overall"], "healthy");
+}

@@ -76,6 +76,14 @@ impl Outcome {
     }
 }
 
+pub use bindings::heartbeat::handler::host::{Process, ProcessStatus};
+
+/// The agent's watched processes as the host tracks them from their beats
+/// (`heartbeat.<agent>.#` and the config's `watch` patterns), sorted by name.
+pub fn processes() -> Vec<Process> {
+    bindings::heartbeat::handler::host::processes()
+}
+
 /// Emits an event: `event_type` is also its routing key (by default it must
 /// start with `agent.<agent>.`), `payload` is JSON text.
 pub fn emit(event_type: &str, payload: &str) -> Result<(), String> {

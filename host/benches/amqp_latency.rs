@@ -95,7 +95,10 @@ fn main() {
     let config = dir.path().join("heartbeat.json");
     std::fs::write(
         &config,
-        format!(r#"{{"agent": "{}", "checks": {{"noop": {{"cadenceMs": 0, "handler": "default"}}}}}}"#, args.agent),
+        format!(
+            r#"{{"agent": "{}", "checks": {{"noop": {{"cadenceMs": 0, "handler": "default"}}}}}}"#,
+            args.agent
+        ),
     )
     .expect("write config");
     let mut host = Command::new(env!("CARGO_BIN_EXE_heartbeat-host"))
@@ -114,10 +117,10 @@ fn main() {
     std::thread::spawn(move || {
         let mut ready = Some(ready_tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("connected; ticks come from the bus") {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
+            if line.contains("connected; ticks come from the bus")
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(());
             }
             if line.contains("ERROR") || line.contains("WARN") {
                 eprintln!("host: {line}");
@@ -126,6 +129,7 @@ fn main() {
     });
     if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
         let _ = host.kill();
+        let _ = host.wait();
         eprintln!("amqp_latency: the host did not connect within 60 s");
         std::process::exit(1);
     }
@@ -136,7 +140,9 @@ fn main() {
     let result = rt.block_on(measure(&args));
     let after_rss = rss_kib(pid, "VmRSS:");
     let peak_rss = rss_kib(pid, "VmHWM:");
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = host.try_wait() {
@@ -145,6 +151,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = host.kill();
+    let _ = host.wait();
     let _ = rt.block_on(cleanup(&args));
     let mut latencies = match result {
         Ok(l) => l,
@@ -185,7 +192,11 @@ async fn connect(url: &str) -> Result<Connection, lapin::Error> {
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio::current());
     // lapin reads an empty vhost path as ""; the broker's default is "/".
-    let url = if url.ends_with('/') { format!("{url}%2f") } else { url.to_string() };
+    let url = if url.ends_with('/') {
+        format!("{url}%2f")
+    } else {
+        url.to_string()
+    };
     Connection::connect(&url, properties).await
 }
 
@@ -291,8 +302,13 @@ async fn measure(args: &Args) -> Result<Vec<Duration>, String> {
 async fn cleanup(args: &Args) -> Result<(), lapin::Error> {
     let connection = connect(&args.url).await?;
     let channel = connection.create_channel().await?;
-    for queue in [format!("agent.{}.inbox", args.agent), format!("agent.{}.dlq", args.agent)] {
-        channel.queue_delete(&queue, QueueDeleteOptions::default()).await?;
+    for queue in [
+        format!("agent.{}.inbox", args.agent),
+        format!("agent.{}.dlq", args.agent),
+    ] {
+        channel
+            .queue_delete(&queue, QueueDeleteOptions::default())
+            .await?;
     }
     connection.close(200, "done").await
 }

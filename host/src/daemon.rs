@@ -120,7 +120,11 @@ pub async fn run(
     let timer = match &shared.bus {
         Some(bus) => {
             tokio::spawn(apply_controls(Arc::clone(&shared), control_rx));
-            tokio::spawn(crate::amqp::run_fallback_timer(interval, tick_tx, bus.watch_status()))
+            tokio::spawn(crate::amqp::run_fallback_timer(
+                interval,
+                tick_tx,
+                bus.watch_status(),
+            ))
         }
         None => tokio::spawn(tick::run_timer(interval, tick_tx)),
     };
@@ -221,7 +225,12 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
             Ok((check, report)) => {
                 // Events go out as soon as the run ends, while the state is saved.
                 if let Some(bus) = &shared.bus {
-                    published.push(bus.publish_run(&tick.envelope, &check.name, &check.handler, &report));
+                    published.push(bus.publish_run(
+                        &tick.envelope,
+                        &check.name,
+                        &check.handler,
+                        &report,
+                    ));
                 }
                 finished.push((check, report));
             }

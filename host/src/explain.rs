@@ -221,6 +221,7 @@ pub fn render_table(explanation: &Explanation) -> String {
         };
         let next_due = match c.next_due_ms {
             None => "every tick".to_string(),
+            Some(_) if c.last_run_ms == 0 => "now (never ran)".to_string(),
             Some(next) => format_when(next, at),
         };
         let reason = if c.tick_full {
@@ -430,6 +431,7 @@ mod tests {
             assert_eq!(&line[status_col..status_col + status.len()], status, "{table}");
         }
         assert!(lines[3].contains("never") && lines[3].contains("every tick"), "{table}");
+        assert!(lines[6].contains("now (never ran)"), "{table}");
         assert!(
             lines[4].contains("2025-12-31 23:59:50 UTC (10s ago)"),
             "{table}"

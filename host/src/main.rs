@@ -22,12 +22,27 @@ struct Cli {
 enum Command {
     /// Run the host: take ticks, run due checks, record outcomes.
     Run(RunArgs),
+    /// Show what would run at an instant, and why (the host's own selection).
+    Explain(ExplainArgs),
+    /// Validate a heartbeat.json and resolve its handlers; exit 0 only when valid.
+    Check(CheckArgs),
     /// Publish heartbeat tick(s) in heartbeat-consumer's envelope.
     Tick(heartbeat_host::amqp::cli::TickArgs),
     /// Run one handler once under the host's sandbox and print what it did as JSON.
     Invoke(InvokeArgs),
     /// Create a handler project (Rust, Python, JavaScript or C) that builds and passes `invoke`.
     New(NewArgs),
+    /// Probe a liveness file: exit 0 when fresh, 1 when stale or missing, 2 when unreadable.
+    IsAlive(IsAliveArgs),
+}
+
+#[derive(clap::Args)]
+struct IsAliveArgs {
+    /// The liveness file (heartbeat-host's --liveness-file, or kstlib's state file).
+    file: PathBuf,
+    /// The oldest beat, in seconds, that still counts as alive.
+    #[arg(long, default_value_t = 30.0)]
+    max_age: f64,
 }
 
 #[derive(clap::Args)]
@@ -87,6 +102,32 @@ struct RunArgs {
     bus: heartbeat_host::amqp::cli::BusArgs,
 }
 
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// The agent's heartbeat.json.
+    #[arg(long, env = "HEARTBEAT_PATH")]
+    config: PathBuf,
+    /// The state file (default: `<config stem>.state.json` beside the config).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The instant to explain, RFC 3339 (default: now), e.g. 2026-01-01T09:30:00Z.
+    #[arg(long, value_parser = heartbeat_host::explain::parse_at)]
+    at: Option<u64>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The agent's heartbeat.json.
+    #[arg(long, env = "HEARTBEAT_PATH")]
+    config: PathBuf,
+    /// A directory of handler components (`NAME.wasm` provides handler NAME).
+    #[arg(long, env = "HANDLERS_DIR")]
+    handlers: Option<PathBuf>,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let d =
         humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))?;
@@ -134,6 +175,13 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             runtime.block_on(daemon::run(options, shutdown_signal()))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Explain(args) => explain(args),
+        Command::Check(args) => check(args),
+        Command::IsAlive(args) => {
+            let probe = heartbeat_host::liveness::probe(&args.file, args.max_age, heartbeat_host::tick::now_ms());
+            println!("{}", probe.describe(&args.file, args.max_age));
+            Ok(std::process::ExitCode::from(probe.exit_code()))
+        }
         Command::Invoke(args) => {
             let options = heartbeat_host::invoke::InvokeOptions {
                 handler: args.handler,
@@ -175,6 +223,58 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// `explain`: exit 0 once explained; errors (invalid config, unreadable
+/// state) go to `main`, which exits 2.
+fn explain(args: ExplainArgs) -> anyhow::Result<std::process::ExitCode> {
+    let loaded = heartbeat_host::config::load(&args.config)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let state_path = args
+        .state
+        .unwrap_or_else(|| state::default_path(&args.config));
+    let state = state::load(&state_path)?;
+    let at_ms = args.at.unwrap_or_else(heartbeat_host::tick::now_ms);
+    let explanation = heartbeat_host::explain::explain(&loaded.config, &state, at_ms);
+    if args.json {
+        let json = heartbeat_host::explain::to_json(&explanation);
+        println!("{}", serde_json::to_string(&json)?);
+    } else {
+        print!("{}", heartbeat_host::explain::render_table(&explanation));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `check`: exit 0 when the config is valid and its handlers resolve, 1 otherwise.
+fn check(args: CheckArgs) -> anyhow::Result<std::process::ExitCode> {
+    // Handler files are compiled too, when there is a directory of them.
+    let runtime = match &args.handlers {
+        None => None,
+        Some(_) => {
+            match heartbeat_host::runtime::Runtime::new(
+                &heartbeat_host::runtime::RuntimeOptions::default(),
+            ) {
+                Ok(runtime) => Some(runtime),
+                Err(e) => {
+                    eprintln!("warning: handler files are not compiled: {e:#}");
+                    None
+                }
+            }
+        }
+    };
+    let report = heartbeat_host::preflight::check(
+        &args.config,
+        args.handlers.as_deref(),
+        runtime.as_ref(),
+    );
+    print!("{}", report.render());
+    Ok(if report.is_ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -170,11 +170,20 @@ pub fn plan(
         .filter(|e| e.is_due())
         .map(|e| e.index)
         .collect();
-    due.sort_by(|&a, &b| run_order(&checks[a], &config.checks[a], &checks[b], &config.checks[b]));
-    for &late in due.iter().skip(config.max_per_tick) {
-        checks[late].not_running = Some(NotRunning::TickFull);
+    let order =
+        |&a: &usize, &b: &usize| run_order(&checks[a], &config.checks[a], &checks[b], &config.checks[b]);
+    // Only the first maxPerTick need ordering: partition them off first, in
+    // linear time (the order is total, so the result does not depend on how).
+    let late = if due.len() > config.max_per_tick {
+        due.select_nth_unstable_by(config.max_per_tick, order);
+        due.split_off(config.max_per_tick)
+    } else {
+        Vec::new()
+    };
+    due.sort_by(order);
+    for index in late {
+        checks[index].not_running = Some(NotRunning::TickFull);
     }
-    due.truncate(config.max_per_tick);
     Plan {
         now_ms,
         checks,

@@ -6,7 +6,7 @@
 //! a temporary file in the same directory, fsync, rename, fsync of the
 //! directory. Recording an outcome is a pure function ([`record_outcome`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -25,9 +25,11 @@ pub struct State {
     /// Format version ([`STATE_VERSION`]).
     #[serde(default = "state_version")]
     pub version: u32,
-    /// Per-check records, by check name.
-    #[serde(default)]
-    pub checks: BTreeMap<String, CheckState>,
+    /// Per-check records, by check name. A hash map: selection looks every
+    /// check up on every tick (see `benches/selection.rs`); the file is
+    /// still written sorted by name.
+    #[serde(default, serialize_with = "sorted_by_name")]
+    pub checks: HashMap<String, CheckState>,
     /// Pauses set at run time, by check name (combined with the file's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub paused: BTreeMap<String, Pause>,
@@ -38,6 +40,14 @@ pub struct State {
 
 fn state_version() -> u32 {
     STATE_VERSION
+}
+
+fn sorted_by_name<S: serde::Serializer>(
+    checks: &HashMap<String, CheckState>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let sorted: BTreeMap<&String, &CheckState> = checks.iter().collect();
+    sorted.serialize(serializer)
 }
 
 /// What the host recorded about one check.
@@ -313,6 +323,17 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, [std::ffi::OsString::from("h.state.json")]);
+    }
+
+    #[test]
+    fn checks_are_written_sorted_by_name() {
+        let mut state = State::default();
+        for name in ["zeta", "alpha", "mid"] {
+            state.checks.insert(name.into(), CheckState::default());
+        }
+        let text = serde_json::to_string(&state).expect("serialise");
+        let at = |n: &str| text.find(&format!("\"{n}\"")).expect("written");
+        assert!(at("alpha") < at("mid") && at("mid") < at("zeta"), "{text}");
     }
 
     #[test]

@@ -34,7 +34,11 @@ impl Backoff {
     /// (values outside are clamped): between half the ceiling and the ceiling.
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
         let ceiling = self.ceiling(attempt);
-        let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let half = ceiling / 2;
         half + (ceiling - half).mul_f64(jitter)
     }
@@ -61,7 +65,10 @@ mod tests {
             let low = b.delay(attempt, 0.0);
             let high = b.delay(attempt, 0.999_999);
             assert_eq!(low, b.ceiling(attempt) / 2);
-            assert!(high <= b.ceiling(attempt) && high > low, "{attempt}: {low:?} {high:?}");
+            assert!(
+                high <= b.ceiling(attempt) && high > low,
+                "{attempt}: {low:?} {high:?}"
+            );
         }
     }
 

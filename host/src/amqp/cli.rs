@@ -31,7 +31,11 @@ impl BusArgs {
     /// The bus options, or `None` without a URL (an empty `RABBIT_URL`
     /// counts as none).
     pub fn options(&self, state_path: &Path) -> Option<BusOptions> {
-        let url = self.amqp_url.as_deref().map(str::trim).filter(|u| !u.is_empty())?;
+        let url = self
+            .amqp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())?;
         Some(BusOptions {
             url: url.to_string(),
             exchange: self.exchange.clone(),

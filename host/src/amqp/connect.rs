@@ -9,6 +9,12 @@ use lapin::{Connection, ConnectionProperties};
 /// How long one connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest frame the host asks for unless the URL says
+/// (`?frame_max=`). lapin keeps two buffers of 32 frames each, so the
+/// broker's usual 128 KiB would cost 8 MiB of resident memory for messages
+/// that are a few hundred bytes; bigger messages span several frames.
+pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+
 /// Why a broker URL is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
@@ -63,6 +69,13 @@ pub fn redact(text: &str) -> String {
     }
 }
 
+/// `uri` with the host's defaults for what it leaves open ([`DEFAULT_FRAME_MAX`]).
+pub fn tuned(uri: &AMQPUri) -> AMQPUri {
+    let mut uri = uri.clone();
+    uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+    uri
+}
+
 /// Opens a connection on the current tokio runtime, named for the
 /// broker's connection list, within [`CONNECT_TIMEOUT`].
 pub async fn connect(uri: &AMQPUri, name: &str) -> Result<Connection, lapin::Error> {
@@ -70,16 +83,19 @@ pub async fn connect(uri: &AMQPUri, name: &str) -> Result<Connection, lapin::Err
         .with_connection_name(name.into())
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio::current());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri.clone(), properties))
-        .await
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect_uri(tuned(uri), properties),
+    )
+    .await
     {
         Ok(result) => result,
-        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
-            std::io::Error::new(
+        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(
+            std::sync::Arc::new(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-            ),
-        )))),
+            )),
+        ))),
     }
 }
 
@@ -100,24 +116,57 @@ mod tests {
 
     #[test]
     fn numeric_hosts_are_kept_not_replaced_by_localhost() {
-        assert_eq!(parse_url("amqp://guest:guest@127.0.0.1:5672/").expect("url").authority.host, "127.0.0.1");
-        assert_eq!(parse_url("amqp://10.1.2.3").expect("url").authority.host, "10.1.2.3");
-        assert_eq!(parse_url("amqp://[::1]:5672/").expect("url").authority.host, "::1");
-        assert_eq!(parse_url("amqp://rabbit.internal").expect("url").authority.host, "rabbit.internal");
+        assert_eq!(
+            parse_url("amqp://guest:guest@127.0.0.1:5672/")
+                .expect("url")
+                .authority
+                .host,
+            "127.0.0.1"
+        );
+        assert_eq!(
+            parse_url("amqp://10.1.2.3").expect("url").authority.host,
+            "10.1.2.3"
+        );
+        assert_eq!(
+            parse_url("amqp://[::1]:5672/").expect("url").authority.host,
+            "::1"
+        );
+        assert_eq!(
+            parse_url("amqp://rabbit.internal")
+                .expect("url")
+                .authority
+                .host,
+            "rabbit.internal"
+        );
     }
 
     #[test]
     fn refuses_tls_and_nonsense_without_showing_the_password() {
-        let err = parse_url("amqps://u:secret@h/").expect_err("tls").to_string();
+        let err = parse_url("amqps://u:secret@h/")
+            .expect_err("tls")
+            .to_string();
         assert!(err.contains("amqps") && !err.contains("secret"), "{err}");
-        let err = parse_url("http://u:secret@h/").expect_err("scheme").to_string();
+        let err = parse_url("http://u:secret@h/")
+            .expect_err("scheme")
+            .to_string();
         assert!(!err.contains("secret"), "{err}");
         assert!(parse_url("not a url").is_err());
     }
 
     #[test]
+    fn frame_max_defaults_small_unless_the_url_sets_it() {
+        let uri = parse_url("amqp://h/").expect("url");
+        assert_eq!(tuned(&uri).query.frame_max, Some(DEFAULT_FRAME_MAX));
+        let uri = parse_url("amqp://h/?frame_max=131072").expect("url");
+        assert_eq!(tuned(&uri).query.frame_max, Some(131_072));
+    }
+
+    #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("amqp://guest:guest@127.0.0.1:5672/"), "amqp://guest:***@127.0.0.1:5672/");
+        assert_eq!(
+            redact("amqp://guest:guest@127.0.0.1:5672/"),
+            "amqp://guest:***@127.0.0.1:5672/"
+        );
         assert_eq!(redact("amqp://127.0.0.1:5672/"), "amqp://127.0.0.1:5672/");
     }
 }

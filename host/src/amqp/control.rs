@@ -36,7 +36,9 @@ impl Command {
     /// The check the command is about.
     pub fn check(&self) -> &str {
         match self {
-            Command::Pause { check, .. } | Command::Resume { check } | Command::Run { check } => check,
+            Command::Pause { check, .. } | Command::Resume { check } | Command::Run { check } => {
+                check
+            }
         }
     }
 
@@ -175,7 +177,11 @@ pub struct Applied {
 /// Applies `command` to the run-time `state`, refusing checks `config`
 /// does not have. A pause with a reason but no `until` is kept as a plain
 /// pause (the state file has no place for its reason; it is logged).
-pub fn apply(command: &Command, config: &HeartbeatConfig, state: &mut State) -> Result<Applied, Refused> {
+pub fn apply(
+    command: &Command,
+    config: &HeartbeatConfig,
+    state: &mut State,
+) -> Result<Applied, Refused> {
     let check = command.check();
     if config.check(check).is_none() {
         let known = config
@@ -229,7 +235,12 @@ pub fn apply(command: &Command, config: &HeartbeatConfig, state: &mut State) -> 
                 .filter(|p| !matches!(p, Pause::Flag(false)))
                 .map(|_| "heartbeat.json itself pauses this check (`paused`); that pause stays until the file changes".to_string());
             Applied {
-                summary: if was { "resumed" } else { "resumed (was not paused at run time)" }.to_string(),
+                summary: if was {
+                    "resumed"
+                } else {
+                    "resumed (was not paused at run time)"
+                }
+                .to_string(),
                 caveat,
             }
         }
@@ -262,14 +273,19 @@ mod tests {
     }
 
     fn envelope(payload: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"event_id": "c1", "event_type": "agent.a.control.pause", "payload": payload}))
-            .expect("json")
+        serde_json::to_vec(
+            &json!({"event_id": "c1", "event_type": "agent.a.control.pause", "payload": payload}),
+        )
+        .expect("json")
     }
 
     #[test]
     fn parses_pause_with_until_in_ms_or_rfc3339_and_a_reason() {
-        let cmd = parse("pause", &envelope(json!({"check": "ping", "until": 1_800_000_000_000u64, "reason": "deploy"})))
-            .expect("valid");
+        let cmd = parse(
+            "pause",
+            &envelope(json!({"check": "ping", "until": 1_800_000_000_000u64, "reason": "deploy"})),
+        )
+        .expect("valid");
         assert_eq!(
             cmd,
             Command::Pause {
@@ -278,33 +294,96 @@ mod tests {
                 reason: Some("deploy".into())
             }
         );
-        let cmd = parse("pause", &envelope(json!({"check": "ping", "until": "2027-01-15T08:00:00Z"}))).expect("valid");
-        assert!(matches!(cmd, Command::Pause { until_ms: Some(1_800_000_000_000), .. }), "{cmd:?}");
+        let cmd = parse(
+            "pause",
+            &envelope(json!({"check": "ping", "until": "2027-01-15T08:00:00Z"})),
+        )
+        .expect("valid");
+        assert!(
+            matches!(
+                cmd,
+                Command::Pause {
+                    until_ms: Some(1_800_000_000_000),
+                    ..
+                }
+            ),
+            "{cmd:?}"
+        );
     }
 
     #[test]
     fn accepts_a_bare_payload_without_envelope() {
-        assert_eq!(parse("run", br#"{"check": "ping"}"#), Ok(Command::Run { check: "ping".into() }));
-        assert_eq!(parse("resume", br#"{"check": "ping"}"#), Ok(Command::Resume { check: "ping".into() }));
+        assert_eq!(
+            parse("run", br#"{"check": "ping"}"#),
+            Ok(Command::Run {
+                check: "ping".into()
+            })
+        );
+        assert_eq!(
+            parse("resume", br#"{"check": "ping"}"#),
+            Ok(Command::Resume {
+                check: "ping".into()
+            })
+        );
     }
 
     #[test]
     fn refuses_malformed_control_messages_with_the_reason() {
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("pause", b"{{".to_vec(), "body is not JSON"),
-            ("pause", envelope(json!({})), "field `payload.check` is missing"),
-            ("pause", envelope(json!({"check": 3})), "field `payload.check` must be a string, not number"),
-            ("pause", envelope(json!({"check": " "})), "field `payload.check`: is empty"),
-            ("pause", envelope(json!("ping")), "field `payload` must be an object, not string"),
-            ("pause", envelope(json!({"check": "ping", "until": "tomorrow"})), "field `payload.until`: \"tomorrow\" is not an RFC 3339 time"),
-            ("pause", envelope(json!({"check": "ping", "until": -5})), "field `payload.until`: -5 is not a time"),
-            ("pause", envelope(json!({"check": "ping", "reason": 1})), "field `payload.reason` must be a string"),
-            ("reboot", envelope(json!({"check": "ping"})), "unknown control `reboot`"),
-            ("run", br#"{"event_id": "e", "payload": {"check": "ping"}}"#.to_vec(), "field `event_type` is missing"),
+            (
+                "pause",
+                envelope(json!({})),
+                "field `payload.check` is missing",
+            ),
+            (
+                "pause",
+                envelope(json!({"check": 3})),
+                "field `payload.check` must be a string, not number",
+            ),
+            (
+                "pause",
+                envelope(json!({"check": " "})),
+                "field `payload.check`: is empty",
+            ),
+            (
+                "pause",
+                envelope(json!("ping")),
+                "field `payload` must be an object, not string",
+            ),
+            (
+                "pause",
+                envelope(json!({"check": "ping", "until": "tomorrow"})),
+                "field `payload.until`: \"tomorrow\" is not an RFC 3339 time",
+            ),
+            (
+                "pause",
+                envelope(json!({"check": "ping", "until": -5})),
+                "field `payload.until`: -5 is not a time",
+            ),
+            (
+                "pause",
+                envelope(json!({"check": "ping", "reason": 1})),
+                "field `payload.reason` must be a string",
+            ),
+            (
+                "reboot",
+                envelope(json!({"check": "ping"})),
+                "unknown control `reboot`",
+            ),
+            (
+                "run",
+                br#"{"event_id": "e", "payload": {"check": "ping"}}"#.to_vec(),
+                "field `event_type` is missing",
+            ),
         ];
         for (verb, body, reason) in cases {
             let err = parse(verb, &body).expect_err("invalid").to_string();
-            assert!(err.starts_with(reason), "{err} for {verb} {}", String::from_utf8_lossy(&body));
+            assert!(
+                err.starts_with(reason),
+                "{err} for {verb} {}",
+                String::from_utf8_lossy(&body)
+            );
         }
     }
 
@@ -313,19 +392,51 @@ mod tests {
         let config = config();
         let mut state = State::default();
         apply(
-            &Command::Pause { check: "ping".into(), until_ms: Some(99), reason: Some("why".into()) },
+            &Command::Pause {
+                check: "ping".into(),
+                until_ms: Some(99),
+                reason: Some("why".into()),
+            },
             &config,
             &mut state,
         )
         .expect("applied");
-        assert_eq!(state.paused["ping"], Pause::Until { until: 99, reason: Some("why".into()) });
-        apply(&Command::Pause { check: "ping".into(), until_ms: None, reason: None }, &config, &mut state)
-            .expect("applied");
+        assert_eq!(
+            state.paused["ping"],
+            Pause::Until {
+                until: 99,
+                reason: Some("why".into())
+            }
+        );
+        apply(
+            &Command::Pause {
+                check: "ping".into(),
+                until_ms: None,
+                reason: None,
+            },
+            &config,
+            &mut state,
+        )
+        .expect("applied");
         assert_eq!(state.paused["ping"], Pause::Flag(true));
-        let resumed = apply(&Command::Resume { check: "ping".into() }, &config, &mut state).expect("applied");
+        let resumed = apply(
+            &Command::Resume {
+                check: "ping".into(),
+            },
+            &config,
+            &mut state,
+        )
+        .expect("applied");
         assert!(state.paused.is_empty());
         assert_eq!(resumed.caveat, None);
-        apply(&Command::Run { check: "ping".into() }, &config, &mut state).expect("applied");
+        apply(
+            &Command::Run {
+                check: "ping".into(),
+            },
+            &config,
+            &mut state,
+        )
+        .expect("applied");
         assert!(state.run_requests.contains("ping"));
     }
 
@@ -333,7 +444,14 @@ mod tests {
     fn resuming_a_check_the_file_pauses_says_the_file_still_pauses_it() {
         let config = config();
         let mut state = State::default();
-        let applied = apply(&Command::Resume { check: "sweep".into() }, &config, &mut state).expect("applied");
+        let applied = apply(
+            &Command::Resume {
+                check: "sweep".into(),
+            },
+            &config,
+            &mut state,
+        )
+        .expect("applied");
         assert!(applied.caveat.is_some_and(|c| c.contains("heartbeat.json")));
     }
 
@@ -341,8 +459,18 @@ mod tests {
     fn an_unknown_check_is_refused_naming_the_known_ones_and_changes_nothing() {
         let config = config();
         let mut state = State::default();
-        let err = apply(&Command::Run { check: "nope".into() }, &config, &mut state).expect_err("refused");
-        assert_eq!(err.to_string(), "unknown check `nope` (the config has: ping, sweep)");
+        let err = apply(
+            &Command::Run {
+                check: "nope".into(),
+            },
+            &config,
+            &mut state,
+        )
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "unknown check `nope` (the config has: ping, sweep)"
+        );
         assert_eq!(state, State::default());
     }
 }

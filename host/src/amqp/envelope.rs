@@ -139,7 +139,10 @@ pub fn validate(raw: Value) -> Result<Envelope, Invalid> {
     })
 }
 
-fn required_string<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, Invalid> {
+fn required_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, Invalid> {
     match object.get(field) {
         None | Some(Value::Null) => Err(Invalid::Missing(field)),
         Some(Value::String(s)) => Ok(s),
@@ -238,14 +241,24 @@ pub fn build(
     envelope.insert("timestamp".into(), Value::from(format_timestamp(time)));
     envelope.insert("version".into(), Value::from(ENVELOPE_VERSION));
     envelope.insert("source".into(), source.to_json());
-    envelope.insert("correlation_ids".into(), Value::from(correlation_ids.to_vec()));
+    envelope.insert(
+        "correlation_ids".into(),
+        Value::from(correlation_ids.to_vec()),
+    );
     envelope.insert("payload".into(), payload);
     Value::Object(envelope)
 }
 
 /// A tick in the consumer README's shape (`payload: {tick_id}`).
 pub fn tick(event_id: &str, tick_id: &str, time: jiff::Timestamp, source: &Source) -> Value {
-    let mut envelope = build(event_id, TICK_KEY, time, source, &[], json!({"tick_id": tick_id}));
+    let mut envelope = build(
+        event_id,
+        TICK_KEY,
+        time,
+        source,
+        &[],
+        json!({"tick_id": tick_id}),
+    );
     if let Some(object) = envelope.as_object_mut() {
         // The README's ticks carry no correlation_ids at all.
         object.remove("correlation_ids");
@@ -360,7 +373,11 @@ mod tests {
         ];
         for (body, reason) in cases {
             let err = parse_envelope(body).expect_err("invalid").to_string();
-            assert!(err.starts_with(reason), "{err} for {}", String::from_utf8_lossy(body));
+            assert!(
+                err.starts_with(reason),
+                "{err} for {}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -372,15 +389,24 @@ mod tests {
         );
         assert!(matches!(
             parse_envelope(body.as_bytes()),
-            Err(Invalid::BadValue { field: "event_id", .. })
+            Err(Invalid::BadValue {
+                field: "event_id",
+                ..
+            })
         ));
     }
 
     #[test]
     fn routes_ticks_controls_and_everything_else() {
         assert_eq!(route("cack", "system.heartbeat.tick"), Route::Tick);
-        assert_eq!(route("cack", "agent.cack.control.pause"), Route::Control("pause"));
-        assert_eq!(route("cack", "agent.cack.control.run"), Route::Control("run"));
+        assert_eq!(
+            route("cack", "agent.cack.control.pause"),
+            Route::Control("pause")
+        );
+        assert_eq!(
+            route("cack", "agent.cack.control.run"),
+            Route::Control("run")
+        );
         assert_eq!(route("cack", "system.heartbeat.other"), Route::Ignore);
         assert_eq!(route("cack", "system.heartbeat.tick.extra"), Route::Ignore);
         assert_eq!(route("cack", "agent.cack.check.completed"), Route::Ignore);
@@ -392,7 +418,14 @@ mod tests {
     #[test]
     fn builds_result_events_in_the_consumer_envelope() {
         let time = jiff::Timestamp::from_millisecond(1_700_000_000_123).expect("time");
-        let payload = completed_payload("ping", "default", "failed", 1234, &json!({"a": 1}), Some("boom"));
+        let payload = completed_payload(
+            "ping",
+            "default",
+            "failed",
+            1234,
+            &json!({"a": 1}),
+            Some("boom"),
+        );
         let envelope = build(
             "id-1",
             &completed_key("cack"),
@@ -431,8 +464,23 @@ mod tests {
     fn ticks_look_like_the_readme_snippet() {
         let time = jiff::Timestamp::from_millisecond(0).expect("time");
         let tick = tick("e", "ab12cd34", time, &source());
-        let keys: Vec<&str> = tick.as_object().expect("object").keys().map(String::as_str).collect();
-        assert_eq!(keys, ["event_id", "event_type", "timestamp", "version", "source", "payload"]);
+        let keys: Vec<&str> = tick
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "event_id",
+                "event_type",
+                "timestamp",
+                "version",
+                "source",
+                "payload"
+            ]
+        );
         assert_eq!(tick["timestamp"], "1970-01-01T00:00:00.000000+00:00");
         assert_eq!(tick["payload"], json!({"tick_id": "ab12cd34"}));
     }

@@ -108,7 +108,10 @@ mod tests {
             },
         );
         let keys: Vec<&str> = records.iter().map(|r| r.routing_key.as_str()).collect();
-        assert_eq!(keys, ["agent.cack.backup_age", "agent.cack.check.completed"]);
+        assert_eq!(
+            keys,
+            ["agent.cack.backup_age", "agent.cack.check.completed"]
+        );
         let emitted: Value = serde_json::from_str(&records[0].body).expect("json");
         assert_eq!(emitted["event_type"], "agent.cack.backup_age");
         assert_eq!(emitted["event_id"], "id-1");

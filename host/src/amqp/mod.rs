@@ -403,7 +403,10 @@ mod tests {
     fn own_events_are_recognised_by_header_alone() {
         use lapin::types::{AMQPValue, FieldTable, LongString};
         let mut headers = FieldTable::default();
-        headers.insert(OWN_HEADER.into(), AMQPValue::LongString(LongString::from("cack")));
+        headers.insert(
+            OWN_HEADER.into(),
+            AMQPValue::LongString(LongString::from("cack")),
+        );
         let own = lapin::BasicProperties::default().with_headers(headers);
         assert!(is_own(&own, "cack"));
         assert!(!is_own(&own, "other"));

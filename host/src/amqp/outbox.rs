@@ -119,7 +119,11 @@ pub fn decode(text: &str) -> Result<Decoded, String> {
 /// Makes room for `incoming` new records under `max`, dropping the oldest
 /// (first those already waiting, then the oldest of `incoming` when it alone
 /// is over the bound). Returns how many were dropped.
-pub fn make_room(waiting: &mut VecDeque<Record>, incoming: &mut VecDeque<Record>, max: usize) -> u64 {
+pub fn make_room(
+    waiting: &mut VecDeque<Record>,
+    incoming: &mut VecDeque<Record>,
+    max: usize,
+) -> u64 {
     let mut dropped = 0u64;
     while waiting.len() + incoming.len() > max {
         if waiting.pop_front().is_none() && incoming.pop_front().is_none() {
@@ -288,7 +292,11 @@ mod tests {
     }
 
     fn ids(outbox: &Outbox) -> Vec<String> {
-        outbox.front(usize::MAX).into_iter().map(|r| r.event_id).collect()
+        outbox
+            .front(usize::MAX)
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect()
     }
 
     #[test]
@@ -315,7 +323,11 @@ mod tests {
         let mut waiting: VecDeque<Record> = (0..3).map(record).collect();
         let mut incoming: VecDeque<Record> = (3..5).map(record).collect();
         assert_eq!(make_room(&mut waiting, &mut incoming, 3), 2);
-        let left: Vec<_> = waiting.iter().chain(incoming.iter()).map(|r| r.event_id.clone()).collect();
+        let left: Vec<_> = waiting
+            .iter()
+            .chain(incoming.iter())
+            .map(|r| r.event_id.clone())
+            .collect();
         assert_eq!(left, ["e2", "e3", "e4"]);
         let mut waiting = VecDeque::new();
         let mut incoming: VecDeque<Record> = (0..5).map(record).collect();
@@ -369,7 +381,10 @@ mod tests {
         assert_eq!(skipped, 1);
         outbox.push(vec![record(2)]).expect("push");
         let (reopened, skipped) = Outbox::open(&path, 10).expect("reopen");
-        assert_eq!((ids(&reopened), skipped), (vec!["e1".to_string(), "e2".to_string()], 0));
+        assert_eq!(
+            (ids(&reopened), skipped),
+            (vec!["e1".to_string(), "e2".to_string()], 0)
+        );
     }
 
     #[test]

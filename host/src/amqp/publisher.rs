@@ -162,7 +162,10 @@ impl Publisher {
                 let batch = self.outbox.front(OUTBOX_BATCH);
                 let results = publish_all(&self.ctx, &channel, &batch).await;
                 let confirmed = results.iter().take_while(|r| r.is_ok()).count();
-                self.ctx.metrics.published.fetch_add(confirmed as u64, Ordering::Relaxed);
+                self.ctx
+                    .metrics
+                    .published
+                    .fetch_add(confirmed as u64, Ordering::Relaxed);
                 if let Err(e) = self.outbox.pop_front(confirmed) {
                     error!("{e}; confirmed events may be published again");
                 }
@@ -183,7 +186,10 @@ impl Publisher {
                 return;
             }
             let jobs: Vec<Job> = self.pending.drain(..).collect();
-            let records: Vec<Record> = jobs.iter().flat_map(|j| j.records.iter().cloned()).collect();
+            let records: Vec<Record> = jobs
+                .iter()
+                .flat_map(|j| j.records.iter().cloned())
+                .collect();
             let results = publish_all(&self.ctx, &channel, &records).await;
             let mut failed = Vec::new();
             let mut first_error = None;
@@ -219,10 +225,14 @@ impl Publisher {
         self.outage_logged = true;
         self.spool_pending();
         let deadline = Instant::now() + FLUSH_TIMEOUT;
-        if self.usable_channel().is_some() {
-            if tokio::time::timeout_at(deadline.into(), self.pump()).await.is_err() {
-                warn!("flush at shutdown took longer than {FLUSH_TIMEOUT:?}; the rest stays in the outbox");
-            }
+        if self.usable_channel().is_some()
+            && tokio::time::timeout_at(deadline.into(), self.pump())
+                .await
+                .is_err()
+        {
+            warn!(
+                "flush at shutdown took longer than {FLUSH_TIMEOUT:?}; the rest stays in the outbox"
+            );
         }
         self.take_queued();
         self.spool_pending();
@@ -247,7 +257,10 @@ impl Publisher {
             return;
         }
         let jobs: Vec<Job> = self.pending.drain(..).collect();
-        let records: Vec<Record> = jobs.iter().flat_map(|j| j.records.iter().cloned()).collect();
+        let records: Vec<Record> = jobs
+            .iter()
+            .flat_map(|j| j.records.iter().cloned())
+            .collect();
         self.spool(records);
         for job in jobs {
             let _ = job.done.send(());
@@ -262,7 +275,10 @@ impl Publisher {
         match self.outbox.push(records) {
             Ok(dropped) => {
                 if dropped > 0 {
-                    self.ctx.metrics.outbox_dropped.store(self.outbox.dropped_total(), Ordering::Relaxed);
+                    self.ctx
+                        .metrics
+                        .outbox_dropped
+                        .store(self.outbox.dropped_total(), Ordering::Relaxed);
                     warn!(
                         dropped,
                         outbox_dropped_total = self.outbox.dropped_total(),

@@ -90,7 +90,9 @@ impl Supervisor {
                         );
                     }
                     let _ = self.status.send(BusStatus::Connected);
-                    let _ = self.channel.send(Some((generation, session.publish.clone())));
+                    let _ = self
+                        .channel
+                        .send(Some((generation, session.publish.clone())));
                     let end = self.serve(&mut session, generation).await;
                     let _ = self.channel.send(None);
                     match end {
@@ -155,18 +157,18 @@ impl Supervisor {
             if phase >= Phase::Closed {
                 return End::Closed;
             }
-            if phase >= Phase::StopConsuming {
-                if let Some(consumer) = session.consumer.take() {
-                    let tag = consumer.tag();
-                    if let Err(e) = session
-                        .consume
-                        .basic_cancel(tag.as_str(), BasicCancelOptions::default())
-                        .await
-                    {
-                        debug!("cancelling the consumer: {e}");
-                    }
-                    info!(queue = %self.ctx.names.inbox, "stopped consuming");
+            if phase >= Phase::StopConsuming
+                && let Some(consumer) = session.consumer.take()
+            {
+                let tag = consumer.tag();
+                if let Err(e) = session
+                    .consume
+                    .basic_cancel(tag.as_str(), BasicCancelOptions::default())
+                    .await
+                {
+                    debug!("cancelling the consumer: {e}");
                 }
+                info!(queue = %self.ctx.names.inbox, "stopped consuming");
             }
             tokio::select! {
                 delivery = next_delivery(&mut session.consumer) => match delivery {
@@ -383,7 +385,10 @@ pub fn is_own(properties: &BasicProperties, agent: &str) -> bool {
 
 async fn ack(delivery: &Delivery) {
     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-        debug!(delivery_tag = delivery.delivery_tag, "ack not sent ({e}); the broker redelivers the message");
+        debug!(
+            delivery_tag = delivery.delivery_tag,
+            "ack not sent ({e}); the broker redelivers the message"
+        );
     }
 }
 
@@ -393,7 +398,10 @@ async fn requeue(delivery: &Delivery) {
         ..BasicNackOptions::default()
     };
     if let Err(e) = delivery.nack(options).await {
-        debug!(delivery_tag = delivery.delivery_tag, "nack not sent ({e}); the broker redelivers the message");
+        debug!(
+            delivery_tag = delivery.delivery_tag,
+            "nack not sent ({e}); the broker redelivers the message"
+        );
     }
 }
 
@@ -403,7 +411,11 @@ async fn refuse(ctx: &Ctx, delivery: &Delivery, reason: &str) {
     ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     let event_id = envelope::parse_object(&delivery.data)
         .ok()
-        .and_then(|v| v.get("event_id").and_then(|id| id.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("event_id")
+                .and_then(|id| id.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     warn!(
         routing_key = %delivery.routing_key,

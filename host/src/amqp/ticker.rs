@@ -23,7 +23,9 @@ pub struct TickReport {
 pub async fn publish_ticks(url: &str, exchange: &str, count: u32) -> Result<TickReport, BusError> {
     let uri = connect::parse_url(url)?;
     let amqp = |e: lapin::Error| BusError::Broker(format!("{}: {e}", connect::redact(url)));
-    let connection = connect::connect(&uri, "heartbeat-host tick").await.map_err(amqp)?;
+    let connection = connect::connect(&uri, "heartbeat-host tick")
+        .await
+        .map_err(amqp)?;
     let channel = connection.create_channel().await.map_err(amqp)?;
     channel
         .exchange_declare(
@@ -49,7 +51,12 @@ pub async fn publish_ticks(url: &str, exchange: &str, count: u32) -> Result<Tick
     let mut confirms = Vec::new();
     for _ in 0..count {
         let event_id = uuid::Uuid::new_v4().to_string();
-        let tick_id: String = uuid::Uuid::new_v4().simple().to_string().chars().take(8).collect();
+        let tick_id: String = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .take(8)
+            .collect();
         let body = envelope::tick(&event_id, &tick_id, jiff::Timestamp::now(), &source);
         let bytes = serde_json::to_vec(&body).map_err(|e| BusError::Broker(e.to_string()))?;
         let properties = BasicProperties::default()
@@ -81,7 +88,9 @@ pub async fn publish_ticks(url: &str, exchange: &str, count: u32) -> Result<Tick
             }
             Confirmation::NotRequested => report.event_ids.push(event_id),
             Confirmation::Nack(_) => {
-                return Err(BusError::Broker(format!("the broker refused tick {event_id}")));
+                return Err(BusError::Broker(format!(
+                    "the broker refused tick {event_id}"
+                )));
             }
         }
     }

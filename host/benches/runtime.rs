@@ -1,0 +1,230 @@
+//! Sandbox runtime figures (issue 4), as a bench binary with its own
+//! timing so that it can report medians and p99s:
+//!
+//! - per-run overhead of the no-op `default` handler with a fresh instance
+//!   each run (the host's real path: store, WASI context, instantiate, call),
+//!   with the pooling allocator and without;
+//! - baselines in the same run: one instance reused, and a native call;
+//! - time from a handler file written to its first possible run;
+//! - host start-up with 50 cached handlers.
+//!
+//! `cargo bench -p heartbeat-host --bench runtime` (add `-- --quick` for a
+//! short run).
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use heartbeat_host::registry::{self, Registry};
+use heartbeat_host::runtime::{RunRequest, Runtime, RuntimeOptions, TickInfo};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    Stats {
+        median: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn request() -> RunRequest {
+    let loaded = heartbeat_host::config::parse(r#"{"checks": {"noop": {"cadenceMs": 0}}}"#, "bench.json")
+        .expect("bench config");
+    RunRequest::for_check(
+        "bench",
+        TickInfo {
+            id: "bench".into(),
+            time_ms: 1_777_593_600_000,
+            envelope: "{}".into(),
+        },
+        &loaded.config.checks[0],
+        0,
+        Path::new("."),
+    )
+}
+
+/// Per-run time of `default`, fresh instance each run.
+fn fresh_runs(rt: &tokio::runtime::Runtime, pooling: bool, n: usize) -> Stats {
+    let runtime = Runtime::new(&RuntimeOptions { cache_dir: None, pooling }).expect("runtime");
+    let handler = registry::load_builtin(&runtime, "default").expect("built-in").expect("loads");
+    let request = request();
+    rt.block_on(async {
+        for _ in 0..n / 10 {
+            black_box(runtime.run(&handler, &request).await);
+        }
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let report = runtime.run(&handler, &request).await;
+            samples.push(start.elapsed());
+            assert_eq!(report.status, heartbeat_host::state::RunStatus::Success);
+        }
+        stats(samples)
+    })
+}
+
+/// Per-call time of `default` on one instance reused.
+fn reused_calls(rt: &tokio::runtime::Runtime, n: usize) -> Stats {
+    let runtime = Runtime::new(&RuntimeOptions::default()).expect("runtime");
+    let handler = registry::load_builtin(&runtime, "default").expect("built-in").expect("loads");
+    let request = request();
+    rt.block_on(async {
+        let mut instance = runtime.reused_instance(&handler, &request).await.expect("instance");
+        for _ in 0..n / 10 {
+            assert!(instance.call().await);
+        }
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let ok = instance.call().await;
+            samples.push(start.elapsed());
+            assert!(ok);
+        }
+        stats(samples)
+    })
+}
+
+#[inline(never)]
+fn native_noop(check: &str) -> (u8, String) {
+    (0, black_box(check).len().to_string())
+}
+
+fn native_calls(n: usize) -> Stats {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        black_box(native_noop(black_box("noop")));
+        samples.push(start.elapsed());
+    }
+    stats(samples)
+}
+
+/// Adds a custom section, so that copies of one component hash differently.
+fn with_custom_section(bytes: &[u8], tag: usize) -> Vec<u8> {
+    let name = b"bench";
+    let payload = tag.to_le_bytes();
+    let size = 1 + name.len() + payload.len();
+    let mut out = bytes.to_vec();
+    out.push(0);
+    out.push(u8::try_from(size).expect("small section"));
+    out.push(u8::try_from(name.len()).expect("small name"));
+    out.extend_from_slice(name);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Time from a handler file written into a watched directory until the
+/// registry serves it (compiled, not from the cache), over `n` fresh files.
+fn file_to_first_run(n: usize) -> Stats {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Arc::new(Runtime::new(&RuntimeOptions { cache_dir: None, pooling: true }).expect("runtime"));
+    let registry = Arc::new(Registry::default());
+    let _watch = heartbeat_host::handler_watch::start(dir.path(), Arc::clone(&runtime), Arc::clone(&registry))
+        .expect("watch");
+    let base = registry::builtin_bytes("default").expect("default");
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("h{i}");
+        let bytes = with_custom_section(base, i);
+        let start = Instant::now();
+        std::fs::write(dir.path().join(format!("{name}.wasm")), &bytes).expect("write");
+        while registry.get(&name).is_none() {
+            assert!(start.elapsed() < Duration::from_secs(30), "handler {name} never loaded");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        samples.push(start.elapsed());
+    }
+    stats(samples)
+}
+
+/// Start-up of the real binary with 50 handler files already in the cache:
+/// time from spawn to its "started" log line.
+fn startup_with_cached_handlers(starts: usize) -> Stats {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).expect("mkdir");
+    let base = registry::builtin_bytes("default").expect("default");
+    for i in 0..50 {
+        std::fs::write(handlers.join(format!("h{i}.wasm")), with_custom_section(base, i)).expect("write");
+    }
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(&config, r#"{"checks": {"noop": {"cadenceMs": 3600000}}}"#).expect("config");
+    let mut samples = Vec::new();
+    for round in 0..=starts {
+        let start = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heartbeat-host"))
+            .args(["run", "--agent", "bench", "--config"])
+            .arg(&config)
+            .arg("--handlers")
+            .arg(&handlers)
+            .env("HEARTBEAT_CACHE_DIR", dir.path().join("cache"))
+            .env("LOG_LEVEL", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn host");
+        let stderr = child.stderr.take().expect("stderr");
+        let started = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("heartbeat-host started"));
+        let took = start.elapsed();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(started, "host did not start");
+        if round > 0 {
+            // Round 0 fills the cache.
+            samples.push(took);
+        }
+    }
+    stats(samples)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n = if quick { 2_000 } else { 20_000 };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
+
+    let native = native_calls(n);
+    let reused = reused_calls(&rt, n);
+    let fresh = fresh_runs(&rt, true, n);
+    let fresh_no_pool = fresh_runs(&rt, false, n / 4);
+    println!("per run, no-op `default` handler ({n} samples):");
+    println!("  native Rust call            median {:9.3} us  p99 {:9.3} us", us(native.median), us(native.p99));
+    println!("  one instance reused         median {:9.3} us  p99 {:9.3} us", us(reused.median), us(reused.p99));
+    println!("  fresh instance, pooling     median {:9.3} us  p99 {:9.3} us", us(fresh.median), us(fresh.p99));
+    println!("  fresh instance, on-demand   median {:9.3} us  p99 {:9.3} us", us(fresh_no_pool.median), us(fresh_no_pool.p99));
+    println!(
+        "  ratios (medians): fresh/reused {:.1}x, fresh/native {:.0}x, on-demand/pooling {:.1}x",
+        fresh.median.as_secs_f64() / reused.median.as_secs_f64(),
+        fresh.median.as_secs_f64() / native.median.as_secs_f64().max(1e-9),
+        fresh_no_pool.median.as_secs_f64() / fresh.median.as_secs_f64(),
+    );
+
+    let reload = file_to_first_run(if quick { 5 } else { 20 });
+    println!(
+        "handler file written -> servable (compiled, no cache): median {:.1} ms  p99 {:.1} ms",
+        reload.median.as_secs_f64() * 1e3,
+        reload.p99.as_secs_f64() * 1e3
+    );
+    let startup = startup_with_cached_handlers(if quick { 3 } else { 10 });
+    println!(
+        "host start-up with 50 cached handlers: median {:.1} ms  p99 {:.1} ms",
+        startup.median.as_secs_f64() * 1e3,
+        startup.p99.as_secs_f64() * 1e3
+    );
+}
