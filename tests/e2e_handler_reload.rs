@@ -145,3 +145,48 @@ fn a_run_in_flight_finishes_on_the_version_it_started_with() {
     });
     assert!(host.terminate(WAIT).success());
 }
+
+#[test]
+fn hostile_checks_fail_with_reasons_while_a_well_behaved_check_keeps_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir_all(&handlers).expect("mkdir");
+    std::fs::write(handlers.join("hostile.wasm"), hostile()).expect("drop");
+    let events = dir.path().join("events.jsonl");
+    let config = r#"{"maxPerTick": 4, "checks": {
+        "spin": {"cadenceMs": 0, "handler": "hostile", "timeoutMs": 200, "meta": {"mode": "loop"}},
+        "hog": {"cadenceMs": 0, "handler": "hostile", "memoryMb": 16, "meta": {"mode": "memory"}},
+        "crash": {"cadenceMs": 0, "handler": "hostile", "meta": {"mode": "trap"}},
+        "good": {"cadenceMs": 0, "handler": "hostile", "meta": {"mode": "emit", "event": "agent.reload.ok"}}
+    }}"#;
+    let config_path = dir.path().join("heartbeat.json");
+    std::fs::write(&config_path, config).expect("config");
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config_path.to_str().expect("utf-8"),
+            "--handlers",
+            handlers.to_str().expect("utf-8"),
+            "--tick-interval",
+            "100ms",
+            "--events-log",
+            events.to_str().expect("utf-8"),
+        ],
+        &[("AGENT_NAME", "reload"), ("HEARTBEAT_CACHE_DIR", dir.path().join("cache").to_str().expect("utf-8"))],
+    );
+    // Each hostile check has failed at least twice and the good one kept succeeding.
+    let lines = host.wait_for("hostile failures and good runs", WAIT, |l| {
+        matching(l, &["check=spin", "status=failed", "timeout after 200 ms"]).len() >= 2
+            && matching(l, &["check=hog", "status=failed", "memory limit 16 MiB exceeded"]).len() >= 2
+            && matching(l, &["check=crash", "status=failed", "unreachable"]).len() >= 2
+            && matching(l, &["check=good", "status=success"]).len() >= 3
+    });
+    assert!(matching(&lines, &["check=good", "status=failed"]).is_empty(), "{lines:?}");
+    assert!(host.terminate(WAIT).success());
+    let logged = std::fs::read_to_string(&events).expect("events log");
+    let first: serde_json::Value = serde_json::from_str(logged.lines().next().expect("an event")).expect("json");
+    assert_eq!(first["routingKey"], "agent.reload.ok");
+    assert_eq!(first["check"], "good");
+    assert_eq!(first["payload"], serde_json::json!({"from": "hostile"}));
+}

@@ -135,6 +135,8 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(args.idle_secs));
     let idle_rss = rss_kib(pid, "VmRSS:");
+    let idle_anon = rss_kib(pid, "RssAnon:");
+    let idle_file = rss_kib(pid, "RssFile:");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let result = rt.block_on(measure(&args));
@@ -179,9 +181,12 @@ fn main() {
         ms(latencies[latencies.len() - 1])
     );
     println!(
-        "host RSS: idle (connected, {} s after start, before any tick) {:.1} MiB; after the run {:.1} MiB; peak {:.1} MiB",
+        "host RSS: idle (connected, {} s after start, before any tick) {:.1} MiB \
+         (anonymous {:.1} MiB, file-backed {:.1} MiB); after the run {:.1} MiB; peak {:.1} MiB",
         args.idle_secs,
         idle_rss as f64 / 1024.0,
+        idle_anon as f64 / 1024.0,
+        idle_file as f64 / 1024.0,
         after_rss as f64 / 1024.0,
         peak_rss as f64 / 1024.0
     );

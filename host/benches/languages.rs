@@ -176,6 +176,39 @@ use probe::heartbeat::handler::{host as probe_host, types as probe_types};
 struct ProbeState {
     wasi: WasiCtx,
     table: ResourceTable,
+    grows: Grows,
+}
+
+/// Counts `memory.grow` during a run: pages that a fresh instance has to
+/// map anew each time.
+#[derive(Default)]
+struct Grows {
+    count: u64,
+    bytes: u64,
+}
+
+impl wasmtime::ResourceLimiter for Grows {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if current > 0 {
+            self.count += 1;
+            self.bytes += (desired - current) as u64;
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for ProbeState {
@@ -307,6 +340,9 @@ struct Phases {
     faults_instantiate: u64,
     faults_call: u64,
     faults_drop: u64,
+    /// `memory.grow` calls in one run, and the bytes they added.
+    grows: u64,
+    grown_bytes: u64,
 }
 
 fn phases(
@@ -345,8 +381,10 @@ fn phases(
                 let state = ProbeState {
                     wasi: WasiCtxBuilder::new().build(),
                     table: ResourceTable::new(),
+                    grows: Grows::default(),
                 };
                 let mut store = Store::new(engine, state);
+                store.limiter(|s| &mut s.grows);
                 store.set_epoch_deadline(u64::MAX / 2);
                 let t1 = Instant::now();
                 let f1 = if count_faults { minor_faults() } else { 0 };
@@ -361,6 +399,7 @@ fn phases(
                 black_box(outcome);
                 let t3 = Instant::now();
                 let f3 = if count_faults { minor_faults() } else { 0 };
+                let grown = (store.data().grows.count, store.data().grows.bytes);
                 drop(store);
                 let t4 = Instant::now();
                 let f4 = if count_faults { minor_faults() } else { 0 };
@@ -368,6 +407,7 @@ fn phases(
                 (
                     [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0],
                     [f2 - f1, f3 - f2, f4 - f3],
+                    grown,
                 )
             }
         };
@@ -376,18 +416,20 @@ fn phases(
         }
         let mut times: [Vec<Duration>; 5] = Default::default();
         for _ in 0..runs {
-            let (t, _) = one(false).await;
+            let (t, _, _) = one(false).await;
             for (all, d) in times.iter_mut().zip(t) {
                 all.push(d);
             }
         }
         // Faults in a separate pass: reading /proc takes microseconds.
         let mut faults = [Vec::new(), Vec::new(), Vec::new()];
+        let mut grown = (0, 0);
         for _ in 0..runs.min(200) {
-            let (_, f) = one(true).await;
+            let (_, f, g) = one(true).await;
             for (all, n) in faults.iter_mut().zip(f) {
                 all.push(n);
             }
+            grown = g;
         }
         let med = |v: &mut Vec<u64>| {
             v.sort_unstable();
@@ -405,6 +447,8 @@ fn phases(
             faults_instantiate: med(&mut faults[0]),
             faults_call: med(&mut faults[1]),
             faults_drop: med(&mut faults[2]),
+            grows: grown.0,
+            grown_bytes: grown.1,
         }
     })
 }
@@ -455,8 +499,8 @@ fn main() {
             let p = phases(&rt, &engine, &component, 200);
             rounds += 1;
             eprintln!(
-                "{lang} round {rounds}: instantiate {:.1} µs, call {:.1} µs, drop {:.1} µs",
-                p.instantiate_us, p.call_us, p.drop_us
+                "{lang} round {rounds}: instantiate {:.1} µs, call {:.1} µs, drop {:.1} µs, faults {}/{}/{}, memory.grow {} ({} KiB)",
+                p.instantiate_us, p.call_us, p.drop_us, p.faults_instantiate, p.faults_call, p.faults_drop, p.grows, p.grown_bytes / 1024
             );
         }
         return;

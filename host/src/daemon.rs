@@ -33,6 +33,8 @@ pub struct HostOptions {
     /// RabbitMQ: ticks and control messages in, events out. `None`: the
     /// host's own timer only.
     pub bus: Option<crate::amqp::BusOptions>,
+    /// Without a bus: a JSON-lines file the events handlers emit are appended to.
+    pub events_log: Option<PathBuf>,
 }
 
 /// State shared by every tick in flight.
@@ -224,6 +226,9 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
         match joined {
             Ok((check, report)) => {
                 // Events go out as soon as the run ends, while the state is saved.
+                if let (None, Some(path)) = (&shared.bus, &shared.options.events_log) {
+                    append_events(path, &tick, &check, &report);
+                }
                 if let Some(bus) = &shared.bus {
                     published.push(bus.publish_run(
                         &tick.envelope,
@@ -323,6 +328,35 @@ fn select(
         jobs.push((check.clone(), request));
     }
     jobs
+}
+
+/// Appends the events a run emitted to the JSON-lines events log (no bus).
+fn append_events(path: &Path, tick: &Tick, check: &CheckConfig, report: &RunReport) {
+    use std::io::Write as _;
+    if report.events.is_empty() {
+        return;
+    }
+    let mut lines = String::new();
+    for event in &report.events {
+        let line = serde_json::json!({
+            "time": crate::liveness::iso_utc(tick.time_ms),
+            "routingKey": event.event_type,
+            "check": check.name,
+            "handler": check.handler,
+            "tick": tick.id,
+            "payload": event.payload,
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(lines.as_bytes()));
+    if let Err(e) = appended {
+        error!(file = %path.display(), check = %check.name, "cannot append to the events log: {e}");
+    }
 }
 
 /// The directory relative grant paths are resolved against.

@@ -100,6 +100,9 @@ struct RunArgs {
     state: Option<PathBuf>,
     #[command(flatten)]
     bus: heartbeat_host::amqp::cli::BusArgs,
+    /// Without a broker: append the events handlers emit to this JSON-lines file.
+    #[arg(long, env = "EVENTS_LOG")]
+    events_log: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -169,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 agent,
                 handlers_dir: args.handlers,
                 tick_interval: args.tick_interval,
+                events_log: args.events_log,
             };
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -47,8 +47,12 @@ impl CompileCache {
         }
     }
 
-    /// The default location: `$XDG_CACHE_HOME/heartbeat-host` or `~/.cache/heartbeat-host`.
+    /// The default location: `$HEARTBEAT_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/heartbeat-host`, else `~/.cache/heartbeat-host`.
     pub fn default_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("HEARTBEAT_CACHE_DIR").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
         std::env::var_os("XDG_CACHE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
