@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
+/// The workspace profile the handlers are built with (see Cargo.toml).
+const PROFILE: &str = "wasm-handlers";
 
 fn main() {
     let manifest_dir =
@@ -35,7 +37,8 @@ fn main() {
     let target_dir = out_dir.join("wasm-target");
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.arg("build")
-        .arg("--release")
+        .arg("--profile")
+        .arg(PROFILE)
         .arg("--target")
         .arg(TARGET)
         .arg("--manifest-path")
@@ -74,7 +77,7 @@ fn main() {
     for (package, name) in &handlers {
         let artifact = target_dir
             .join(TARGET)
-            .join("release")
+            .join(PROFILE)
             .join(format!("{}.wasm", package.replace('-', "_")));
         assert!(
             artifact.exists(),
@@ -91,7 +94,7 @@ fn main() {
     generated.push_str("];\n");
     println!(
         "cargo:rustc-env=HEARTBEAT_TEST_HANDLERS={}",
-        target_dir.join(TARGET).join("release").display()
+        target_dir.join(TARGET).join(PROFILE).display()
     );
     std::fs::write(out_dir.join("builtin_handlers.rs"), generated)
         .expect("write builtin_handlers.rs");

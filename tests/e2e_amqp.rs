@@ -771,6 +771,34 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
         read_json(&state_path)["paused"]["other"],
         json!({"until": 4_070_908_800_000u64, "reason": "maintenance"})
     );
+    // `explain` shows the pause set on the bus.
+    let explained = Command::new(support::host_bin())
+        .args([
+            "explain",
+            "--json",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ])
+        .env_remove("HEARTBEAT_PATH")
+        .output()
+        .expect("explain");
+    assert!(
+        explained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&explained.stderr)
+    );
+    let explained: Value = serde_json::from_slice(&explained.stdout).expect("explain --json");
+    let other = explained["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == "other"))
+        .expect("other in explain");
+    assert_eq!(other["eligible"], false, "{explained}");
+    assert!(
+        other["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("paused") && r.contains("maintenance")),
+        "{explained}"
+    );
     // A bare payload works too.
     client.publish(&exchange, &key("run"), br#"{"check": "other"}"#);
     applied(&mut host, 3);

@@ -194,8 +194,44 @@ fn startup_with_cached_handlers(starts: usize) -> Stats {
     stats(samples)
 }
 
+/// Where a fresh run's time goes: the parts of the host's per-run set-up
+/// that do not depend on the guest, timed alone.
+fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
+    let time = |label: &str, f: &mut dyn FnMut()| {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            f();
+            samples.push(start.elapsed());
+        }
+        let s = stats(samples);
+        println!("  {label:<28} median {:9.3} us  p99 {:9.3} us", us(s.median), us(s.p99));
+    };
+    println!("per-run set-up, parts timed alone ({n} samples):");
+    time("WASI context (empty)", &mut || {
+        black_box(wasmtime_wasi::WasiCtxBuilder::new().build());
+    });
+    let request = request();
+    time("request clone", &mut || {
+        black_box(request.clone());
+    });
+    time("tokio timeout around a ready future", &mut || {
+        rt.block_on(async {
+            black_box(tokio::time::timeout(Duration::from_secs(10), async { 1 }).await.ok());
+        });
+    });
+    time("block_on a ready future", &mut || {
+        rt.block_on(async { black_box(1) });
+    });
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--breakdown") {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
+        breakdown(&rt, 20_000);
+        return;
+    }
     let n = if quick { 2_000 } else { 20_000 };
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
 

@@ -8,7 +8,7 @@
 //! host and `heartbeat-host explain` share this one implementation.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::config::{CheckConfig, HeartbeatConfig, Pause, Quarter, Window};
 use crate::state::State;
@@ -206,11 +206,11 @@ fn run_order(a: &Evaluation, ac: &CheckConfig, b: &Evaluation, bc: &CheckConfig)
 /// millisecond (`benches/selection.rs`).
 struct TickView<'a> {
     state: &'a State,
-    running: &'a HashSet<String>,
+    running: foldhash::HashSet<&'a str>,
     now_ms: u64,
     quarter: Quarter,
     /// The file's pauses, then the run-time ones, by check name.
-    pauses: HashMap<&'a str, [Option<&'a Pause>; 2]>,
+    pauses: foldhash::HashMap<&'a str, [Option<&'a Pause>; 2]>,
     /// Local minute of the day at `now_ms`, by zone name.
     local_minutes: Vec<(&'a str, Option<u16>)>,
 }
@@ -222,7 +222,8 @@ impl<'a> TickView<'a> {
         running: &'a HashSet<String>,
         now_ms: u64,
     ) -> TickView<'a> {
-        let mut pauses: HashMap<&str, [Option<&Pause>; 2]> = HashMap::new();
+        let mut pauses: foldhash::HashMap<&str, [Option<&Pause>; 2]> =
+            foldhash::HashMap::default();
         for (name, pause) in &config.paused {
             pauses.entry(name.as_str()).or_default()[0] = Some(pause);
         }
@@ -231,7 +232,7 @@ impl<'a> TickView<'a> {
         }
         TickView {
             state,
-            running,
+            running: running.iter().map(String::as_str).collect(),
             now_ms,
             quarter: quarter_at(now_ms),
             pauses,
@@ -304,7 +305,7 @@ fn evaluate<'a>(index: usize, check: &'a CheckConfig, tick: &mut TickView<'a>) -
         .is_some_and(|qs| !qs.contains(&tick.quarter))
     {
         Some(NotRunning::WrongQuarter(tick.quarter))
-    } else if !tick.running.is_empty() && tick.running.contains(&check.name) {
+    } else if !tick.running.is_empty() && tick.running.contains(check.name.as_str()) {
         Some(NotRunning::StillRunning)
     } else if let Some(r) = recorded.and_then(|s| s.retry_after).filter(|&r| now_ms < r) {
         Some(NotRunning::Backoff {

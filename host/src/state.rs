@@ -6,7 +6,7 @@
 //! a temporary file in the same directory, fsync, rename, fsync of the
 //! directory. Recording an outcome is a pure function ([`record_outcome`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -25,11 +25,11 @@ pub struct State {
     /// Format version ([`STATE_VERSION`]).
     #[serde(default = "state_version")]
     pub version: u32,
-    /// Per-check records, by check name. A hash map: selection looks every
-    /// check up on every tick (see `benches/selection.rs`); the file is
-    /// still written sorted by name.
+    /// Per-check records, by check name. A hash map with a fast hasher:
+    /// selection looks every check up on every tick (see
+    /// `benches/selection.rs`); the file is still written sorted by name.
     #[serde(default, serialize_with = "sorted_by_name")]
-    pub checks: HashMap<String, CheckState>,
+    pub checks: foldhash::HashMap<String, CheckState>,
     /// Pauses set at run time, by check name (combined with the file's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub paused: BTreeMap<String, Pause>,
@@ -43,7 +43,7 @@ fn state_version() -> u32 {
 }
 
 fn sorted_by_name<S: serde::Serializer>(
-    checks: &HashMap<String, CheckState>,
+    checks: &foldhash::HashMap<String, CheckState>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let sorted: BTreeMap<&String, &CheckState> = checks.iter().collect();
