@@ -24,7 +24,13 @@ fn main() {
         .expect("host/ sits in the workspace")
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for watched in ["handlers", "tests/handlers", "handler-sdk", "wit", "Cargo.lock"] {
+    for watched in [
+        "handlers",
+        "tests/handlers",
+        "handler-sdk",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()

@@ -168,7 +168,10 @@ fn explain_table_reads_at_a_glance() {
         row("overdue").contains("2026-01-01 00:05:00 UTC (5m ago)"),
         "{text}"
     );
-    assert!(row("fresh").contains("2026-01-01 01:00:00 UTC (in 50m)"), "{text}");
+    assert!(
+        row("fresh").contains("2026-01-01 01:00:00 UTC (in 50m)"),
+        "{text}"
+    );
     assert!(row("flaky").contains("backoff"), "{text}");
     assert!(row("held").contains("paused until"), "{text}");
     // Columns line up: every row has STATUS where the header has it.
@@ -250,7 +253,8 @@ fn explain_refuses_a_bad_instant_or_config_with_exit_2() {
     let out = host(&["explain", "--config", path_str(&config)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("heartbeat.json:2:17: maxPerTick: expected a positive integer, found 0"),
+        stderr(&out)
+            .contains("heartbeat.json:2:17: maxPerTick: expected a positive integer, found 0"),
         "{}",
         stderr(&out)
     );
@@ -317,7 +321,10 @@ fn check_accepts_a_valid_config_and_prints_its_warnings() {
         text.contains("warning: checks.a.window.tz: missing; the window is read in America/New_York, as heartbeat-consumer does"),
         "{text}"
     );
-    assert!(text.contains("handler default: built-in (used by a)"), "{text}");
+    assert!(
+        text.contains("handler default: built-in (used by a)"),
+        "{text}"
+    );
     assert!(
         text.trim_end()
             .ends_with("valid: 1 check, maxPerTick 1, 0 errors, 2 warnings"),

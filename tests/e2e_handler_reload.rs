@@ -42,7 +42,13 @@ fn start(dir: &Path, config: &str) -> (RunningHost, PathBuf) {
             "--tick-interval",
             "100ms",
         ],
-        &[("AGENT_NAME", "reload"), ("HEARTBEAT_CACHE_DIR", dir.join("cache").to_str().expect("utf-8"))],
+        &[
+            ("AGENT_NAME", "reload"),
+            (
+                "HEARTBEAT_CACHE_DIR",
+                dir.join("cache").to_str().expect("utf-8"),
+            ),
+        ],
     );
     (host, handlers)
 }
@@ -59,8 +65,13 @@ fn wait_after(host: &mut RunningHost, from: usize, first: &[&str], then: &[&str]
     find(&lines).unwrap_or(0)
 }
 
-const PROBE: &str = r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "probe", "meta": {"mode": "ok"}}}}"#;
-const HOSTILE_RUN: &[&str] = &["run finished", "check=probe", r#"details={"handler":"hostile"}"#];
+const PROBE: &str =
+    r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "probe", "meta": {"mode": "ok"}}}}"#;
+const HOSTILE_RUN: &[&str] = &[
+    "run finished",
+    "check=probe",
+    r#"details={"handler":"hostile"}"#,
+];
 const DEFAULT_RUN: &[&str] = &["run finished", "check=probe", "details={}"];
 
 #[test]
@@ -70,29 +81,59 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
     let probe = handlers.join("probe.wasm");
 
     // No file yet: the check fails, naming the missing handler.
-    let at = wait_after(&mut host, 0, &["heartbeat-host started"], &["check=probe", "status=failed", "not found"]);
+    let at = wait_after(
+        &mut host,
+        0,
+        &["heartbeat-host started"],
+        &["check=probe", "status=failed", "not found"],
+    );
 
     // Dropped in (written in place, as cp does).
     std::fs::write(&probe, hostile()).expect("drop");
-    let at = wait_after(&mut host, at, &["handler loaded", "handler=probe"], HOSTILE_RUN);
+    let at = wait_after(
+        &mut host,
+        at,
+        &["handler loaded", "handler=probe"],
+        HOSTILE_RUN,
+    );
 
     // Replaced by rename, as deploy tools do.
     let staged = handlers.join(".probe.wasm.partial");
     std::fs::write(&staged, default()).expect("stage");
     std::fs::rename(&staged, &probe).expect("rename");
-    let at = wait_after(&mut host, at, &["handler replaced", "handler=probe"], DEFAULT_RUN);
+    let at = wait_after(
+        &mut host,
+        at,
+        &["handler replaced", "handler=probe"],
+        DEFAULT_RUN,
+    );
 
     // Replaced in place.
     std::fs::write(&probe, hostile()).expect("overwrite");
-    let at = wait_after(&mut host, at, &["handler replaced", "handler=probe"], HOSTILE_RUN);
+    let at = wait_after(
+        &mut host,
+        at,
+        &["handler replaced", "handler=probe"],
+        HOSTILE_RUN,
+    );
 
     // Corrupted: refused, and the previous version stays in service.
     std::fs::write(&probe, b"\0asm but not really").expect("corrupt");
-    let at = wait_after(&mut host, at, &["handler refused, previous version", "stays in service"], HOSTILE_RUN);
+    let at = wait_after(
+        &mut host,
+        at,
+        &["handler refused, previous version", "stays in service"],
+        HOSTILE_RUN,
+    );
 
     // Deleted: the handler is gone and the check fails again.
     std::fs::remove_file(&probe).expect("delete");
-    wait_after(&mut host, at, &["handler file deleted; handler removed"], &["check=probe", "status=failed", "not found"]);
+    wait_after(
+        &mut host,
+        at,
+        &["handler file deleted; handler removed"],
+        &["check=probe", "status=failed", "not found"],
+    );
 
     assert!(host.terminate(WAIT).success());
 }
@@ -100,14 +141,25 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
 #[test]
 fn a_handler_file_overrides_the_built_in_until_it_is_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "default", "meta": {"mode": "ok"}}}}"#;
+    let config =
+        r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "default", "meta": {"mode": "ok"}}}}"#;
     let (mut host, handlers) = start(dir.path(), config);
     let at = wait_after(&mut host, 0, &["heartbeat-host started"], DEFAULT_RUN);
     let file = handlers.join("default.wasm");
     std::fs::write(&file, hostile()).expect("drop");
-    let at = wait_after(&mut host, at, &["overrides the built-in", "handler=default"], HOSTILE_RUN);
+    let at = wait_after(
+        &mut host,
+        at,
+        &["overrides the built-in", "handler=default"],
+        HOSTILE_RUN,
+    );
     std::fs::remove_file(&file).expect("delete");
-    wait_after(&mut host, at, &["the built-in is back in service"], DEFAULT_RUN);
+    wait_after(
+        &mut host,
+        at,
+        &["the built-in is back in service"],
+        DEFAULT_RUN,
+    );
     assert!(host.terminate(WAIT).success());
 }
 
@@ -119,7 +171,12 @@ fn a_run_in_flight_finishes_on_the_version_it_started_with() {
     std::fs::create_dir_all(&handlers).expect("mkdir");
     std::fs::write(handlers.join("probe.wasm"), hostile()).expect("drop");
     let (mut host, handlers) = start(dir.path(), config);
-    let started = wait_after(&mut host, 0, &["handler loaded", "handler=probe"], &["selected", "check=probe"]);
+    let started = wait_after(
+        &mut host,
+        0,
+        &["handler loaded", "handler=probe"],
+        &["selected", "check=probe"],
+    );
 
     // Replace while the first run is busy for 1.5 s.
     let staged = handlers.join(".probe.wasm.partial");
@@ -173,19 +230,34 @@ fn hostile_checks_fail_with_reasons_while_a_well_behaved_check_keeps_running() {
             "--events-log",
             events.to_str().expect("utf-8"),
         ],
-        &[("AGENT_NAME", "reload"), ("HEARTBEAT_CACHE_DIR", dir.path().join("cache").to_str().expect("utf-8"))],
+        &[
+            ("AGENT_NAME", "reload"),
+            (
+                "HEARTBEAT_CACHE_DIR",
+                dir.path().join("cache").to_str().expect("utf-8"),
+            ),
+        ],
     );
     // Each hostile check has failed at least twice and the good one kept succeeding.
     let lines = host.wait_for("hostile failures and good runs", WAIT, |l| {
         matching(l, &["check=spin", "status=failed", "timeout after 200 ms"]).len() >= 2
-            && matching(l, &["check=hog", "status=failed", "memory limit 16 MiB exceeded"]).len() >= 2
+            && matching(
+                l,
+                &["check=hog", "status=failed", "memory limit 16 MiB exceeded"],
+            )
+            .len()
+                >= 2
             && matching(l, &["check=crash", "status=failed", "unreachable"]).len() >= 2
             && matching(l, &["check=good", "status=success"]).len() >= 3
     });
-    assert!(matching(&lines, &["check=good", "status=failed"]).is_empty(), "{lines:?}");
+    assert!(
+        matching(&lines, &["check=good", "status=failed"]).is_empty(),
+        "{lines:?}"
+    );
     assert!(host.terminate(WAIT).success());
     let logged = std::fs::read_to_string(&events).expect("events log");
-    let first: serde_json::Value = serde_json::from_str(logged.lines().next().expect("an event")).expect("json");
+    let first: serde_json::Value =
+        serde_json::from_str(logged.lines().next().expect("an event")).expect("json");
     assert_eq!(first["routingKey"], "agent.reload.ok");
     assert_eq!(first["check"], "good");
     assert_eq!(first["payload"], serde_json::json!({"from": "hostile"}));

@@ -32,13 +32,22 @@ fn write_config(dir: &Path, file: &str, name: &str, check: serde_json::Value) ->
     path.to_str().expect("utf-8 path").to_string()
 }
 
+/// What the running host did with a dropped-in handler: the first
+/// successful `run finished` line of the check, and the events of that
+/// check in the host's events log (`--events-log`).
+struct HostRun {
+    line: String,
+    events: Vec<serde_json::Value>,
+}
+
 /// Starts a host on `config` with an empty handler directory, drops `wasm`
-/// in as handler `name`, and returns the first `run finished` line of
-/// `check` with status `success` after that.
-fn run_in_host(work: &Path, config: &str, check: &str, name: &str, wasm: &Path) -> String {
+/// in as handler `name`, and waits for the first successful run of `check`
+/// after that.
+fn run_in_host(work: &Path, config: &str, check: &str, name: &str, wasm: &Path) -> HostRun {
     let handlers = work.join("handlers");
     std::fs::create_dir_all(&handlers).expect("handlers dir");
     let cache = work.join("cache");
+    let events_log = work.join("events.jsonl");
     let mut host = RunningHost::start(
         &[
             "run",
@@ -46,13 +55,12 @@ fn run_in_host(work: &Path, config: &str, check: &str, name: &str, wasm: &Path) 
             config,
             "--handlers",
             handlers.to_str().expect("utf-8"),
+            "--events-log",
+            events_log.to_str().expect("utf-8"),
             "--tick-interval",
             "200ms",
         ],
-        &[(
-            "XDG_CACHE_HOME",
-            cache.to_str().expect("utf-8"),
-        )],
+        &[("XDG_CACHE_HOME", cache.to_str().expect("utf-8"))],
     );
     host.wait_for("the host to start", WAIT, |l| {
         !matching(l, &["heartbeat-host started"]).is_empty()
@@ -65,11 +73,20 @@ fn run_in_host(work: &Path, config: &str, check: &str, name: &str, wasm: &Path) 
         |l| !matching(l, &["run finished", &check_field, "status=success"]).is_empty(),
     );
     assert!(host.terminate(WAIT).success(), "{}", lines.join("\n"));
-    matching(&lines, &["run finished", &check_field, "status=success"])[0].clone()
+    let line = matching(&lines, &["run finished", &check_field, "status=success"])[0].clone();
+    let events = std::fs::read_to_string(&events_log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["check"] == check)
+        .collect();
+    HostRun { line, events }
 }
 
 fn utc_date_in_days(days: i64) -> String {
-    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let now = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
     now.checked_add(jiff::Span::new().days(days))
         .expect("date in range")
         .to_string()
@@ -93,7 +110,13 @@ fn python_deadlines_warns_of_what_is_due() {
     let config = write_config(work.path(), "heartbeat.json", "deadlines", check);
 
     let invoked = invoke(
-        &[wasm.to_str().expect("utf-8"), "--config", &config, "--check", "deadlines"],
+        &[
+            wasm.to_str().expect("utf-8"),
+            "--config",
+            &config,
+            "--check",
+            "deadlines",
+        ],
         &cache,
     );
     let out = &invoked.json;
@@ -128,13 +151,17 @@ fn python_deadlines_warns_of_what_is_due() {
         invoked.json
     );
 
-    let line = run_in_host(work.path(), &config, "deadlines", "deadlines", &wasm);
+    let run = run_in_host(work.path(), &config, "deadlines", "deadlines", &wasm);
+    let line = &run.line;
     assert!(line.contains("events=1"), "{line}");
     assert_eq!(
-        json_field(&line, "details"),
+        json_field(line, "details"),
         Some(json!({"checked": 3, "dueSoon": 1, "overdue": 1, "next": soon})),
         "{line}"
     );
+    let event = run.events.first().expect("an event in the events log");
+    assert_eq!(event["routingKey"], "agent.e2e.deadlines.due", "{event}");
+    assert_eq!(event["payload"]["dueSoon"][0]["due"], soon, "{event}");
 }
 
 #[test]
@@ -153,12 +180,22 @@ fn javascript_error_budget_reports_the_burn() {
     });
     let config = write_config(work.path(), "exhausted.json", "budget", exhausted);
     let invoked = invoke(
-        &[wasm.to_str().expect("utf-8"), "--config", &config, "--check", "budget"],
+        &[
+            wasm.to_str().expect("utf-8"),
+            "--config",
+            &config,
+            "--check",
+            "budget",
+        ],
         &cache,
     );
     let out = &invoked.json;
     assert_eq!(out["status"], "failed", "{}", invoked.finished.log());
-    assert_eq!(invoked.finished.status.code(), Some(1), "a failed run exits 1");
+    assert_eq!(
+        invoked.finished.status.code(),
+        Some(1),
+        "a failed run exits 1"
+    );
     assert!(
         out["error"]
             .as_str()
@@ -174,7 +211,11 @@ fn javascript_error_budget_reports_the_burn() {
 
     // Bad meta: a thrown string is the reason.
     let invoked = invoke(
-        &[wasm.to_str().expect("utf-8"), "--meta", r#"{"objective": 120}"#],
+        &[
+            wasm.to_str().expect("utf-8"),
+            "--meta",
+            r#"{"objective": 120}"#,
+        ],
         &cache,
     );
     assert_eq!(invoked.json["status"], "failed");
@@ -194,12 +235,21 @@ fn javascript_error_budget_reports_the_burn() {
                  "incidents": [{"start": hour_ago.to_string(), "minutes": 12}]}
     });
     let config = write_config(work.path(), "heartbeat.json", "budget", ok);
-    let line = run_in_host(work.path(), &config, "budget", "error_budget", &wasm);
+    let run = run_in_host(work.path(), &config, "budget", "error_budget", &wasm);
+    let line = &run.line;
     assert!(line.contains("events=1"), "{line}");
-    let details = json_field(&line, "details").expect("details");
+    let details = json_field(line, "details").expect("details");
     assert_eq!(details["state"], "ok", "{line}");
     assert_eq!(details["consumedMinutes"].as_f64(), Some(12.0), "{line}");
     assert_eq!(details["remainingMinutes"].as_f64(), Some(31.2), "{line}");
+    let event = run.events.first().expect("an event in the events log");
+    assert_eq!(event["routingKey"], "agent.e2e.error_budget", "{event}");
+    assert_eq!(event["payload"]["state"], "ok", "{event}");
+    assert_eq!(
+        event["payload"]["burnedPercent"].as_f64(),
+        Some(27.78),
+        "{event}"
+    );
 }
 
 #[test]
@@ -219,7 +269,13 @@ fn c_disk_usage_adds_up_a_granted_directory() {
                       "meta": {"limitMb": 0.005}, "grants": {"dirs": grant}});
     let config = write_config(work.path(), "over.json", "disk", over);
     let invoked = invoke(
-        &[wasm.to_str().expect("utf-8"), "--config", &config, "--check", "disk"],
+        &[
+            wasm.to_str().expect("utf-8"),
+            "--config",
+            &config,
+            "--check",
+            "disk",
+        ],
         &cache,
     );
     let out = &invoked.json;
@@ -250,12 +306,19 @@ fn c_disk_usage_adds_up_a_granted_directory() {
     let ok = json!({"cadenceMs": 1000, "handler": "disk_usage",
                     "meta": {"limitMb": 1, "warnPercent": 80}, "grants": {"dirs": grant}});
     let config = write_config(work.path(), "heartbeat.json", "disk", ok);
-    let line = run_in_host(work.path(), &config, "disk", "disk_usage", &wasm);
+    let run = run_in_host(work.path(), &config, "disk", "disk_usage", &wasm);
+    let line = &run.line;
     assert!(line.contains("events=1"), "{line}");
-    let details = json_field(&line, "details").expect("details");
+    let details = json_field(line, "details").expect("details");
     assert_eq!(details["bytes"], 6000, "{line}");
     assert_eq!(details["files"], 3, "{line}");
     assert_eq!(details["state"], "ok", "{line}");
+    let event = run.events.first().expect("an event in the events log");
+    assert_eq!(event["routingKey"], "agent.e2e.disk_usage", "{event}");
+    assert_eq!(
+        event["payload"], details,
+        "the event carries the figures: {event}"
+    );
 }
 
 #[test]
@@ -278,7 +341,13 @@ fn rust_backup_age_flags_a_stale_backup() {
     };
     let config = write_config(work.path(), "stale.json", "backups", check(&stale));
     let invoked = invoke(
-        &[wasm.to_str().expect("utf-8"), "--config", &config, "--check", "backups"],
+        &[
+            wasm.to_str().expect("utf-8"),
+            "--config",
+            &config,
+            "--check",
+            "backups",
+        ],
         &cache,
     );
     let out = &invoked.json;
@@ -294,11 +363,15 @@ fn rust_backup_age_flags_a_stale_backup() {
     std::fs::create_dir_all(&fresh).expect("mkdir");
     std::fs::write(fresh.join("today.tar.gz"), b"backup").expect("write");
     let config = write_config(work.path(), "heartbeat.json", "backups", check(&fresh));
-    let line = run_in_host(work.path(), &config, "backups", "backup_age", &wasm);
+    let run = run_in_host(work.path(), &config, "backups", "backup_age", &wasm);
+    let line = &run.line;
     assert!(line.contains("events=1"), "{line}");
-    let details = json_field(&line, "details").expect("details");
+    let details = json_field(line, "details").expect("details");
     assert_eq!(details["newest"], "today.tar.gz", "{line}");
     assert_eq!(details["stale"], false, "{line}");
+    let event = run.events.first().expect("an event in the events log");
+    assert_eq!(event["routingKey"], "agent.e2e.backup_age", "{event}");
+    assert_eq!(event["payload"]["newest"], "today.tar.gz", "{event}");
 }
 
 /// Each build script stops with a message that names the missing tool and
@@ -307,10 +380,18 @@ fn rust_backup_age_flags_a_stale_backup() {
 fn build_scripts_name_what_is_missing() {
     let work = tempfile::tempdir().expect("tempdir");
     let cases = [
-        ("python", "componentize-py 0.25.1 (PyPI) is missing", "install.sh python"),
+        (
+            "python",
+            "componentize-py 0.25.1 (PyPI) is missing",
+            "install.sh python",
+        ),
         ("javascript", "componentize-js", "install.sh js"),
         ("c", "wit-bindgen", "install.sh c"),
-        ("rust", "cargo (Rust, from rustup) is missing", "install.sh rust"),
+        (
+            "rust",
+            "cargo (Rust, from rustup) is missing",
+            "install.sh rust",
+        ),
     ];
     for (lang, missing, how) in cases {
         let script = lang_support::repo_root()
@@ -329,7 +410,12 @@ fn build_scripts_name_what_is_missing() {
             .env_remove("WASM_TOOLS")
             .env_remove("WASI_ADAPTER");
         let finished = run_bounded(&mut cmd, lang, Duration::from_secs(60));
-        assert_eq!(finished.status.code(), Some(1), "{lang}: {}", finished.log());
+        assert_eq!(
+            finished.status.code(),
+            Some(1),
+            "{lang}: {}",
+            finished.log()
+        );
         assert!(
             finished.stderr.contains(missing) && finished.stderr.contains(how),
             "{lang}: {}",

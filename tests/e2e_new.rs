@@ -22,7 +22,9 @@ fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
     let created = run_bounded(&mut cmd, "heartbeat-host new", Duration::from_secs(60));
     assert!(created.status.success(), "{}", created.log());
     assert!(
-        created.stdout.contains(&format!("heartbeat-host invoke build/{name}.wasm")),
+        created
+            .stdout
+            .contains(&format!("heartbeat-host invoke build/{name}.wasm")),
         "{}",
         created.log()
     );
@@ -34,7 +36,10 @@ fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
         format!("heartbeat-host invoke build/{name}.wasm"),
         format!("cp build/{name}.wasm \"$HANDLERS_DIR/\""),
     ] {
-        assert!(readme.contains(&command), "{lang}: README lacks {command}:\n{readme}");
+        assert!(
+            readme.contains(&command),
+            "{lang}: README lacks {command}:\n{readme}"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(project.join("wit/handler.wit")).expect("wit"),
@@ -57,7 +62,11 @@ fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
     );
 
     let invoked = invoke(
-        &[wasm.to_str().expect("utf-8"), "--meta", r#"{"a": 1, "b": 2}"#],
+        &[
+            wasm.to_str().expect("utf-8"),
+            "--meta",
+            r#"{"a": 1, "b": 2}"#,
+        ],
         &work.path().join("cache"),
     );
     assert!(
@@ -120,12 +129,19 @@ fn new_refuses_a_bad_name_and_a_non_empty_directory() {
         .arg(work.path().join("x"));
     let refused = run_bounded(&mut cmd, "heartbeat-host new", Duration::from_secs(60));
     assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
-    assert!(refused.stderr.contains("invalid handler name \"Disk-Usage\""), "{}", refused.log());
+    assert!(
+        refused
+            .stderr
+            .contains("invalid handler name \"Disk-Usage\""),
+        "{}",
+        refused.log()
+    );
     assert!(!work.path().join("x").exists());
 
     std::fs::write(work.path().join("mine.txt"), "keep").expect("write");
     let mut cmd = Command::new(support::host_bin());
-    cmd.args(["new", "disk", "--lang", "c", "--dir"]).arg(work.path());
+    cmd.args(["new", "disk", "--lang", "c", "--dir"])
+        .arg(work.path());
     let refused = run_bounded(&mut cmd, "heartbeat-host new", Duration::from_secs(60));
     assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
     assert!(refused.stderr.contains("is not empty"), "{}", refused.log());

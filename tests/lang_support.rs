@@ -185,12 +185,8 @@ pub fn invoke(args: &[&str], cache_home: &Path) -> Invoked {
         .env_remove("AGENT_NAME")
         .env("LOG_LEVEL", "warn");
     let finished = run_bounded(&mut cmd, "heartbeat-host invoke", INVOKE_TIMEOUT);
-    let json = serde_json::from_str(&finished.stdout).unwrap_or_else(|e| {
-        panic!(
-            "invoke {args:?} printed no JSON ({e}):\n{}",
-            finished.log()
-        )
-    });
+    let json = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|e| panic!("invoke {args:?} printed no JSON ({e}):\n{}", finished.log()));
     Invoked { finished, json }
 }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use heartbeat_host::config;
 use heartbeat_host::registry;
-use heartbeat_host::runtime::{LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions, TickInfo};
+use heartbeat_host::runtime::{
+    LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions, TickInfo,
+};
 use heartbeat_host::state::RunStatus;
 
 const AGENT: &str = "sandbox";
@@ -27,7 +29,8 @@ fn runtime() -> Runtime {
 }
 
 fn hostile(rt: &Runtime) -> LoadedHandler {
-    registry::load_file(rt, &test_handler("test_handler_hostile.wasm")).expect("hostile handler loads")
+    registry::load_file(rt, &test_handler("test_handler_hostile.wasm"))
+        .expect("hostile handler loads")
 }
 
 /// A request for a check written as JSON (its `meta`, limits, grants), with
@@ -51,7 +54,12 @@ fn request(check_json: &str, dir: &Path, tick_ms: u64) -> RunRequest {
 
 async fn run(rt: &Runtime, handler: &LoadedHandler, check_json: &str) -> (RunReport, Duration) {
     let started = Instant::now();
-    let report = rt.run(handler, &request(check_json, Path::new("."), 1_777_593_600_000)).await;
+    let report = rt
+        .run(
+            handler,
+            &request(check_json, Path::new("."), 1_777_593_600_000),
+        )
+        .await;
     (report, started.elapsed())
 }
 
@@ -62,7 +70,9 @@ fn assert_failed(report: &RunReport, reason: &str) {
 }
 
 async fn assert_default_still_runs(rt: &Runtime) {
-    let default = registry::load_builtin(rt, "default").expect("built-in").expect("loads");
+    let default = registry::load_builtin(rt, "default")
+        .expect("built-in")
+        .expect("loads");
     let (report, _) = run(rt, &default, "{}").await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
 }
@@ -70,7 +80,12 @@ async fn assert_default_still_runs(rt: &Runtime) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_infinite_loop_is_stopped_at_its_timeout() {
     let rt = runtime();
-    let (report, took) = run(&rt, &hostile(&rt), r#"{"timeoutMs": 200, "meta": {"mode": "loop"}}"#).await;
+    let (report, took) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"timeoutMs": 200, "meta": {"mode": "loop"}}"#,
+    )
+    .await;
     assert_failed(&report, "timeout after 200 ms");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     assert_default_still_runs(&rt).await;
@@ -79,7 +94,12 @@ async fn an_infinite_loop_is_stopped_at_its_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sleep_inside_a_host_call_is_stopped_at_its_timeout() {
     let rt = runtime();
-    let (report, took) = run(&rt, &hostile(&rt), r#"{"timeoutMs": 200, "meta": {"mode": "sleep"}}"#).await;
+    let (report, took) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"timeoutMs": 200, "meta": {"mode": "sleep"}}"#,
+    )
+    .await;
     assert_failed(&report, "timeout after 200 ms");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     assert_default_still_runs(&rt).await;
@@ -88,7 +108,12 @@ async fn a_sleep_inside_a_host_call_is_stopped_at_its_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_memory_bomb_is_stopped_at_its_memory_limit() {
     let rt = runtime();
-    let (report, took) = run(&rt, &hostile(&rt), r#"{"memoryMb": 16, "meta": {"mode": "memory"}}"#).await;
+    let (report, took) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"memoryMb": 16, "meta": {"mode": "memory"}}"#,
+    )
+    .await;
     assert_failed(&report, "memory limit 16 MiB exceeded");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_default_still_runs(&rt).await;
@@ -113,7 +138,12 @@ async fn unbounded_recursion_is_a_trap_reported_as_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_flood_stops_at_the_log_cap() {
     let rt = runtime();
-    let (report, _) = run(&rt, &hostile(&rt), r#"{"maxLogLines": 50, "meta": {"mode": "log_flood"}}"#).await;
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"maxLogLines": 50, "meta": {"mode": "log_flood"}}"#,
+    )
+    .await;
     assert_failed(&report, "log cap reached: at most 50 log records per run");
     assert_eq!(report.logs.len(), 50);
     assert_default_still_runs(&rt).await;
@@ -122,7 +152,8 @@ async fn a_log_flood_stops_at_the_log_cap() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_flood_stops_at_the_event_cap() {
     let rt = runtime();
-    let meta = format!(r#"{{"maxEvents": 7, "meta": {{"mode": "event_flood", "agent": "{AGENT}"}}}}"#);
+    let meta =
+        format!(r#"{{"maxEvents": 7, "meta": {{"mode": "event_flood", "agent": "{AGENT}"}}}}"#);
     let (report, _) = run(&rt, &hostile(&rt), &meta).await;
     assert_failed(&report, "event cap reached: at most 7 events per run");
     assert_eq!(report.events.len(), 7);
@@ -132,7 +163,12 @@ async fn an_event_flood_stops_at_the_event_cap() {
 #[tokio::test(flavor = "multi_thread")]
 async fn output_bytes_are_capped() {
     let rt = runtime();
-    let (report, _) = run(&rt, &hostile(&rt), r#"{"maxOutputBytes": 100, "meta": {"mode": "log_flood"}}"#).await;
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"maxOutputBytes": 100, "meta": {"mode": "log_flood"}}"#,
+    )
+    .await;
     assert_failed(&report, "output cap reached: at most 100 bytes");
 }
 
@@ -140,9 +176,19 @@ async fn output_bytes_are_capped() {
 async fn no_file_socket_or_environment_without_a_grant() {
     let rt = runtime();
     let h = hostile(&rt);
-    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "read_file", "path": "/etc/passwd"}}"#).await;
+    let (report, _) = run(
+        &rt,
+        &h,
+        r#"{"meta": {"mode": "read_file", "path": "/etc/passwd"}}"#,
+    )
+    .await;
     assert_failed(&report, "cannot read /etc/passwd");
-    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "socket", "addr": "127.0.0.1:5672"}}"#).await;
+    let (report, _) = run(
+        &rt,
+        &h,
+        r#"{"meta": {"mode": "socket", "addr": "127.0.0.1:5672"}}"#,
+    )
+    .await;
     assert_failed(&report, "cannot connect to 127.0.0.1:5672");
     let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "env"}}"#).await;
     assert_failed(&report, "no environment variables or arguments visible");
@@ -156,13 +202,25 @@ async fn a_directory_grant_opens_that_directory_only() {
     let granted = dir.path().join("granted");
     std::fs::create_dir(&granted).expect("mkdir");
     std::fs::write(dir.path().join("secret.txt"), "outside").expect("write");
-    let grant = format!(r#""grants": {{"dirs": {{"/data": {{"path": "{}"}}}}}}"#, granted.display());
+    let grant = format!(
+        r#""grants": {{"dirs": {{"/data": {{"path": "{}"}}}}}}"#,
+        granted.display()
+    );
 
-    let (report, _) = run(&rt, &h, &format!(r#"{{{grant}, "meta": {{"mode": "write_file", "path": "/data/out.txt"}}}}"#)).await;
+    let (report, _) = run(
+        &rt,
+        &h,
+        &format!(r#"{{{grant}, "meta": {{"mode": "write_file", "path": "/data/out.txt"}}}}"#),
+    )
+    .await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
-    assert_eq!(std::fs::read_to_string(granted.join("out.txt")).expect("written"), "written by a handler\n");
+    assert_eq!(
+        std::fs::read_to_string(granted.join("out.txt")).expect("written"),
+        "written by a handler\n"
+    );
 
-    let escape = format!(r#"{{{grant}, "meta": {{"mode": "read_file", "path": "/data/../secret.txt"}}}}"#);
+    let escape =
+        format!(r#"{{{grant}, "meta": {{"mode": "read_file", "path": "/data/../secret.txt"}}}}"#);
     let (report, _) = run(&rt, &h, &escape).await;
     assert_failed(&report, "cannot read /data/../secret.txt");
 }
@@ -175,7 +233,12 @@ async fn a_read_only_grant_refuses_writes() {
         r#""grants": {{"dirs": {{"/data": {{"path": "{}", "readOnly": true}}}}}}"#,
         dir.path().display()
     );
-    let (report, _) = run(&rt, &hostile(&rt), &format!(r#"{{{grant}, "meta": {{"mode": "write_file", "path": "/data/out.txt"}}}}"#)).await;
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        &format!(r#"{{{grant}, "meta": {{"mode": "write_file", "path": "/data/out.txt"}}}}"#),
+    )
+    .await;
     assert_failed(&report, "cannot write /data/out.txt");
     assert!(!dir.path().join("out.txt").exists());
 }
@@ -184,13 +247,21 @@ async fn a_read_only_grant_refuses_writes() {
 async fn events_stay_in_the_agents_namespace_unless_granted() {
     let rt = runtime();
     let h = hostile(&rt);
-    let (report, _) = run(&rt, &h, r#"{"meta": {"mode": "emit", "event": "agent.other.alert"}}"#).await;
+    let (report, _) = run(
+        &rt,
+        &h,
+        r#"{"meta": {"mode": "emit", "event": "agent.other.alert"}}"#,
+    )
+    .await;
     assert_failed(&report, "is not allowed");
     let own = format!(r#"{{"meta": {{"mode": "emit", "event": "agent.{AGENT}.alert"}}}}"#);
     let (report, _) = run(&rt, &h, &own).await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
     assert_eq!(report.events[0].event_type, format!("agent.{AGENT}.alert"));
-    assert_eq!(report.events[0].payload, serde_json::json!({"from": "hostile"}));
+    assert_eq!(
+        report.events[0].payload,
+        serde_json::json!({"from": "hostile"})
+    );
     let granted = r#"{"grants": {"emit": ["alerts.#"]}, "meta": {"mode": "emit", "event": "alerts.disk.full"}}"#;
     let (report, _) = run(&rt, &h, granted).await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
@@ -199,13 +270,20 @@ async fn events_stay_in_the_agents_namespace_unless_granted() {
 #[test]
 fn files_that_are_not_handler_components_are_refused_with_a_reason() {
     let rt = runtime();
-    let refuse = |bytes: &[u8]| rt.load("bad", "bad.wasm", bytes).expect_err("refused").to_string();
+    let refuse = |bytes: &[u8]| {
+        rt.load("bad", "bad.wasm", bytes)
+            .expect_err("refused")
+            .to_string()
+    };
     assert!(refuse(b"hello").contains("not a WebAssembly binary"));
     // An empty core module, not a component.
     assert!(refuse(b"\0asm\x01\0\0\0").contains("bad.wasm: not a valid WebAssembly component"));
     // An empty component: valid, but it exports no `run`.
     let err = refuse(b"\0asm\x0d\0\x01\0");
-    assert!(err.contains("does not implement heartbeat:handler/handler@0.1.0"), "{err}");
+    assert!(
+        err.contains("does not implement heartbeat:handler/handler@0.1.0"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,7 +302,10 @@ fn count_lines(dir: &Path) -> usize {
     for sub in [dir.to_path_buf(), dir.join("archive")] {
         for entry in std::fs::read_dir(&sub).into_iter().flatten().flatten() {
             if entry.path().extension().is_some_and(|e| e == "jsonl") {
-                n += std::fs::read_to_string(entry.path()).expect("read").lines().count();
+                n += std::fs::read_to_string(entry.path())
+                    .expect("read")
+                    .lines()
+                    .count();
             }
         }
     }
@@ -234,7 +315,9 @@ fn count_lines(dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn quarterly_compaction_archives_through_its_grant_and_is_idempotent() {
     let rt = runtime();
-    let handler = registry::load_builtin(&rt, "quarterly_compaction").expect("built-in").expect("loads");
+    let handler = registry::load_builtin(&rt, "quarterly_compaction")
+        .expect("built-in")
+        .expect("loads");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("memory.jsonl"),
@@ -265,7 +348,9 @@ async fn quarterly_compaction_archives_through_its_grant_and_is_idempotent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn quarterly_compaction_with_a_read_only_grant_fails_and_changes_nothing() {
     let rt = runtime();
-    let handler = registry::load_builtin(&rt, "quarterly_compaction").expect("built-in").expect("loads");
+    let handler = registry::load_builtin(&rt, "quarterly_compaction")
+        .expect("built-in")
+        .expect("loads");
     let dir = tempfile::tempdir().expect("tempdir");
     let live = "{\"timestamp\": \"2020-01-01T00:00:00Z\"}\n";
     std::fs::write(dir.path().join("m.jsonl"), live).expect("write");
@@ -275,11 +360,17 @@ async fn quarterly_compaction_with_a_read_only_grant_fails_and_changes_nothing()
     );
     let (report, _) = run(&rt, &handler, &check).await;
     assert_failed(&report, "cannot create /data/archive");
-    assert_eq!(std::fs::read_to_string(dir.path().join("m.jsonl")).expect("live"), live);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("m.jsonl")).expect("live"),
+        live
+    );
     assert!(!dir.path().join("archive").exists());
 }
 
-fn process(name: &str, status: heartbeat_host::runtime::ProcessState) -> heartbeat_host::runtime::ProcessInfo {
+fn process(
+    name: &str,
+    status: heartbeat_host::runtime::ProcessState,
+) -> heartbeat_host::runtime::ProcessInfo {
     heartbeat_host::runtime::ProcessInfo {
         name: name.into(),
         status,
@@ -289,9 +380,19 @@ fn process(name: &str, status: heartbeat_host::runtime::ProcessState) -> heartbe
     }
 }
 
-async fn sub_health(rt: &Runtime, table: Vec<heartbeat_host::runtime::ProcessInfo>, meta: &str) -> RunReport {
-    let handler = registry::load_builtin(rt, "sub_health").expect("built-in").expect("loads");
-    let mut request = request(&format!(r#"{{"handler": "sub_health", "meta": {meta}}}"#), Path::new("."), 2_000);
+async fn sub_health(
+    rt: &Runtime,
+    table: Vec<heartbeat_host::runtime::ProcessInfo>,
+    meta: &str,
+) -> RunReport {
+    let handler = registry::load_builtin(rt, "sub_health")
+        .expect("built-in")
+        .expect("loads");
+    let mut request = request(
+        &format!(r#"{{"handler": "sub_health", "meta": {meta}}}"#),
+        Path::new("."),
+        2_000,
+    );
     request.processes = std::sync::Arc::new(table);
     rt.run(&handler, &request).await
 }
@@ -303,7 +404,10 @@ async fn sub_health_reports_the_table_and_fails_on_a_dead_or_missing_process() {
     let report = sub_health(&rt, vec![process("a", Alive), process("b", Late)], "{}").await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
     assert_eq!(report.events.len(), 1);
-    assert_eq!(report.events[0].event_type, format!("agent.{AGENT}.sub_health"));
+    assert_eq!(
+        report.events[0].event_type,
+        format!("agent.{AGENT}.sub_health")
+    );
     let payload = &report.events[0].payload;
     assert_eq!(payload["overall"], "degraded");
     assert_eq!(payload["processes"][1]["name"], "b");
@@ -314,9 +418,17 @@ async fn sub_health_reports_the_table_and_fails_on_a_dead_or_missing_process() {
     assert_failed(&report, "unhealthy");
     assert_eq!(report.events[0].payload["overall"], "unhealthy");
 
-    let report = sub_health(&rt, vec![process("a", Alive)], r#"{"required": ["a", "indexer"]}"#).await;
+    let report = sub_health(
+        &rt,
+        vec![process("a", Alive)],
+        r#"{"required": ["a", "indexer"]}"#,
+    )
+    .await;
     assert_failed(&report, "indexer");
-    assert_eq!(report.events[0].payload["missing"], serde_json::json!(["indexer"]));
+    assert_eq!(
+        report.events[0].payload["missing"],
+        serde_json::json!(["indexer"])
+    );
 
     let report = sub_health(&rt, vec![], "{}").await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");

@@ -83,7 +83,9 @@ fn every_shipped_example_validates_against_the_schema_and_the_host() {
     let validator = validator();
     let examples = shipped_examples();
     assert!(
-        examples.iter().any(|p| p.ends_with("examples/heartbeat.json")),
+        examples
+            .iter()
+            .any(|p| p.ends_with("examples/heartbeat.json")),
         "{examples:?}"
     );
     assert!(

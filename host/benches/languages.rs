@@ -66,7 +66,11 @@ fn components(dir: &Path) -> Vec<(String, f64)> {
         .any(|l| !dir.join(format!("noop-{l}.wasm")).exists());
     if rebuild || missing {
         let script = repo_root().join("host/benches/noop/build.sh");
-        eprintln!("building the no-op handlers: {} {}", script.display(), dir.display());
+        eprintln!(
+            "building the no-op handlers: {} {}",
+            script.display(),
+            dir.display()
+        );
         let status = Command::new("bash")
             .arg(&script)
             .arg(dir)
@@ -297,6 +301,10 @@ const VARIANTS: [Variant; 6] = [
 ];
 
 fn engine(variant: Variant) -> Engine {
+    Engine::new(&engine_config(variant)).expect("engine")
+}
+
+fn engine_config(variant: Variant) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);
@@ -321,7 +329,7 @@ fn engine(variant: Variant) -> Engine {
             .pagemap_scan(variant.pagemap_scan);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config).expect("engine")
+    config
 }
 
 /// Minor page faults of this thread so far.
@@ -395,7 +403,10 @@ fn phases(
                 store.set_epoch_deadline(u64::MAX / 2);
                 let t1 = Instant::now();
                 let f1 = if count_faults { minor_faults() } else { 0 };
-                let instance = pre.instantiate_async(&mut store).await.expect("instantiate");
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .expect("instantiate");
                 let t2 = Instant::now();
                 let f2 = if count_faults { minor_faults() } else { 0 };
                 let outcome = instance
@@ -491,14 +502,17 @@ fn main() {
         .expect("tokio");
 
     // `--profile LANG`: only fresh-instance runs of LANG for 20 s, under the
-    // runtime's settings, for `perf record` to sample.
+    // runtime's settings, for `perf record` to sample (wasm functions are
+    // named through /tmp/perf-PID.map).
     if let Some(lang) = args
         .iter()
         .position(|a| a == "--profile")
         .and_then(|i| args.get(i + 1))
     {
         let bytes = std::fs::read(dir.join(format!("noop-{lang}.wasm"))).expect("component");
-        let engine = engine(VARIANTS[0]);
+        let mut config = engine_config(VARIANTS[0]);
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        let engine = Engine::new(&config).expect("engine");
         let component = Component::new(&engine, &bytes).expect("compile");
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut rounds = 0;
@@ -507,7 +521,14 @@ fn main() {
             rounds += 1;
             eprintln!(
                 "{lang} round {rounds}: instantiate {:.1} µs, call {:.1} µs, drop {:.1} µs, faults {}/{}/{}, memory.grow {} ({} KiB)",
-                p.instantiate_us, p.call_us, p.drop_us, p.faults_instantiate, p.faults_call, p.faults_drop, p.grows, p.grown_bytes / 1024
+                p.instantiate_us,
+                p.call_us,
+                p.drop_us,
+                p.faults_instantiate,
+                p.faults_call,
+                p.faults_drop,
+                p.grows,
+                p.grown_bytes / 1024
             );
         }
         return;
@@ -548,7 +569,11 @@ fn main() {
         let mut handler = None;
         for _ in 0..5 {
             let started = Instant::now();
-            handler = Some(runtime.load(lang, "bench", &bytes).expect("load from cache"));
+            handler = Some(
+                runtime
+                    .load(lang, "bench", &bytes)
+                    .expect("load from cache"),
+            );
             loads.push(started.elapsed());
         }
         let handler = handler.expect("loaded");

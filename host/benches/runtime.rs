@@ -42,8 +42,9 @@ fn us(d: Duration) -> f64 {
 }
 
 fn request() -> RunRequest {
-    let loaded = heartbeat_host::config::parse(r#"{"checks": {"noop": {"cadenceMs": 0}}}"#, "bench.json")
-        .expect("bench config");
+    let loaded =
+        heartbeat_host::config::parse(r#"{"checks": {"noop": {"cadenceMs": 0}}}"#, "bench.json")
+            .expect("bench config");
     RunRequest::for_check(
         "bench",
         TickInfo {
@@ -59,8 +60,14 @@ fn request() -> RunRequest {
 
 /// Per-run time of `default`, fresh instance each run.
 fn fresh_runs(rt: &tokio::runtime::Runtime, pooling: bool, n: usize) -> Stats {
-    let runtime = Runtime::new(&RuntimeOptions { cache_dir: None, pooling }).expect("runtime");
-    let handler = registry::load_builtin(&runtime, "default").expect("built-in").expect("loads");
+    let runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: None,
+        pooling,
+    })
+    .expect("runtime");
+    let handler = registry::load_builtin(&runtime, "default")
+        .expect("built-in")
+        .expect("loads");
     let request = request();
     rt.block_on(async {
         for _ in 0..n / 10 {
@@ -80,10 +87,15 @@ fn fresh_runs(rt: &tokio::runtime::Runtime, pooling: bool, n: usize) -> Stats {
 /// Per-call time of `default` on one instance reused.
 fn reused_calls(rt: &tokio::runtime::Runtime, n: usize) -> Stats {
     let runtime = Runtime::new(&RuntimeOptions::default()).expect("runtime");
-    let handler = registry::load_builtin(&runtime, "default").expect("built-in").expect("loads");
+    let handler = registry::load_builtin(&runtime, "default")
+        .expect("built-in")
+        .expect("loads");
     let request = request();
     rt.block_on(async {
-        let mut instance = runtime.reused_instance(&handler, &request).await.expect("instance");
+        let mut instance = runtime
+            .reused_instance(&handler, &request)
+            .await
+            .expect("instance");
         for _ in 0..n / 10 {
             assert!(instance.call().await);
         }
@@ -131,10 +143,20 @@ fn with_custom_section(bytes: &[u8], tag: usize) -> Vec<u8> {
 /// registry serves it (compiled, not from the cache), over `n` fresh files.
 fn file_to_first_run(n: usize) -> Stats {
     let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = Arc::new(Runtime::new(&RuntimeOptions { cache_dir: None, pooling: true }).expect("runtime"));
+    let runtime = Arc::new(
+        Runtime::new(&RuntimeOptions {
+            cache_dir: None,
+            pooling: true,
+        })
+        .expect("runtime"),
+    );
     let registry = Arc::new(Registry::default());
-    let _watch = heartbeat_host::handler_watch::start(dir.path(), Arc::clone(&runtime), Arc::clone(&registry))
-        .expect("watch");
+    let _watch = heartbeat_host::handler_watch::start(
+        dir.path(),
+        Arc::clone(&runtime),
+        Arc::clone(&registry),
+    )
+    .expect("watch");
     let base = registry::builtin_bytes("default").expect("default");
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
@@ -143,7 +165,10 @@ fn file_to_first_run(n: usize) -> Stats {
         let start = Instant::now();
         std::fs::write(dir.path().join(format!("{name}.wasm")), &bytes).expect("write");
         while registry.get(&name).is_none() {
-            assert!(start.elapsed() < Duration::from_secs(30), "handler {name} never loaded");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "handler {name} never loaded"
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
         samples.push(start.elapsed());
@@ -160,7 +185,11 @@ fn startup_with_cached_handlers(starts: usize) -> Stats {
     std::fs::create_dir(&handlers).expect("mkdir");
     let base = registry::builtin_bytes("default").expect("default");
     for i in 0..50 {
-        std::fs::write(handlers.join(format!("h{i}.wasm")), with_custom_section(base, i)).expect("write");
+        std::fs::write(
+            handlers.join(format!("h{i}.wasm")),
+            with_custom_section(base, i),
+        )
+        .expect("write");
     }
     let config = dir.path().join("heartbeat.json");
     std::fs::write(&config, r#"{"checks": {"noop": {"cadenceMs": 3600000}}}"#).expect("config");
@@ -205,7 +234,11 @@ fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
             samples.push(start.elapsed());
         }
         let s = stats(samples);
-        println!("  {label:<28} median {:9.3} us  p99 {:9.3} us", us(s.median), us(s.p99));
+        println!(
+            "  {label:<28} median {:9.3} us  p99 {:9.3} us",
+            us(s.median),
+            us(s.p99)
+        );
     };
     println!("per-run set-up, parts timed alone ({n} samples):");
     time("WASI context (empty)", &mut || {
@@ -217,7 +250,11 @@ fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
     });
     time("tokio timeout around a ready future", &mut || {
         rt.block_on(async {
-            black_box(tokio::time::timeout(Duration::from_secs(10), async { 1 }).await.ok());
+            black_box(
+                tokio::time::timeout(Duration::from_secs(10), async { 1 })
+                    .await
+                    .ok(),
+            );
         });
     });
     time("block_on a ready future", &mut || {
@@ -228,22 +265,44 @@ fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--breakdown") {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio");
         breakdown(&rt, 20_000);
         return;
     }
     let n = if quick { 2_000 } else { 20_000 };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio");
 
     let native = native_calls(n);
     let reused = reused_calls(&rt, n);
     let fresh = fresh_runs(&rt, true, n);
     let fresh_no_pool = fresh_runs(&rt, false, n / 4);
     println!("per run, no-op `default` handler ({n} samples):");
-    println!("  native Rust call            median {:9.3} us  p99 {:9.3} us", us(native.median), us(native.p99));
-    println!("  one instance reused         median {:9.3} us  p99 {:9.3} us", us(reused.median), us(reused.p99));
-    println!("  fresh instance, pooling     median {:9.3} us  p99 {:9.3} us", us(fresh.median), us(fresh.p99));
-    println!("  fresh instance, on-demand   median {:9.3} us  p99 {:9.3} us", us(fresh_no_pool.median), us(fresh_no_pool.p99));
+    println!(
+        "  native Rust call            median {:9.3} us  p99 {:9.3} us",
+        us(native.median),
+        us(native.p99)
+    );
+    println!(
+        "  one instance reused         median {:9.3} us  p99 {:9.3} us",
+        us(reused.median),
+        us(reused.p99)
+    );
+    println!(
+        "  fresh instance, pooling     median {:9.3} us  p99 {:9.3} us",
+        us(fresh.median),
+        us(fresh.p99)
+    );
+    println!(
+        "  fresh instance, on-demand   median {:9.3} us  p99 {:9.3} us",
+        us(fresh_no_pool.median),
+        us(fresh_no_pool.p99)
+    );
     println!(
         "  ratios (medians): fresh/reused {:.1}x, fresh/native {:.0}x, on-demand/pooling {:.1}x",
         fresh.median.as_secs_f64() / reused.median.as_secs_f64(),

@@ -41,14 +41,18 @@ fn scenario(max_per_tick: usize, due_every_tick: bool) -> (HeartbeatConfig, Stat
             "enabled": i % 50 != 0,
         });
         if i % 4 == 0 {
-            check["window"] = json!({"start": "08:00", "end": "20:00", "tz": ZONES[i % ZONES.len()]});
+            check["window"] =
+                json!({"start": "08:00", "end": "20:00", "tz": ZONES[i % ZONES.len()]});
         }
         if i % 10 == 1 {
             check["triggerOnQuarters"] = json!(["Q2", "Q3"]);
         }
         checks.insert(name.clone(), check);
         if i % 100 == 7 {
-            paused.insert(name.clone(), json!({"until": NOW + 60_000, "reason": "bench"}));
+            paused.insert(
+                name.clone(),
+                json!({"until": NOW + 60_000, "reason": "bench"}),
+            );
         }
         if i % 10 != 9 {
             state.checks.insert(
@@ -113,7 +117,9 @@ fn selection(c: &mut Criterion) {
             BenchmarkId::new("10000 checks, wall time", label),
             &inputs,
             |b, (config, state, running)| {
-                b.iter(|| schedule::plan(black_box(config), black_box(state), running, black_box(NOW)))
+                b.iter(|| {
+                    schedule::plan(black_box(config), black_box(state), running, black_box(NOW))
+                })
             },
         );
         group.bench_with_input(

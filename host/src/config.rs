@@ -348,7 +348,10 @@ fn expected_found(message: &str) -> String {
         );
     }
     if let Some(field) = message.strip_prefix("missing field ") {
-        return format!("expected a field \"{}\", found none", field.trim_matches('`'));
+        return format!(
+            "expected a field \"{}\", found none",
+            field.trim_matches('`')
+        );
     }
     if let Some((length, expected)) = message
         .strip_prefix("invalid length ")
@@ -587,13 +590,17 @@ impl RawConfig {
             if limits.memory_mb > crate::runtime::MAX_MEMORY_MB {
                 return Err(invalid(
                     format!("{path}.memoryMb"),
-                    format!("expected at most {} (MiB), found {}", crate::runtime::MAX_MEMORY_MB, limits.memory_mb),
+                    format!(
+                        "expected at most {} (MiB), found {}",
+                        crate::runtime::MAX_MEMORY_MB,
+                        limits.memory_mb
+                    ),
                 ));
             }
             let grants = match raw.grants {
-                Some(g) => g
-                    .validate()
-                    .map_err(|(field, message)| invalid(format!("{path}.grants.{field}"), message))?,
+                Some(g) => g.validate().map_err(|(field, message)| {
+                    invalid(format!("{path}.grants.{field}"), message)
+                })?,
                 None => crate::grants::Grants::default(),
             };
             let window = match raw.window {
@@ -1007,21 +1014,36 @@ mod tests {
             "{err}"
         );
         let err = parse_err("{\"checks\": {\"a\": {\"cadenceMs\": null}}}");
-        assert!(err.contains("checks.a.cadenceMs: expected a non-negative integer, found null"), "{err}");
+        assert!(
+            err.contains("checks.a.cadenceMs: expected a non-negative integer, found null"),
+            "{err}"
+        );
         let err = parse_err("{\"maxPerTick\": null}");
-        assert!(err.contains("maxPerTick: expected a positive integer"), "{err}");
+        assert!(
+            err.contains("maxPerTick: expected a positive integer"),
+            "{err}"
+        );
     }
 
     #[test]
     fn integral_floats_count_as_integers_like_json_schema() {
-        let c = parse_ok(r#"{"maxPerTick": 2.0, "checks": {"a": {"cadenceMs": 9e5, "priority": -3.0}}}"#).config;
+        let c = parse_ok(
+            r#"{"maxPerTick": 2.0, "checks": {"a": {"cadenceMs": 9e5, "priority": -3.0}}}"#,
+        )
+        .config;
         assert_eq!(c.max_per_tick, 2);
         assert_eq!(c.checks[0].cadence_ms, 900_000);
         assert_eq!(c.checks[0].priority, -3);
         let err = parse_err(r#"{"checks": {"a": {"cadenceMs": 1.5}}}"#);
-        assert!(err.contains("checks.a.cadenceMs: expected a non-negative integer, found 1.5"), "{err}");
+        assert!(
+            err.contains("checks.a.cadenceMs: expected a non-negative integer, found 1.5"),
+            "{err}"
+        );
         let err = parse_err(r#"{"checks": {"a": {"priority": 0.5}}}"#);
-        assert!(err.contains("checks.a.priority: expected an integer, found 0.5"), "{err}");
+        assert!(
+            err.contains("checks.a.priority: expected an integer, found 0.5"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1032,14 +1054,21 @@ mod tests {
             "heartbeat.json:3:10: paused.a: expected true, false, or {\"until\": <ms since epoch>, \"reason\": \"...\"}, found \"yes\""
         );
         let err = parse_err(r#"{"paused": {"a": {"reason": "x"}}}"#);
-        assert!(err.contains("paused.a: expected a field \"until\", found none"), "{err}");
+        assert!(
+            err.contains("paused.a: expected a field \"until\", found none"),
+            "{err}"
+        );
         let err = parse_err(r#"{"paused": {"a": {"until": -1}}}"#);
-        assert!(err.contains("paused.a.until: expected milliseconds"), "{err}");
+        assert!(
+            err.contains("paused.a.until: expected milliseconds"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_fields_inside_a_pause_are_warnings() {
-        let loaded = parse_ok(r#"{"checks": {"a": {}}, "paused": {"a": {"until": 5, "by": "ops"}}}"#);
+        let loaded =
+            parse_ok(r#"{"checks": {"a": {}}, "paused": {"a": {"until": 5, "by": "ops"}}}"#);
         let paths: Vec<_> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
         assert_eq!(paths, ["paused.a.by"]);
     }
@@ -1047,7 +1076,10 @@ mod tests {
     #[test]
     fn missing_window_end_is_named() {
         let err = parse_err(r#"{"checks": {"a": {"window": {"start": "09:00"}}}}"#);
-        assert!(err.contains("checks.a.window: expected a field \"end\", found none"), "{err}");
+        assert!(
+            err.contains("checks.a.window: expected a field \"end\", found none"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -274,10 +274,7 @@ fn check_fields(old: &CheckConfig, new: &CheckConfig) -> Vec<FieldChange> {
     out
 }
 
-fn limit_fields(
-    old: &config::Limits,
-    new: &config::Limits,
-) -> [(&'static str, String, String); 5] {
+fn limit_fields(old: &config::Limits, new: &config::Limits) -> [(&'static str, String, String); 5] {
     [
         (
             "timeoutMs",
@@ -535,13 +532,16 @@ impl Reloader {
 // ---------------------------------------------------------------------------
 // The watcher (I/O).
 
-/// How the watcher debounces.
-#[derive(Debug, Clone, Copy)]
+/// How the watcher debounces, and whom it tells about the file's validity.
+#[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Quiet period after the last event before the file is read.
     pub debounce: Duration,
     /// Longest wait from the first event of a burst.
     pub max_delay: Duration,
+    /// Told whether the file on disk is valid (the host is degraded while
+    /// it runs on the last good config).
+    pub health: Option<Arc<crate::health::Health>>,
 }
 
 impl Default for WatchOptions {
@@ -549,6 +549,7 @@ impl Default for WatchOptions {
         WatchOptions {
             debounce: DEFAULT_DEBOUNCE,
             max_delay: DEFAULT_MAX_DELAY,
+            health: None,
         }
     }
 }
@@ -665,7 +666,7 @@ fn watch_loop<F>(
 {
     let mut debounce = Debounce::new(options.debounce, options.max_delay);
     // Catch a change made between the host's first load and the watch.
-    act(&mut reloader, &mut apply);
+    act(&mut reloader, &mut apply, options.health.as_deref());
     loop {
         let message = match debounce.deadline() {
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -685,18 +686,28 @@ fn watch_loop<F>(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if debounce.fire(Instant::now()) {
-            act(&mut reloader, &mut apply);
+            act(&mut reloader, &mut apply, options.health.as_deref());
         }
     }
 }
 
 /// Re-reads the file, logs what it came to and applies a valid change.
-fn act<F>(reloader: &mut Reloader, apply: &mut F)
+fn act<F>(reloader: &mut Reloader, apply: &mut F, health: Option<&crate::health::Health>)
 where
     F: FnMut(Arc<HeartbeatConfig>, &ConfigDiff),
 {
     let file = reloader.path.display().to_string();
-    match reloader.reload() {
+    let outcome = reloader.reload();
+    if let Some(health) = health {
+        match &outcome {
+            ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged | ReloadOutcome::Restored => {
+                health.set_config_invalid(false)
+            }
+            ReloadOutcome::Refused(_) | ReloadOutcome::Missing => health.set_config_invalid(true),
+            ReloadOutcome::StillMissing => {}
+        }
+    }
+    match outcome {
         ReloadOutcome::Applied {
             config,
             diff,
@@ -746,9 +757,8 @@ fn concerns(event: &notify::Event, file_name: &OsStr) -> bool {
     };
     kind_may_change
         && event.paths.iter().any(|p| {
-            p.file_name().is_some_and(|name| {
-                name == file_name || name.to_string_lossy().starts_with("..")
-            })
+            p.file_name()
+                .is_some_and(|name| name == file_name || name.to_string_lossy().starts_with(".."))
         })
 }
 

@@ -35,6 +35,10 @@ pub struct HostOptions {
     pub bus: Option<crate::amqp::BusOptions>,
     /// Without a bus: a JSON-lines file the events handlers emit are appended to.
     pub events_log: Option<PathBuf>,
+    /// The liveness file (kstlib's format), written every `liveness_period`.
+    pub liveness_file: Option<PathBuf>,
+    /// How often the liveness file is written.
+    pub liveness_period: Duration,
 }
 
 /// State shared by every tick in flight.
@@ -47,6 +51,8 @@ struct Shared {
     writer: StateWriter,
     /// The broker connection, in broker mode.
     bus: Option<crate::amqp::Bus>,
+    /// Healthy or degraded, and why.
+    health: Arc<crate::health::Health>,
 }
 
 /// The bookkeeping that selection and recording change together.
@@ -66,7 +72,10 @@ pub async fn run(
     }
     let config = loaded.config;
     let state = state::load(&options.state_path)?;
-    let runtime = Arc::new(Runtime::new(&crate::runtime::RuntimeOptions::default()).context("cannot start the WebAssembly runtime")?);
+    let runtime = Arc::new(
+        Runtime::new(&crate::runtime::RuntimeOptions::default())
+            .context("cannot start the WebAssembly runtime")?,
+    );
     let registry = Arc::new(Registry::with_builtins(&runtime)?);
     // Loads the directory's handlers over the built-ins, then keeps them current.
     let _handler_watch = match &options.handlers_dir {
@@ -114,7 +123,13 @@ pub async fn run(
             running: HashSet::new(),
         }),
         bus,
+        health: Arc::new(crate::health::Health::default()),
     });
+    let liveness = shared
+        .options
+        .liveness_file
+        .clone()
+        .map(|path| tokio::spawn(write_liveness(Arc::clone(&shared), path)));
     // From here on a valid change to heartbeat.json applies from the next tick.
     let _config_watch = watch_config(&shared);
 
@@ -162,6 +177,10 @@ pub async fn run(
     if let Some(bus) = &shared.bus {
         bus.shutdown().await;
     }
+    if let (Some(task), Some(path)) = (liveness, &shared.options.liveness_file) {
+        task.abort();
+        write_liveness_once(&shared, path, "stopped");
+    }
     info!("heartbeat-host stopped");
     Ok(())
 }
@@ -191,7 +210,10 @@ fn watch_config(shared: &Arc<Shared>) -> Option<crate::config_watch::ConfigWatch
     match crate::config_watch::ConfigWatcher::start(
         &shared.options.config_path,
         current,
-        crate::config_watch::WatchOptions::default(),
+        crate::config_watch::WatchOptions {
+            health: Some(Arc::clone(&shared.health)),
+            ..crate::config_watch::WatchOptions::default()
+        },
         apply,
     ) {
         Ok(watcher) => Some(watcher),
@@ -359,6 +381,47 @@ fn append_events(path: &Path, tick: &Tick, check: &CheckConfig, report: &RunRepo
     }
 }
 
+/// Writes the liveness file now, then every period, with the host's health.
+async fn write_liveness(shared: Arc<Shared>, path: PathBuf) {
+    let mut every = tokio::time::interval(shared.options.liveness_period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_status = "";
+    loop {
+        every.tick().await;
+        let health = shared.health.status();
+        if health.as_str() != last_status {
+            match &health {
+                crate::health::HealthStatus::Healthy => info!("host is healthy"),
+                crate::health::HealthStatus::Degraded(reasons) => {
+                    warn!(reasons = %reasons.join("; "), "host is degraded")
+                }
+            }
+            last_status = health.as_str();
+        }
+        let shared = Arc::clone(&shared);
+        let path = path.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            write_liveness_once(&shared, &path, health.as_str())
+        })
+        .await;
+    }
+}
+
+/// One write of the liveness file, with `status` and the degraded reasons.
+fn write_liveness_once(shared: &Shared, path: &Path, status: &str) {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("agent".into(), shared.options.agent.clone().into());
+    metadata.insert("status".into(), status.into());
+    metadata.insert(
+        "reasons".into(),
+        shared.health.status().reasons().to_vec().into(),
+    );
+    let state = crate::liveness::LivenessState::now(tick::now_ms(), metadata);
+    if let Err(e) = crate::liveness::write(path, &state) {
+        error!(file = %path.display(), "cannot write the liveness file: {e}");
+    }
+}
+
 /// The directory relative grant paths are resolved against.
 fn config_dir(config_path: &Path) -> &Path {
     match config_path.parent() {
@@ -377,6 +440,7 @@ fn record(
     for (check, report) in finished {
         log_outcome(tick, &check, &report);
         book.running.remove(&check.name);
+        shared.health.record_run(report.status == RunStatus::Failed);
         let record = book.state.checks.entry(check.name.clone()).or_default();
         state::record_outcome(
             record,

@@ -33,10 +33,13 @@ pub enum AtError {
 /// Parses an RFC 3339 instant (`2026-01-01T09:30:00Z`, `…+02:00`) into ms
 /// since the epoch; fractions of a millisecond are dropped.
 pub fn parse_at(text: &str) -> Result<u64, AtError> {
-    let timestamp: jiff::Timestamp = text.trim().parse().map_err(|e: jiff::Error| AtError::Syntax {
-        text: text.to_string(),
-        reason: e.to_string(),
-    })?;
+    let timestamp: jiff::Timestamp =
+        text.trim()
+            .parse()
+            .map_err(|e: jiff::Error| AtError::Syntax {
+                text: text.to_string(),
+                reason: e.to_string(),
+            })?;
     u64::try_from(timestamp.as_millisecond()).map_err(|_| AtError::BeforeEpoch(text.to_string()))
 }
 
@@ -211,7 +214,9 @@ pub fn to_json(explanation: &Explanation) -> JsonExplanation<'_> {
 /// NAME, HANDLER, LAST RUN, NEXT DUE, RATIO, STATUS, REASON.
 pub fn render_table(explanation: &Explanation) -> String {
     let at = explanation.at_ms;
-    let header = ["NAME", "HANDLER", "LAST RUN", "NEXT DUE", "RATIO", "STATUS", "REASON"];
+    let header = [
+        "NAME", "HANDLER", "LAST RUN", "NEXT DUE", "RATIO", "STATUS", "REASON",
+    ];
     let mut rows: Vec<[String; 7]> = vec![header.map(str::to_string)];
     for c in &explanation.checks {
         let last_run = if c.last_run_ms == 0 {
@@ -360,8 +365,8 @@ mod tests {
     #[test]
     fn json_has_the_documented_shape() {
         let c = config(MIXED);
-        let json = serde_json::to_value(to_json(&explain(&c, &State::default(), T0)))
-            .expect("serialises");
+        let json =
+            serde_json::to_value(to_json(&explain(&c, &State::default(), T0))).expect("serialises");
         assert_eq!(json["at"], "2026-01-01T00:00:00Z");
         assert_eq!(json["selected"], serde_json::json!(["every"]));
         let checks = json["checks"].as_array().expect("array");
@@ -374,11 +379,18 @@ mod tests {
                 ["name", "handler", "eligible", "due", "ratio", "reason"]
             );
         }
-        assert_eq!(checks[0]["ratio"], serde_json::Value::Null, "infinite is null");
+        assert_eq!(
+            checks[0]["ratio"],
+            serde_json::Value::Null,
+            "infinite is null"
+        );
         assert_eq!(checks[0]["reason"], "");
         assert_eq!(checks[1]["handler"], "h");
         assert_eq!(checks[1]["ratio"], 10.0);
-        assert_eq!(checks[1]["reason"], "", "due: no reason, though the tick is full");
+        assert_eq!(
+            checks[1]["reason"], "",
+            "due: no reason, though the tick is full"
+        );
         assert_eq!(checks[2]["ratio"], 0.5);
         assert_eq!(
             checks[2]["reason"],
@@ -427,10 +439,21 @@ mod tests {
         assert!(lines[2].starts_with("NAME "), "{table}");
         let status_col = lines[2].find("STATUS").expect("STATUS column");
         assert_eq!(lines.len(), 3 + 4, "{table}");
-        for (line, status) in lines[3..].iter().zip(["runs #1", "due, waits", "waiting", "disabled"]) {
-            assert_eq!(&line[status_col..status_col + status.len()], status, "{table}");
+        for (line, status) in
+            lines[3..]
+                .iter()
+                .zip(["runs #1", "due, waits", "waiting", "disabled"])
+        {
+            assert_eq!(
+                &line[status_col..status_col + status.len()],
+                status,
+                "{table}"
+            );
         }
-        assert!(lines[3].contains("never") && lines[3].contains("every tick"), "{table}");
+        assert!(
+            lines[3].contains("never") && lines[3].contains("every tick"),
+            "{table}"
+        );
         assert!(lines[6].contains("now (never ran)"), "{table}");
         assert!(
             lines[4].contains("2025-12-31 23:59:50 UTC (10s ago)"),
@@ -455,6 +478,9 @@ mod tests {
         assert_eq!(format_span(5 * 60_000 + 1), "5m");
         assert_eq!(format_span(0), "0ms");
         assert_eq!(format_when(T0, T0), "2026-01-01 00:00:00 UTC (now)");
-        assert_eq!(format_when(T0 + 90_000, T0), "2026-01-01 00:01:30 UTC (in 1m)");
+        assert_eq!(
+            format_when(T0 + 90_000, T0),
+            "2026-01-01 00:01:30 UTC (in 1m)"
+        );
     }
 }

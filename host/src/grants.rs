@@ -76,7 +76,10 @@ impl RawGrants {
                 ));
             }
             if raw.path.is_empty() {
-                return Err((format!("dirs.{guest}.path"), "expected a host directory, found \"\"".into()));
+                return Err((
+                    format!("dirs.{guest}.path"),
+                    "expected a host directory, found \"\"".into(),
+                ));
             }
             dirs.push(DirGrantConfig {
                 guest_path: guest,
@@ -88,11 +91,16 @@ impl RawGrants {
             if pattern.is_empty() || pattern.split('.').any(str::is_empty) {
                 return Err((
                     format!("emit[{i}]"),
-                    format!("expected a routing-key pattern such as \"alerts.#\", found {pattern:?}"),
+                    format!(
+                        "expected a routing-key pattern such as \"alerts.#\", found {pattern:?}"
+                    ),
                 ));
             }
         }
-        Ok(Grants { dirs, emit: self.emit })
+        Ok(Grants {
+            dirs,
+            emit: self.emit,
+        })
     }
 }
 
@@ -101,22 +109,34 @@ mod tests {
     use super::*;
 
     fn validate(json: &str) -> Result<Grants, (String, String)> {
-        serde_json::from_str::<RawGrants>(json).expect("shape").validate()
+        serde_json::from_str::<RawGrants>(json)
+            .expect("shape")
+            .validate()
     }
 
     #[test]
     fn dirs_and_emit_patterns_are_read() {
-        let g = validate(r#"{"dirs": {"/data": {"path": "mem", "readOnly": true}}, "emit": ["alerts.#"]}"#)
-            .expect("valid");
+        let g = validate(
+            r#"{"dirs": {"/data": {"path": "mem", "readOnly": true}}, "emit": ["alerts.#"]}"#,
+        )
+        .expect("valid");
         assert_eq!(g.dirs[0].guest_path, "/data");
         assert!(g.dirs[0].read_only);
-        assert_eq!(g.dirs[0].host_path_from(Path::new("/etc/agent")), Path::new("/etc/agent/mem"));
+        assert_eq!(
+            g.dirs[0].host_path_from(Path::new("/etc/agent")),
+            Path::new("/etc/agent/mem")
+        );
         assert_eq!(g.emit, ["alerts.#"]);
     }
 
     #[test]
     fn relative_or_escaping_guest_paths_are_refused() {
-        assert_eq!(validate(r#"{"dirs": {"data": {"path": "/x"}}}"#).expect_err("relative").0, "dirs.data");
+        assert_eq!(
+            validate(r#"{"dirs": {"data": {"path": "/x"}}}"#)
+                .expect_err("relative")
+                .0,
+            "dirs.data"
+        );
         assert!(validate(r#"{"dirs": {"/a/../b": {"path": "/x"}}}"#).is_err());
         assert!(validate(r#"{"emit": ["alerts..x"]}"#).is_err());
     }

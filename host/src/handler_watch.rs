@@ -36,7 +36,11 @@ pub struct HandlerWatch {
 type Loaded = HashMap<String, [u8; 32]>;
 
 /// Loads every `*.wasm` in `dir` over the built-ins, then watches `dir`.
-pub fn start(dir: &Path, runtime: Arc<Runtime>, registry: Arc<Registry>) -> Result<HandlerWatch, notify::Error> {
+pub fn start(
+    dir: &Path,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+) -> Result<HandlerWatch, notify::Error> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = tx.send(event);
@@ -56,7 +60,9 @@ pub fn start(dir: &Path, runtime: Arc<Runtime>, registry: Arc<Registry>) -> Resu
     std::thread::Builder::new()
         .name("handler-watch".into())
         .spawn(move || watch_loop(&dir, &rx, &runtime, &registry, &mut loaded))
-        .map_err(|e| notify::Error::generic(&format!("cannot start the handler watcher thread: {e}")))?;
+        .map_err(|e| {
+            notify::Error::generic(&format!("cannot start the handler watcher thread: {e}"))
+        })?;
     Ok(HandlerWatch { _watcher: watcher })
 }
 
@@ -106,7 +112,9 @@ fn is_handler_file_name(path: &Path) -> bool {
 
 /// Brings the registry in line with the file at `path` (present or gone).
 fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Loaded) {
-    let Some(name) = registry::handler_name_of(path) else { return };
+    let Some(name) = registry::handler_name_of(path) else {
+        return;
+    };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -131,15 +139,23 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
             loaded.insert(name.clone(), digest);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             match replaced {
-                Some(old) if old.origin == "built-in" => info!(handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler file overrides the built-in of the same name"),
-                Some(_) => info!(handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler replaced"),
-                None => info!(handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler loaded"),
+                Some(old) if old.origin == "built-in" => {
+                    info!(handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler file overrides the built-in of the same name")
+                }
+                Some(_) => {
+                    info!(handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler replaced")
+                }
+                None => {
+                    info!(handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler loaded")
+                }
             }
         }
         Err(e) => {
             let previous = registry.get(&name).map(|h| h.origin.clone());
             match previous {
-                Some(origin) => error!(handler = %name, "handler refused, previous version ({origin}) stays in service: {e}"),
+                Some(origin) => {
+                    error!(handler = %name, "handler refused, previous version ({origin}) stays in service: {e}")
+                }
                 None => error!(handler = %name, "handler refused: {e}"),
             }
         }

@@ -86,13 +86,34 @@ pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
         None => None,
     };
     let mut check = match (&loaded, &options.check) {
-        (Some(loaded), Some(name)) => loaded.config.check(name).cloned().ok_or_else(|| InvokeError::NoSuchCheck {
-            config: options.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
-            check: name.clone(),
-            known: loaded.config.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?,
+        (Some(loaded), Some(name)) => {
+            loaded
+                .config
+                .check(name)
+                .cloned()
+                .ok_or_else(|| InvokeError::NoSuchCheck {
+                    config: options
+                        .config
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    check: name.clone(),
+                    known: loaded
+                        .config
+                        .checks
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?
+        }
         (None, Some(_)) => return Err(InvokeError::CheckWithoutConfig),
-        (loaded, None) => adhoc_check(loaded.as_ref().map(|l| l.config.defaults).unwrap_or_default()),
+        (loaded, None) => adhoc_check(
+            loaded
+                .as_ref()
+                .map(|l| l.config.defaults)
+                .unwrap_or_default(),
+        ),
     };
     if let Some(meta) = &options.meta {
         check.meta = match serde_json::from_str::<serde_json::Value>(meta) {
@@ -176,7 +197,10 @@ fn load_handler(
     if handler.ends_with(".wasm") || handler.contains('/') {
         return Ok(registry::load_file(runtime, as_path)?);
     }
-    if let Some(file) = dir.map(|d| d.join(format!("{handler}.wasm"))).filter(|f| f.is_file()) {
+    if let Some(file) = dir
+        .map(|d| d.join(format!("{handler}.wasm")))
+        .filter(|f| f.is_file())
+    {
         return Ok(registry::load_file(runtime, &file)?);
     }
     match registry::load_builtin(runtime, handler) {

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod explain;
 pub mod grants;
 pub mod handler_watch;
+pub mod health;
 pub mod invoke;
 pub mod liveness;
 pub mod preflight;

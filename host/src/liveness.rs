@@ -94,7 +94,9 @@ impl Probe {
         let file = path.display();
         match self {
             Probe::Alive(age) => format!("alive: {file} beat {age:.1}s ago (max age {max_age_s}s)"),
-            Probe::Stale(age) => format!("stale: {file} beat {age:.1}s ago, more than {max_age_s}s"),
+            Probe::Stale(age) => {
+                format!("stale: {file} beat {age:.1}s ago, more than {max_age_s}s")
+            }
             Probe::Missing => format!("missing: {file} does not exist"),
             Probe::Unreadable(why) => format!("unreadable: {file}: {why}"),
         }
@@ -114,17 +116,25 @@ pub fn probe(path: &Path, max_age_s: f64, now_ms: u64) -> Probe {
     };
     let beat = match parse_timestamp(&state.timestamp) {
         Some(beat) => beat,
-        None => return Probe::Unreadable(format!("timestamp {:?} is not ISO 8601", state.timestamp)),
+        None => {
+            return Probe::Unreadable(format!("timestamp {:?} is not ISO 8601", state.timestamp));
+        }
     };
     let age = (now_ms as f64 - beat.as_millisecond() as f64) / 1000.0;
-    if age <= max_age_s { Probe::Alive(age.max(0.0)) } else { Probe::Stale(age) }
+    if age <= max_age_s {
+        Probe::Alive(age.max(0.0))
+    } else {
+        Probe::Stale(age)
+    }
 }
 
 /// ISO 8601 with an offset, or without one (taken as UTC, as Python's naive datetimes).
 fn parse_timestamp(text: &str) -> Option<jiff::Timestamp> {
     text.parse::<jiff::Timestamp>().ok().or_else(|| {
         let dt = text.parse::<jiff::civil::DateTime>().ok()?;
-        dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+        dt.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp())
     })
 }
 
@@ -154,7 +164,8 @@ mod tests {
         meta.insert("status".into(), "healthy".into());
         let state = LivenessState::now(NOW, meta);
         write(&path, &state).expect("write");
-        let read: LivenessState = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+        let read: LivenessState =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");
         assert_eq!(read, state);
         assert_eq!(probe(&path, 30.0, NOW + 29_000), Probe::Alive(29.0));
         assert_eq!(probe(&path, 30.0, NOW + 31_000), Probe::Stale(31.0));
@@ -170,8 +181,12 @@ mod tests {
 
     #[test]
     fn missing_stale_and_unreadable_have_their_exit_codes() {
-        assert_eq!(probe(Path::new("/no/such/liveness"), 30.0, NOW).exit_code(), 1);
-        let (_d, path) = file_with(r#"{"timestamp": "2026-01-12T09:00:00+00:00", "pid": 1, "hostname": "h"}"#);
+        assert_eq!(
+            probe(Path::new("/no/such/liveness"), 30.0, NOW).exit_code(),
+            1
+        );
+        let (_d, path) =
+            file_with(r#"{"timestamp": "2026-01-12T09:00:00+00:00", "pid": 1, "hostname": "h"}"#);
         assert_eq!(probe(&path, 30.0, NOW).exit_code(), 1);
         let (_d, path) = file_with("not json");
         assert_eq!(probe(&path, 30.0, NOW).exit_code(), 2);

@@ -103,6 +103,12 @@ struct RunArgs {
     /// Without a broker: append the events handlers emit to this JSON-lines file.
     #[arg(long, env = "EVENTS_LOG")]
     events_log: Option<PathBuf>,
+    /// Write a liveness file (kstlib's format) here every --liveness-period; probe it with `is-alive`.
+    #[arg(long, env = "LIVENESS_FILE")]
+    liveness_file: Option<PathBuf>,
+    /// How often the liveness file is written.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    liveness_period: Duration,
 }
 
 #[derive(clap::Args)]
@@ -173,6 +179,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 handlers_dir: args.handlers,
                 tick_interval: args.tick_interval,
                 events_log: args.events_log,
+                liveness_file: args.liveness_file,
+                liveness_period: args.liveness_period,
             };
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -182,7 +190,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Explain(args) => explain(args),
         Command::Check(args) => check(args),
         Command::IsAlive(args) => {
-            let probe = heartbeat_host::liveness::probe(&args.file, args.max_age, heartbeat_host::tick::now_ms());
+            let probe = heartbeat_host::liveness::probe(
+                &args.file,
+                args.max_age,
+                heartbeat_host::tick::now_ms(),
+            );
             println!("{}", probe.describe(&args.file, args.max_age));
             Ok(std::process::ExitCode::from(probe.exit_code()))
         }
@@ -194,22 +206,27 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 meta: args.meta,
                 handlers_dir: args.handlers,
                 agent: args.agent,
-                cache_dir: args.cache_dir.or_else(heartbeat_host::runtime::CompileCache::default_dir),
+                cache_dir: args
+                    .cache_dir
+                    .or_else(heartbeat_host::runtime::CompileCache::default_dir),
             };
             let invocation = heartbeat_host::invoke::invoke(&options)?;
             println!("{}", serde_json::to_string_pretty(&invocation)?);
-            Ok(if invocation.report.status == heartbeat_host::state::RunStatus::Failed {
-                std::process::ExitCode::from(1)
-            } else {
-                std::process::ExitCode::SUCCESS
-            })
+            Ok(
+                if invocation.report.status == heartbeat_host::state::RunStatus::Failed {
+                    std::process::ExitCode::from(1)
+                } else {
+                    std::process::ExitCode::SUCCESS
+                },
+            )
         }
         Command::New(args) => {
-            let project = heartbeat_host::scaffold::create(&heartbeat_host::scaffold::NewProject {
-                name: args.name,
-                language: args.lang,
-                dir: args.dir,
-            })?;
+            let project =
+                heartbeat_host::scaffold::create(&heartbeat_host::scaffold::NewProject {
+                    name: args.name,
+                    language: args.lang,
+                    dir: args.dir,
+                })?;
             println!(
                 "created {} handler `{}` in {}\n\ncd {}\n{}",
                 project.language,
@@ -268,11 +285,8 @@ fn check(args: CheckArgs) -> anyhow::Result<std::process::ExitCode> {
             }
         }
     };
-    let report = heartbeat_host::preflight::check(
-        &args.config,
-        args.handlers.as_deref(),
-        runtime.as_ref(),
-    );
+    let report =
+        heartbeat_host::preflight::check(&args.config, args.handlers.as_deref(), runtime.as_ref());
     print!("{}", report.render());
     Ok(if report.is_ok() {
         std::process::ExitCode::SUCCESS

@@ -182,9 +182,7 @@ pub fn check(
                 if let Some(runtime) = runtime
                     && let Err(e) = registry::load_file(runtime, path)
                 {
-                    report
-                        .errors
-                        .push(format!("handler {}: {e}", used.handler));
+                    report.errors.push(format!("handler {}: {e}", used.handler));
                 }
             }
             Some(HandlerSource::BuiltIn) => {}
@@ -265,7 +263,11 @@ mod tests {
             "{}",
             report.errors[0]
         );
-        assert!(report.render().ends_with(": NOT valid: 1 error, 0 warnings\n"));
+        assert!(
+            report
+                .render()
+                .ends_with(": NOT valid: 1 error, 0 warnings\n")
+        );
     }
 
     #[test]
@@ -276,9 +278,8 @@ mod tests {
         let report = check(&path, None, None);
         assert!(!report.is_ok());
         assert!(
-            report.errors[0].ends_with(
-                "heartbeat.json:1:16: maxPerTick: expected a positive integer, found 0"
-            ),
+            report.errors[0]
+                .ends_with("heartbeat.json:1:16: maxPerTick: expected a positive integer, found 0"),
             "{:?}",
             report.errors
         );
@@ -297,10 +298,18 @@ mod tests {
         assert!(report.is_ok(), "{:?}", report.errors);
         let text = report.render();
         assert!(
-            text.contains("warning: checks.a.window.tz: missing; the window is read in America/New_York"),
+            text.contains(
+                "warning: checks.a.window.tz: missing; the window is read in America/New_York"
+            ),
             "{text}"
         );
-        assert!(text.contains("handler default: built-in (used by a)"), "{text}");
-        assert!(text.ends_with("valid: 1 check, maxPerTick 1, 0 errors, 1 warning\n"), "{text}");
+        assert!(
+            text.contains("handler default: built-in (used by a)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("valid: 1 check, maxPerTick 1, 0 errors, 1 warning\n"),
+            "{text}"
+        );
     }
 }

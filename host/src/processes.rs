@@ -28,13 +28,15 @@ pub enum Beat {
 
 /// Parses a message body.
 pub fn parse_beat(body: &[u8]) -> Result<Beat, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_string())?.trim();
+    let text = std::str::from_utf8(body)
+        .map_err(|_| "body is not UTF-8".to_string())?
+        .trim();
     if text == "stop" {
         return Ok(Beat::Stop);
     }
-    let (kind, seconds) = text
-        .split_once('/')
-        .ok_or_else(|| format!("expected start/<s>, beat/<s>, degraded/<s> or stop, found {text:?}"))?;
+    let (kind, seconds) = text.split_once('/').ok_or_else(|| {
+        format!("expected start/<s>, beat/<s>, degraded/<s> or stop, found {text:?}")
+    })?;
     let seconds: f64 = seconds
         .parse()
         .ok()
@@ -44,7 +46,9 @@ pub fn parse_beat(body: &[u8]) -> Result<Beat, String> {
         "start" => Ok(Beat::Start(seconds)),
         "beat" => Ok(Beat::Beat(seconds)),
         "degraded" => Ok(Beat::Degraded(seconds)),
-        other => Err(format!("expected start, beat, degraded or stop, found {other:?}")),
+        other => Err(format!(
+            "expected start, beat, degraded or stop, found {other:?}"
+        )),
     }
 }
 
@@ -135,12 +139,24 @@ impl Tracker {
     }
 
     fn standing(&self, entry: &Entry, now_ms: u64) -> (ProcessState, Option<u64>) {
-        let after = |seconds: f64| entry.last_seen_ms.saturating_add((seconds * 1000.0).round() as u64);
+        let after = |seconds: f64| {
+            entry
+                .last_seen_ms
+                .saturating_add((seconds * 1000.0).round() as u64)
+        };
         let (on_time, period, expected_by) = match entry.last {
             Beat::Stop => return (ProcessState::Stopped, None),
             Beat::Start(w) => (ProcessState::Starting, w, after(w)),
-            Beat::Beat(p) => (ProcessState::Alive, p, after(p * self.config.report_by_buffer)),
-            Beat::Degraded(p) => (ProcessState::Degraded, p, after(p * self.config.report_by_buffer)),
+            Beat::Beat(p) => (
+                ProcessState::Alive,
+                p,
+                after(p * self.config.report_by_buffer),
+            ),
+            Beat::Degraded(p) => (
+                ProcessState::Degraded,
+                p,
+                after(p * self.config.report_by_buffer),
+            ),
         };
         let status = if now_ms > after(period * self.config.dead_after_periods).max(expected_by) {
             ProcessState::Dead
@@ -158,7 +174,11 @@ mod tests {
     use super::*;
 
     fn status(t: &Tracker, name: &str, now: u64) -> ProcessState {
-        t.snapshot(now).into_iter().find(|p| p.name == name).expect("tracked").status
+        t.snapshot(now)
+            .into_iter()
+            .find(|p| p.name == name)
+            .expect("tracked")
+            .status
     }
 
     #[test]

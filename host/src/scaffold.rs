@@ -328,8 +328,9 @@ pub fn render(language: Language, name: &str) -> Result<Vec<RenderedFile>, Scaff
     if language == Language::C {
         files.push(RenderedFile {
             path: PathBuf::from(ADAPTER_PATH),
-            contents: wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
-                .to_vec(),
+            contents:
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
+                    .to_vec(),
             executable: false,
         });
     }
@@ -425,7 +426,10 @@ mod tests {
     fn each_project_has_the_wit_a_build_script_and_a_readme() {
         for language in Language::ALL {
             let files = render(language, "ping").expect("render");
-            let paths: Vec<_> = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
+            let paths: Vec<_> = files
+                .iter()
+                .map(|f| f.path.to_string_lossy().into_owned())
+                .collect();
             for needed in ["wit/handler.wit", "build.sh", "README.md", ".gitignore"] {
                 assert!(paths.iter().any(|p| p == needed), "{language}: {paths:?}");
             }
@@ -439,7 +443,10 @@ mod tests {
                 .find(|f| f.path == Path::new("README.md"))
                 .expect("README");
             let readme = String::from_utf8_lossy(&readme.contents);
-            assert!(readme.contains("heartbeat-host invoke build/ping.wasm"), "{readme}");
+            assert!(
+                readme.contains("heartbeat-host invoke build/ping.wasm"),
+                "{readme}"
+            );
             assert!(readme.contains("heartbeat:handler@0.1.0"), "{readme}");
         }
         let c = render(Language::C, "ping").expect("render");
@@ -502,7 +509,10 @@ mod tests {
             assert_eq!(language.as_str().parse::<Language>().ok(), Some(language));
         }
         assert_eq!("python".parse::<Language>().ok(), Some(Language::Python));
-        assert_eq!("JavaScript".parse::<Language>().ok(), Some(Language::JavaScript));
+        assert_eq!(
+            "JavaScript".parse::<Language>().ok(),
+            Some(Language::JavaScript)
+        );
         assert!("cobol".parse::<Language>().is_err());
     }
 

@@ -165,39 +165,55 @@ pub fn plan(
         .map(|(index, check)| evaluate(index, check, &mut tick))
         .collect();
 
-    let mut due: Vec<usize> = checks
+    let mut due: Vec<RunKey> = checks
         .iter()
         .filter(|e| e.is_due())
-        .map(|e| e.index)
+        .map(|e| RunKey {
+            run_requested: e.run_requested,
+            ratio: e.ratio.value(),
+            priority: config.checks[e.index].priority,
+            index: e.index,
+        })
         .collect();
-    let order =
-        |&a: &usize, &b: &usize| run_order(&checks[a], &config.checks[a], &checks[b], &config.checks[b]);
     // Only the first maxPerTick need ordering: partition them off first, in
     // linear time (the order is total, so the result does not depend on how).
     let late = if due.len() > config.max_per_tick {
-        due.select_nth_unstable_by(config.max_per_tick, order);
+        due.select_nth_unstable_by(config.max_per_tick, RunKey::run_order);
         due.split_off(config.max_per_tick)
     } else {
         Vec::new()
     };
-    due.sort_by(order);
-    for index in late {
-        checks[index].not_running = Some(NotRunning::TickFull);
+    due.sort_by(RunKey::run_order);
+    for key in late {
+        checks[key.index].not_running = Some(NotRunning::TickFull);
     }
     Plan {
         now_ms,
         checks,
-        selected: due,
+        selected: due.iter().map(|key| key.index).collect(),
     }
 }
 
-/// The order among due checks (rule 2).
-fn run_order(a: &Evaluation, ac: &CheckConfig, b: &Evaluation, bc: &CheckConfig) -> Ordering {
-    b.run_requested
-        .cmp(&a.run_requested)
-        .then_with(|| b.ratio.value().total_cmp(&a.ratio.value()))
-        .then_with(|| ac.priority.cmp(&bc.priority))
-        .then_with(|| a.index.cmp(&b.index))
+/// What orders due checks, copied out of the evaluations so that sorting
+/// touches one small array.
+#[derive(Debug, Clone, Copy)]
+struct RunKey {
+    run_requested: bool,
+    ratio: f64,
+    priority: i64,
+    index: usize,
+}
+
+impl RunKey {
+    /// The order among due checks (rule 2): asked to run first, then higher
+    /// ratio, then lower `priority`, then file order.
+    fn run_order(a: &RunKey, b: &RunKey) -> Ordering {
+        b.run_requested
+            .cmp(&a.run_requested)
+            .then_with(|| b.ratio.total_cmp(&a.ratio))
+            .then_with(|| a.priority.cmp(&b.priority))
+            .then_with(|| a.index.cmp(&b.index))
+    }
 }
 
 /// What every check of one tick is evaluated against, with the lookups
@@ -222,8 +238,7 @@ impl<'a> TickView<'a> {
         running: &'a HashSet<String>,
         now_ms: u64,
     ) -> TickView<'a> {
-        let mut pauses: foldhash::HashMap<&str, [Option<&Pause>; 2]> =
-            foldhash::HashMap::default();
+        let mut pauses: foldhash::HashMap<&str, [Option<&Pause>; 2]> = foldhash::HashMap::default();
         for (name, pause) in &config.paused {
             pauses.entry(name.as_str()).or_default()[0] = Some(pause);
         }

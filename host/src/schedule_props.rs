@@ -44,7 +44,16 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::option::weighted(0.15, (-5_000i64..5_000, 1u32..4)),
     )
         .prop_map(
-            |(cadence_ms, file_age_ms, state_age_ms, priority, enabled, pause, running, backoff)| {
+            |(
+                cadence_ms,
+                file_age_ms,
+                state_age_ms,
+                priority,
+                enabled,
+                pause,
+                running,
+                backoff,
+            )| {
                 Spec {
                     cadence_ms,
                     file_age_ms,
@@ -123,7 +132,9 @@ fn config_of(s: &Scenario, order: &[usize], pause_order: &[usize]) -> HeartbeatC
         "paused": paused,
     })
     .to_string();
-    config::parse(&text, "prop.json").expect("generated config is valid").config
+    config::parse(&text, "prop.json")
+        .expect("generated config is valid")
+        .config
 }
 
 /// The state and the runs in flight, with entries inserted in `order`.
@@ -359,7 +370,10 @@ fn the_model_sees_ties_broken_by_priority_then_file_order() {
                 priority: 1,
                 ..base.clone()
             },
-            Spec { priority: 1, ..base },
+            Spec {
+                priority: 1,
+                ..base
+            },
         ],
         max_per_tick: 3,
         now_ms: T0,

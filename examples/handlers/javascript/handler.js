@@ -57,11 +57,8 @@ function readMeta(text) {
 
 const round = (x) => Math.round(x * 100) / 100;
 
-/**
- * The `run` export. Returning an object is `ok(outcome)`; throwing a string
- * is `err(message)`, which the host records as a failed run.
- */
-export function run(tick, check) {
+/** One run of the check: returns the outcome or throws a reason. */
+function checkOnce(tick, check) {
   const { objective, windowDays, warnAtPercent, incidents } = readMeta(check.meta);
   const now = Number(tick.timeMs);
   const windowStart = now - windowDays * DAY_MS;
@@ -107,4 +104,18 @@ export function run(tick, check) {
     };
   }
   return { status: 'success', details: JSON.stringify(figures) };
+}
+
+/**
+ * The `run` export. Returning an object is `ok(outcome)`; throwing a string
+ * is `err(message)`, which the host records as a failed run. Anything else
+ * thrown (an Error from a bug) would trap as "wasm `unreachable`", so it is
+ * turned into a string first.
+ */
+export function run(tick, check) {
+  try {
+    return checkOnce(tick, check);
+  } catch (e) {
+    throw typeof e === 'string' ? e : `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
+  }
 }

@@ -13,6 +13,10 @@ due within `warnDays` or already past, emits one event
 Outcome: `success` with a summary in the details; `skipped` when `meta`
 lists no deadlines; a `meta` it cannot read is an error (a failed run whose
 reason names the field).
+
+Every module is imported at the top: componentize-py loads modules when it
+builds the component, and there is no file system to import from at run
+time.
 """
 
 import json
@@ -48,45 +52,56 @@ def read_meta(text: str) -> tuple[dict[str, date], int]:
     return deadlines, warn_days
 
 
+def check_once(tick: types.Tick, check: types.Check) -> types.Outcome:
+    deadlines, warn_days = read_meta(check.meta)
+    if not deadlines:
+        return types.Outcome(
+            types.Status.SKIPPED, json.dumps({"reason": "no deadlines in meta"})
+        )
+
+    today = datetime.fromtimestamp(tick.time_ms / 1000, tz=timezone.utc).date()
+    due_soon, overdue = [], []
+    for name, when in sorted(deadlines.items(), key=lambda item: item[1]):
+        days_left = (when - today).days
+        entry = {"name": name, "due": when.isoformat(), "daysLeft": days_left}
+        if days_left < 0:
+            overdue.append(entry)
+        elif days_left <= warn_days:
+            due_soon.append(entry)
+        else:
+            continue
+        host.log(
+            host.Level.WARN,
+            f"{name} is {'overdue' if days_left < 0 else 'due'} ({when.isoformat()})",
+            [host.Field("daysLeft", str(days_left))],
+        )
+
+    if due_soon or overdue:
+        payload = {
+            "today": today.isoformat(),
+            "dueSoon": due_soon,
+            "overdue": overdue,
+        }
+        # Fails (raises Err) when the check may not emit under this type.
+        host.emit(f"agent.{tick.agent}.deadlines.due", json.dumps(payload))
+
+    upcoming = [d for d in deadlines.values() if d >= today]
+    details = {
+        "checked": len(deadlines),
+        "dueSoon": len(due_soon),
+        "overdue": len(overdue),
+        "next": min(upcoming).isoformat() if upcoming else None,
+    }
+    return types.Outcome(types.Status.SUCCESS, json.dumps(details))
+
+
 class WitWorld(wit_world.WitWorld):
     def run(self, tick: types.Tick, check: types.Check) -> types.Outcome:
-        deadlines, warn_days = read_meta(check.meta)
-        if not deadlines:
-            return types.Outcome(
-                types.Status.SKIPPED, json.dumps({"reason": "no deadlines in meta"})
-            )
-
-        today = datetime.fromtimestamp(tick.time_ms / 1000, tz=timezone.utc).date()
-        due_soon, overdue = [], []
-        for name, when in sorted(deadlines.items(), key=lambda item: item[1]):
-            days_left = (when - today).days
-            entry = {"name": name, "due": when.isoformat(), "daysLeft": days_left}
-            if days_left < 0:
-                overdue.append(entry)
-            elif days_left <= warn_days:
-                due_soon.append(entry)
-            else:
-                continue
-            host.log(
-                host.Level.WARN,
-                f"{name} is {'overdue' if days_left < 0 else 'due'} ({when.isoformat()})",
-                [host.Field("daysLeft", str(days_left))],
-            )
-
-        if due_soon or overdue:
-            payload = {
-                "today": today.isoformat(),
-                "dueSoon": due_soon,
-                "overdue": overdue,
-            }
-            # Fails (raises Err) when the check may not emit under this type.
-            host.emit(f"agent.{tick.agent}.deadlines.due", json.dumps(payload))
-
-        upcoming = [d for d in deadlines.values() if d >= today]
-        details = {
-            "checked": len(deadlines),
-            "dueSoon": len(due_soon),
-            "overdue": len(overdue),
-            "next": min(upcoming).isoformat() if upcoming else None,
-        }
-        return types.Outcome(types.Status.SUCCESS, json.dumps(details))
+        try:
+            return check_once(tick, check)
+        except Err:
+            raise
+        except Exception as e:
+            # Any other exception would trap ("wasm `unreachable`", its
+            # traceback lost with stderr): report it as the reason instead.
+            raise Err(f"{type(e).__name__}: {e}")

@@ -16,10 +16,9 @@ rustc_has_wasip2 || toolchain_missing "the wasm32-wasip2 Rust target" rust
 out="${1:-$here/build/backup_age.wasm}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target/handler-examples}"
 mkdir -p "$(dirname "$out")"
-# Without debug info: the workspace's release profile keeps line tables for
-# the host, which would triple the component's size.
-CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-    cargo build --quiet --locked --release --target wasm32-wasip2 \
+# The workspace's `wasm-handlers` profile, as for the built-in handlers:
+# small (opt-level s, LTO, no debug info) and quick to instantiate.
+cargo build --quiet --locked --profile wasm-handlers --target wasm32-wasip2 \
     --manifest-path "$repo/Cargo.toml" -p handler-example-backup-age --target-dir "$target_dir"
-cp "$target_dir/wasm32-wasip2/release/handler_example_backup_age.wasm" "$out"
+cp "$target_dir/wasm32-wasip2/wasm-handlers/handler_example_backup_age.wasm" "$out"
 echo "built $out" >&2

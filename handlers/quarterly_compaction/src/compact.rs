@@ -77,13 +77,12 @@ pub fn record_time(line: &str, field: &str) -> Option<jiff::Timestamp> {
             let ms = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?;
             jiff::Timestamp::from_millisecond(ms).ok()
         }
-        serde_json::Value::String(s) => s
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .or_else(|| {
-                let dt = s.parse::<jiff::civil::DateTime>().ok()?;
-                dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
-            }),
+        serde_json::Value::String(s) => s.parse::<jiff::Timestamp>().ok().or_else(|| {
+            let dt = s.parse::<jiff::civil::DateTime>().ok()?;
+            dt.to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()
+                .map(|z| z.timestamp())
+        }),
         _ => None,
     }
 }
@@ -92,7 +91,10 @@ pub fn record_time(line: &str, field: &str) -> Option<jiff::Timestamp> {
 pub fn compact_dir(dir: &Path, field: &str, cutoff_ms: u64) -> Result<Summary, String> {
     let cutoff = timestamp_of_ms(cutoff_ms)?;
     let entries = fs::read_dir(dir).map_err(|e| {
-        format!("cannot read directory {}: {e} (is it granted to this check under grants.dirs?)", dir.display())
+        format!(
+            "cannot read directory {}: {e} (is it granted to this check under grants.dirs?)",
+            dir.display()
+        )
     })?;
     let mut files: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -103,7 +105,14 @@ pub fn compact_dir(dir: &Path, field: &str, cutoff_ms: u64) -> Result<Summary, S
     let mut archives_touched = std::collections::BTreeSet::new();
     for file in files {
         summary.files += 1;
-        compact_file(dir, &file, field, cutoff, &mut summary, &mut archives_touched)?;
+        compact_file(
+            dir,
+            &file,
+            field,
+            cutoff,
+            &mut summary,
+            &mut archives_touched,
+        )?;
     }
     summary.archives = archives_touched.into_iter().collect();
     Ok(summary)
@@ -117,7 +126,8 @@ fn compact_file(
     summary: &mut Summary,
     archives_touched: &mut std::collections::BTreeSet<String>,
 ) -> Result<(), String> {
-    let text = fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let text =
+        fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let mut keep = String::with_capacity(text.len());
     let mut moving: BTreeMap<Quarter, String> = BTreeMap::new();
     for line in text.lines() {
@@ -149,7 +159,8 @@ fn compact_file(
         return Ok(());
     }
     let archive_dir = dir.join("archive");
-    fs::create_dir_all(&archive_dir).map_err(|e| format!("cannot create {}: {e}", archive_dir.display()))?;
+    fs::create_dir_all(&archive_dir)
+        .map_err(|e| format!("cannot create {}: {e}", archive_dir.display()))?;
     for ((year, q), lines) in &moving {
         let name = format!("{year:04}-Q{q}.jsonl");
         let path = archive_dir.join(&name);
@@ -169,7 +180,10 @@ fn compact_file(
 
 /// Replaces `path` atomically: temp file beside it, fsync, rename.
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.compacting"));
     let written = fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
@@ -202,7 +216,10 @@ mod tests {
             if let Ok(entries) = fs::read_dir(&sub) {
                 for e in entries.flatten() {
                     if e.path().extension().is_some_and(|x| x == "jsonl") {
-                        n += read(&e.path()).lines().filter(|l| !l.trim().is_empty()).count();
+                        n += read(&e.path())
+                            .lines()
+                            .filter(|l| !l.trim().is_empty())
+                            .count();
                     }
                 }
             }
@@ -220,10 +237,22 @@ mod tests {
     #[test]
     fn timestamps_are_read_as_iso_8601_or_millis() {
         let t = |l: &str| record_time(l, "timestamp").map(|t| t.as_millisecond());
-        assert_eq!(t(r#"{"timestamp": "2026-01-01T00:00:00Z"}"#), Some(1_767_225_600_000));
-        assert_eq!(t(r#"{"timestamp": "2026-01-01T01:00:00+01:00"}"#), Some(1_767_225_600_000));
-        assert_eq!(t(r#"{"timestamp": "2026-01-01T00:00:00"}"#), Some(1_767_225_600_000));
-        assert_eq!(t(r#"{"timestamp": 1767225600000}"#), Some(1_767_225_600_000));
+        assert_eq!(
+            t(r#"{"timestamp": "2026-01-01T00:00:00Z"}"#),
+            Some(1_767_225_600_000)
+        );
+        assert_eq!(
+            t(r#"{"timestamp": "2026-01-01T01:00:00+01:00"}"#),
+            Some(1_767_225_600_000)
+        );
+        assert_eq!(
+            t(r#"{"timestamp": "2026-01-01T00:00:00"}"#),
+            Some(1_767_225_600_000)
+        );
+        assert_eq!(
+            t(r#"{"timestamp": 1767225600000}"#),
+            Some(1_767_225_600_000)
+        );
         assert_eq!(t(r#"{"timestamp": "yesterday"}"#), None);
         assert_eq!(t(r#"{"ts": 5}"#), None);
         assert_eq!(t("not json"), None);
@@ -244,13 +273,28 @@ mod tests {
                 r#"{"timestamp": 1767225600000, "n": 4}"#,
             ],
         );
-        write(dir.path(), "other.jsonl", &[r#"{"timestamp": "2026-03-31T23:59:59Z", "n": 5}"#]);
+        write(
+            dir.path(),
+            "other.jsonl",
+            &[r#"{"timestamp": "2026-03-31T23:59:59Z", "n": 5}"#],
+        );
         fs::write(dir.path().join("notes.txt"), "2025 notes\n").expect("write");
         let before = count_records(dir.path());
 
-        let s = compact_dir(dir.path(), "timestamp", quarter_start_ms(MAY_2026).expect("quarter")).expect("compact");
-        assert_eq!((s.files, s.records_moved, s.records_kept, s.unparsable_lines), (2, 4, 1, 1));
-        assert_eq!(s.archives, ["archive/2025-Q4.jsonl", "archive/2026-Q1.jsonl"]);
+        let s = compact_dir(
+            dir.path(),
+            "timestamp",
+            quarter_start_ms(MAY_2026).expect("quarter"),
+        )
+        .expect("compact");
+        assert_eq!(
+            (s.files, s.records_moved, s.records_kept, s.unparsable_lines),
+            (2, 4, 1, 1)
+        );
+        assert_eq!(
+            s.archives,
+            ["archive/2025-Q4.jsonl", "archive/2026-Q1.jsonl"]
+        );
         assert_eq!(count_records(dir.path()), before);
         assert_eq!(
             read(&dir.path().join("archive/2025-Q4.jsonl")),
@@ -274,7 +318,10 @@ mod tests {
         write(
             dir.path(),
             "a.jsonl",
-            &[r#"{"timestamp": "2025-01-01T00:00:00Z"}"#, r#"{"timestamp": "2026-04-01T00:00:00Z"}"#],
+            &[
+                r#"{"timestamp": "2025-01-01T00:00:00Z"}"#,
+                r#"{"timestamp": "2026-04-01T00:00:00Z"}"#,
+            ],
         );
         let cutoff = quarter_start_ms(MAY_2026).expect("quarter");
         compact_dir(dir.path(), "timestamp", cutoff).expect("first");
@@ -290,15 +337,25 @@ mod tests {
     #[test]
     fn a_custom_timestamp_field_is_used() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), "a.jsonl", &[r#"{"at": "2024-06-01T00:00:00Z", "timestamp": "2026-06-01T00:00:00Z"}"#]);
-        let s = compact_dir(dir.path(), "at", quarter_start_ms(MAY_2026).expect("quarter")).expect("compact");
+        write(
+            dir.path(),
+            "a.jsonl",
+            &[r#"{"at": "2024-06-01T00:00:00Z", "timestamp": "2026-06-01T00:00:00Z"}"#],
+        );
+        let s = compact_dir(
+            dir.path(),
+            "at",
+            quarter_start_ms(MAY_2026).expect("quarter"),
+        )
+        .expect("compact");
         assert_eq!(s.records_moved, 1);
         assert!(dir.path().join("archive/2024-Q2.jsonl").exists());
     }
 
     #[test]
     fn a_missing_directory_says_to_grant_it() {
-        let err = compact_dir(Path::new("/definitely/not/here"), "timestamp", 0).expect_err("missing");
+        let err =
+            compact_dir(Path::new("/definitely/not/here"), "timestamp", 0).expect_err("missing");
         assert!(err.contains("grants.dirs"), "{err}");
     }
 }

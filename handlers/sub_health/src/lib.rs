@@ -47,7 +47,12 @@ impl Handler for SubHealth {
         let required: Vec<String> = meta
             .get("required")
             .and_then(|v| v.as_array())
-            .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let processes = handler_sdk::processes();
         let missing: Vec<String> = required
@@ -73,7 +78,10 @@ impl Handler for SubHealth {
             "processes": listed,
             "missing": missing,
         });
-        handler_sdk::emit(&format!("agent.{}.sub_health", tick.agent), &payload.to_string())?;
+        handler_sdk::emit(
+            &format!("agent.{}.sub_health", tick.agent),
+            &payload.to_string(),
+        )?;
         let dead: Vec<&str> = processes
             .iter()
             .filter(|p| p.status == ProcessStatus::Dead)
@@ -85,7 +93,11 @@ impl Handler for SubHealth {
             "dead": dead,
             "missing": missing,
         });
-        let status = if overall == "unhealthy" { Status::Failed } else { Status::Success };
+        let status = if overall == "unhealthy" {
+            Status::Failed
+        } else {
+            Status::Success
+        };
         let mut details = details;
         if status == Status::Failed {
             details["error"] = serde_json::Value::String(format!(

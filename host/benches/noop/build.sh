@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the no-op handler in each language into OUT_DIR, for
 # `cargo bench --bench languages` (which runs this when they are missing):
-#   noop-rust.wasm    handlers/default (the built-in no-op), without debug info
+#   noop-rust.wasm    handlers/default (the built-in no-op), wasm-handlers profile
 #   noop-python.wasm  noop.py, componentize-py
 #   noop-js.wasm      noop.js, componentize-js
 #   noop-c.wasm       noop.c, wit-bindgen c + clang + wasm-tools component new
@@ -28,11 +28,10 @@ timed() { # language command...
 }
 
 build_rust() {
-    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-        cargo build --quiet --locked --release --target wasm32-wasip2 \
+    cargo build --quiet --locked --profile wasm-handlers --target wasm32-wasip2 \
         --manifest-path "$repo/Cargo.toml" -p handler-default \
         --target-dir "$repo/target/handler-examples"
-    cp "$repo/target/handler-examples/wasm32-wasip2/release/handler_default.wasm" "$out/noop-rust.wasm"
+    cp "$repo/target/handler-examples/wasm32-wasip2/wasm-handlers/handler_default.wasm" "$out/noop-rust.wasm"
 }
 
 build_python() {

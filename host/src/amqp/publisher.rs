@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
 use lapin::options::BasicPublishOptions;
-use lapin::publisher_confirm::Confirmation;
+use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -65,6 +68,10 @@ impl PublisherHandle {
     }
 }
 
+/// A job whose events are published and whose confirms are awaited:
+/// the job, one result per event, and the session it was published on.
+type Confirmed = (Job, Vec<Result<(), String>>, u64);
+
 /// The publisher task's state.
 pub(crate) struct Publisher {
     ctx: Arc<Ctx>,
@@ -74,7 +81,11 @@ pub(crate) struct Publisher {
     failed: watch::Sender<u64>,
     phase: watch::Receiver<Phase>,
     outbox: Outbox,
+    /// Jobs not yet published, in order.
     pending: VecDeque<Job>,
+    /// Jobs published and waiting for their confirms, in publishing order.
+    /// New jobs are published without waiting for earlier confirms.
+    in_flight: FuturesOrdered<BoxFuture<'static, Confirmed>>,
     /// The session whose channel failed a publish; not used again.
     broken: Option<u64>,
     /// Whether the current outage has been logged.
@@ -99,6 +110,7 @@ impl Publisher {
             phase,
             outbox,
             pending: VecDeque::new(),
+            in_flight: FuturesOrdered::new(),
             broken: None,
             outage_logged: false,
         };
@@ -123,6 +135,9 @@ impl Publisher {
                         return;
                     }
                 },
+                Some(confirmed) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.confirmed(confirmed);
+                }
                 changed = self.channel.changed() => {
                     if changed.is_err() {
                         self.flush().await;
@@ -148,79 +163,99 @@ impl Publisher {
         })
     }
 
-    /// Publishes what it can: the outbox first, then pending jobs. Without
-    /// a usable channel, pending jobs go to the outbox.
+    /// Moves what it can along. With a usable channel and an empty outbox,
+    /// pending jobs are published at once (their confirms are awaited in
+    /// the background). Otherwise, once every confirm in flight is in (so
+    /// that failed events reach the outbox before later ones), pending jobs
+    /// go to the outbox and, with a usable channel, the outbox is published
+    /// from its oldest event.
     async fn pump(&mut self) {
         loop {
-            let Some((generation, channel)) = self.usable_channel() else {
-                self.spool_pending();
-                return;
-            };
-            if !self.outbox.is_empty() {
-                // New events queue behind the outbox to keep the order.
-                self.spool_pending();
-                let batch = self.outbox.front(OUTBOX_BATCH);
-                let results = publish_all(&self.ctx, &channel, &batch).await;
-                let confirmed = results.iter().take_while(|r| r.is_ok()).count();
-                self.ctx
-                    .metrics
-                    .published
-                    .fetch_add(confirmed as u64, Ordering::Relaxed);
-                if let Err(e) = self.outbox.pop_front(confirmed) {
-                    error!("{e}; confirmed events may be published again");
-                }
-                if let Some(Err(reason)) = results.into_iter().find(Result::is_err) {
-                    self.channel_failed(generation, &reason);
+            let usable = self.usable_channel();
+            match usable {
+                Some((generation, channel)) if self.outbox.is_empty() => {
+                    while let Some(job) = self.pending.pop_front() {
+                        let started = start_publish(&self.ctx, &channel, &job.records).await;
+                        let failed_now = started.iter().any(Result::is_err);
+                        self.in_flight.push_back(Box::pin(async move {
+                            (job, await_confirms(started).await, generation)
+                        }));
+                        if failed_now {
+                            self.channel_failed(generation, "publish refused by the channel");
+                            break;
+                        }
+                    }
                     return;
                 }
-                if self.outbox.is_empty() {
-                    info!(
-                        outbox = %self.outbox.path().display(),
-                        "outbox drained: every waiting event published, in order"
-                    );
-                    self.outage_logged = false;
+                _ if !self.in_flight.is_empty() => return,
+                None => {
+                    self.spool_pending();
+                    return;
                 }
-                continue;
-            }
-            if self.pending.is_empty() {
-                return;
-            }
-            let jobs: Vec<Job> = self.pending.drain(..).collect();
-            let records: Vec<Record> = jobs
-                .iter()
-                .flat_map(|j| j.records.iter().cloned())
-                .collect();
-            let results = publish_all(&self.ctx, &channel, &records).await;
-            let mut failed = Vec::new();
-            let mut first_error = None;
-            for (record, result) in records.into_iter().zip(results) {
-                match result {
-                    Ok(()) => {
-                        self.ctx.metrics.published.fetch_add(1, Ordering::Relaxed);
+                Some((generation, channel)) => {
+                    // New events queue behind the outbox to keep the order.
+                    self.spool_pending();
+                    let batch = self.outbox.front(OUTBOX_BATCH);
+                    let started = start_publish(&self.ctx, &channel, &batch).await;
+                    let results = await_confirms(started).await;
+                    let confirmed = results.iter().take_while(|r| r.is_ok()).count();
+                    self.ctx
+                        .metrics
+                        .published
+                        .fetch_add(confirmed as u64, Ordering::Relaxed);
+                    if let Err(e) = self.outbox.pop_front(confirmed) {
+                        error!("{e}; confirmed events may be published again");
                     }
-                    Err(reason) => {
-                        first_error.get_or_insert(reason);
-                        failed.push(record);
+                    if let Some(Err(reason)) = results.into_iter().find(Result::is_err) {
+                        self.channel_failed(generation, &reason);
+                        return;
+                    }
+                    if self.outbox.is_empty() {
+                        info!(
+                            outbox = %self.outbox.path().display(),
+                            "outbox drained: every waiting event published, in order"
+                        );
+                        self.outage_logged = false;
                     }
                 }
-            }
-            if !failed.is_empty() {
-                self.spool(failed);
-            }
-            for job in jobs {
-                let _ = job.done.send(());
-            }
-            if let Some(reason) = first_error {
-                self.channel_failed(generation, &reason);
-                return;
             }
         }
     }
 
-    /// At shutdown: publishes what is left while the broker is reachable
-    /// (bounded by [`FLUSH_TIMEOUT`]); the rest stays in the outbox.
+    /// A job's confirms are in: answers it, spooling what was not confirmed.
+    fn confirmed(&mut self, (job, results, generation): Confirmed) {
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        for (record, result) in job.records.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    self.ctx.metrics.published.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(reason) => {
+                    first_error.get_or_insert(reason);
+                    failed.push(record);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.spool(failed);
+        }
+        let _ = job.done.send(());
+        if let Some(reason) = first_error
+            && self.broken != Some(generation)
+        {
+            self.channel_failed(generation, &reason);
+        }
+    }
+
+    /// At shutdown: waits for the confirms in flight, then publishes what
+    /// is left while the broker is reachable (bounded by [`FLUSH_TIMEOUT`]);
+    /// the rest stays in the outbox.
     async fn flush(&mut self) {
         self.take_queued();
+        while let Some(confirmed) = self.in_flight.next().await {
+            self.confirmed(confirmed);
+        }
         // Into the outbox first: an interrupted publish then loses nothing.
         self.outage_logged = true;
         self.spool_pending();
@@ -322,13 +357,21 @@ fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
         .with_headers(headers)
 }
 
-/// Publishes `records` in order and waits for each confirm. One result per
-/// record; after a failed publish the rest are not attempted.
-async fn publish_all(ctx: &Ctx, channel: &Channel, records: &[Record]) -> Vec<Result<(), String>> {
-    let mut confirms = Vec::with_capacity(records.len());
-    let mut results: Vec<Result<(), String>> = Vec::with_capacity(records.len());
+/// Publishes `records` in order on `channel`; one entry per record: its
+/// pending confirm, or why it was not sent (after a refused publish the
+/// rest are not attempted).
+async fn start_publish(
+    ctx: &Ctx,
+    channel: &Channel,
+    records: &[Record],
+) -> Vec<Result<PublisherConfirm, String>> {
+    let mut started = Vec::with_capacity(records.len());
     for record in records {
-        match channel
+        if started.last().is_some_and(Result::is_err) {
+            started.push(Err("not attempted after an earlier failure".to_string()));
+            continue;
+        }
+        let sent = channel
             .basic_publish(
                 &ctx.names.exchange,
                 &record.routing_key,
@@ -337,32 +380,22 @@ async fn publish_all(ctx: &Ctx, channel: &Channel, records: &[Record]) -> Vec<Re
                 properties(ctx, record),
             )
             .await
-        {
-            Ok(confirm) => confirms.push(confirm),
-            Err(e) => {
-                results.push(Err(format!("publish: {e}")));
-                break;
-            }
-        }
+            .map_err(|e| format!("publish: {e}"));
+        started.push(sent);
     }
-    let waited = futures_util::future::join_all(
-        confirms
-            .into_iter()
-            .map(|confirm| tokio::time::timeout(CONFIRM_TIMEOUT, confirm)),
-    )
-    .await;
-    let mut out: Vec<Result<(), String>> = waited
-        .into_iter()
-        .map(|confirmed| match confirmed {
-            Ok(Ok(Confirmation::Ack(_))) | Ok(Ok(Confirmation::NotRequested)) => Ok(()),
+    started
+}
+
+/// Waits for each confirm (at most [`CONFIRM_TIMEOUT`]); one result per record.
+async fn await_confirms(started: Vec<Result<PublisherConfirm, String>>) -> Vec<Result<(), String>> {
+    futures_util::future::join_all(started.into_iter().map(|sent| async move {
+        let confirm = sent?;
+        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+            Ok(Ok(Confirmation::Ack(_) | Confirmation::NotRequested)) => Ok(()),
             Ok(Ok(Confirmation::Nack(_))) => Err("the broker refused (nack)".to_string()),
             Ok(Err(e)) => Err(format!("confirm: {e}")),
             Err(_) => Err(format!("no confirm within {CONFIRM_TIMEOUT:?}")),
-        })
-        .collect();
-    out.append(&mut results);
-    while out.len() < records.len() {
-        out.push(Err("not attempted after an earlier failure".to_string()));
-    }
-    out
+        }
+    }))
+    .await
 }

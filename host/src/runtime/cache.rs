@@ -67,12 +67,17 @@ impl CompileCache {
 
     fn entry(&self, bytes: &[u8]) -> PathBuf {
         let key = hex(&Sha256::digest(bytes));
-        self.dir.join(format!("{key}-{}.cwasm", self.engine_fingerprint))
+        self.dir
+            .join(format!("{key}-{}.cwasm", self.engine_fingerprint))
     }
 
     /// The compiled form of `bytes`: from the cache when present and
     /// loadable, else compiled and stored. Returns whether it was a hit.
-    pub fn get_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, bool)> {
+    pub fn get_or_compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, bool)> {
         let entry = self.entry(bytes);
         if entry.exists() {
             // SAFETY: the entry was written by `Component::serialize` of an
@@ -81,7 +86,9 @@ impl CompileCache {
             // header and engine compatibility again before using it.
             match unsafe { Component::deserialize_file(engine, &entry) } {
                 Ok(component) => return Ok((component, true)),
-                Err(e) => tracing::warn!(entry = %entry.display(), "compiled-code cache entry unusable, recompiling: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(entry = %entry.display(), "compiled-code cache entry unusable, recompiling: {e:#}")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -92,7 +99,9 @@ impl CompileCache {
     }
 
     fn store(&self, entry: &Path, component: &Component) -> anyhow::Result<()> {
-        let serialized = component.serialize().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let serialized = component
+            .serialize()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         std::fs::create_dir_all(&self.dir)?;
         crate::state::write_atomically(entry, &serialized)?;
         Ok(())

@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use sandbox::RunState;
 pub use cache::CompileCache;
+use sandbox::RunState;
 pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord, topic_matches};
 
 use crate::config::{CheckConfig, Limits};
@@ -186,7 +188,13 @@ impl RunRequest {
     /// The request for running `check` on a tick: its limits, its grants
     /// (relative directory paths resolved against `config_dir`) and the
     /// agent's event namespace.
-    pub fn for_check(agent: &str, tick: TickInfo, check: &CheckConfig, last_run_ms: u64, config_dir: &Path) -> RunRequest {
+    pub fn for_check(
+        agent: &str,
+        tick: TickInfo,
+        check: &CheckConfig,
+        last_run_ms: u64,
+        config_dir: &Path,
+    ) -> RunRequest {
         RunRequest {
             tick_id: tick.id,
             tick_ms: tick.time_ms,
@@ -331,7 +339,10 @@ impl Runtime {
                     }
                 }
             })?;
-        let cache = options.cache_dir.clone().map(|dir| CompileCache::new(dir, &engine));
+        let cache = options
+            .cache_dir
+            .clone()
+            .map(|dir| CompileCache::new(dir, &engine));
         Ok(Runtime {
             engine,
             linker,
@@ -364,7 +375,12 @@ impl Runtime {
             });
         }
         let component = match &self.cache {
-            Some(cache) => cache.get_or_compile(&self.engine, bytes).map_err(compile_error)?.0,
+            Some(cache) => {
+                cache
+                    .get_or_compile(&self.engine, bytes)
+                    .map_err(compile_error)?
+                    .0
+            }
             None => Component::new(&self.engine, bytes).map_err(compile_error)?,
         };
         self.prepare(name, origin, &component)
@@ -434,7 +450,11 @@ impl Runtime {
         report
     }
 
-    fn build_store(&self, request: &RunRequest, deadline: Instant) -> anyhow::Result<Store<RunState>> {
+    fn build_store(
+        &self,
+        request: &RunRequest,
+        deadline: Instant,
+    ) -> anyhow::Result<Store<RunState>> {
         let mut wasi = WasiCtxBuilder::new();
         for dir in &request.dirs {
             let perms = if dir.read_only {
@@ -494,7 +514,9 @@ impl ReusedInstance {
     /// Calls `run` again on the same instance; true when it returned an outcome.
     pub async fn call(&mut self) -> bool {
         matches!(
-            self.instance.call_run(&mut self.store, &self.tick, &self.check).await,
+            self.instance
+                .call_run(&mut self.store, &self.tick, &self.check)
+                .await,
             Ok(Ok(_))
         )
     }
@@ -502,8 +524,13 @@ impl ReusedInstance {
 
 impl Runtime {
     /// Instantiates `handler` once for repeated calls (see [`ReusedInstance`]).
-    pub async fn reused_instance(&self, handler: &LoadedHandler, request: &RunRequest) -> anyhow::Result<ReusedInstance> {
-        let mut store = self.build_store(request, Instant::now() + Duration::from_secs(24 * 3600))?;
+    pub async fn reused_instance(
+        &self,
+        handler: &LoadedHandler,
+        request: &RunRequest,
+    ) -> anyhow::Result<ReusedInstance> {
+        let mut store =
+            self.build_store(request, Instant::now() + Duration::from_secs(24 * 3600))?;
         let instance = handler
             .pre
             .instantiate_async(&mut store)
@@ -545,7 +572,9 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// this host can serve (another major, or for 0.x another minor).
 fn other_wit_version(engine: &Engine, component: &Component) -> Option<String> {
     let ty = component.component_type();
-    let compatible_prefix = WIT_VERSION.rsplit_once('.').map_or(WIT_VERSION, |(major_minor, _)| major_minor);
+    let compatible_prefix = WIT_VERSION
+        .rsplit_once('.')
+        .map_or(WIT_VERSION, |(major_minor, _)| major_minor);
     ty.imports(engine)
         .map(|(name, _)| name)
         .filter_map(|name| name.strip_prefix("heartbeat:handler/"))

@@ -149,7 +149,11 @@ impl host::Host for RunState {
                 self.limits.max_log_lines
             ));
         }
-        let len = message.len() + fields.iter().map(|f| f.key.len() + f.value.len()).sum::<usize>();
+        let len = message.len()
+            + fields
+                .iter()
+                .map(|f| f.key.len() + f.value.len())
+                .sum::<usize>();
         if let Err(e) = self.take_bytes(len) {
             self.output.dropped_logs = self.output.dropped_logs.saturating_add(1);
             return Err(e);
@@ -168,7 +172,11 @@ impl host::Host for RunState {
         Ok(())
     }
 
-    fn emit(&mut self, event_type: String, payload: String) -> wasmtime::Result<Result<(), String>> {
+    fn emit(
+        &mut self,
+        event_type: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<(), String>> {
         if !self.emit_policy.allows(&event_type) {
             return Ok(Err(format!(
                 "event type {event_type:?} is not allowed: a check may emit under \"{}…\" unless granted more",
@@ -176,14 +184,20 @@ impl host::Host for RunState {
             )));
         }
         if self.output.events.len() >= self.limits.max_events as usize {
-            self.stop(format!("event cap reached: at most {} events per run", self.limits.max_events))?;
+            self.stop(format!(
+                "event cap reached: at most {} events per run",
+                self.limits.max_events
+            ))?;
         }
         let payload: serde_json::Value = match serde_json::from_str(&payload) {
             Ok(payload) => payload,
             Err(e) => return Ok(Err(format!("payload is not JSON: {e}"))),
         };
         self.take_bytes(event_type.len() + payload.to_string().len())?;
-        self.output.events.push(EmittedEvent { event_type, payload });
+        self.output.events.push(EmittedEvent {
+            event_type,
+            payload,
+        });
         Ok(Ok(()))
     }
 

@@ -7,7 +7,7 @@
 
 import { emit, log } from 'heartbeat:handler/host@@@wit_version@@';
 
-export function run(tick, check) {
+function checkOnce(tick, check) {
   let meta;
   try {
     meta = JSON.parse(check.meta);
@@ -25,4 +25,14 @@ export function run(tick, check) {
 
   // success / skipped move the check's lastRun; failed backs it off.
   return { status: 'success', details: JSON.stringify({ metaKeys: Object.keys(meta).length }) };
+}
+
+export function run(tick, check) {
+  try {
+    return checkOnce(tick, check);
+  } catch (e) {
+    // Only a thrown string becomes the failure's reason; anything else
+    // (an Error from a bug) would trap as "wasm `unreachable`".
+    throw typeof e === 'string' ? e : `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
+  }
 }

@@ -7,14 +7,21 @@ use handler_sdk::{Check, Handler, Outcome, Status, Tick};
 pub struct Hostile;
 
 fn meta_str(meta: &serde_json::Value, key: &str) -> String {
-    meta.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string()
+    meta.get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Handler for Hostile {
     fn run(_tick: Tick, check: Check) -> Result<Outcome, String> {
-        let meta: serde_json::Value = serde_json::from_str(&check.meta).map_err(|e| e.to_string())?;
+        let meta: serde_json::Value =
+            serde_json::from_str(&check.meta).map_err(|e| e.to_string())?;
         match meta_str(&meta, "mode").as_str() {
-            "ok" => Ok(Outcome::with_details(Status::Success, r#"{"handler":"hostile"}"#)),
+            "ok" => Ok(Outcome::with_details(
+                Status::Success,
+                r#"{"handler":"hostile"}"#,
+            )),
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
@@ -32,7 +39,10 @@ impl Handler for Hostile {
                 while start.elapsed().as_millis() < u128::from(ms) {
                     std::hint::black_box(());
                 }
-                Ok(Outcome::with_details(Status::Success, r#"{"handler":"hostile","busy":true}"#))
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    r#"{"handler":"hostile","busy":true}"#,
+                ))
             }
             "memory" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
@@ -42,7 +52,10 @@ impl Handler for Hostile {
                 }
             }
             "trap" => panic!("deliberate panic in a hostile handler"),
-            "recursion" => Ok(Outcome::with_details(Status::Success, recurse(1).to_string())),
+            "recursion" => Ok(Outcome::with_details(
+                Status::Success,
+                recurse(1).to_string(),
+            )),
             "log_flood" => loop {
                 handler_sdk::log::info("flood");
             },
@@ -60,7 +73,12 @@ impl Handler for Hostile {
             "read_file" => {
                 let path = meta_str(&meta, "path");
                 std::fs::read_to_string(&path)
-                    .map(|text| Outcome::with_details(Status::Success, serde_json::json!({ "read": text }).to_string()))
+                    .map(|text| {
+                        Outcome::with_details(
+                            Status::Success,
+                            serde_json::json!({ "read": text }).to_string(),
+                        )
+                    })
                     .map_err(|e| format!("cannot read {path}: {e}"))
             }
             "write_file" => {
