@@ -108,12 +108,15 @@ install_js() {
         die "componentize-js does not run from $dir"
 }
 
-# Whether clang can compile and link a WASI reactor module.
+# Whether clang can compile and link a WASI reactor module against
+# wasi-libc (snprintf) and compiler-rt (128-bit long double arithmetic).
 c_compiler_works() {
     command -v clang >/dev/null 2>&1 || return 1
     local probe
     probe="$(mktemp -d)"
-    printf 'int heartbeat_probe(void) { return 1; }\n' >"$probe/probe.c"
+    printf '%s\n' '#include <stdio.h>' \
+        '__attribute__((export_name("probe"))) int heartbeat_probe(long double x) { char b[64]; return snprintf(b, sizeof b, "%Lf", x * 3); }' \
+        >"$probe/probe.c"
     local ok=0
     clang --target=wasm32-wasi -mexec-model=reactor -O2 -o "$probe/probe.wasm" "$probe/probe.c" \
         >/dev/null 2>&1 || ok=1

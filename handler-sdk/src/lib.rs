@@ -30,7 +30,7 @@
 /// crate root; these are public for the export macro.
 #[doc(hidden)]
 pub mod bindings {
-    #![allow(missing_docs)]
+    #![allow(missing_docs, clippy::too_many_arguments)]
     wit_bindgen::generate!({
         path: "../wit",
         world: "handler",

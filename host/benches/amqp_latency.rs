@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
@@ -315,5 +315,8 @@ async fn cleanup(args: &Args) -> Result<(), lapin::Error> {
             .queue_delete(&queue, QueueDeleteOptions::default())
             .await?;
     }
+    channel
+        .exchange_delete(&args.exchange, ExchangeDeleteOptions::default())
+        .await?;
     connection.close(200, "done").await
 }

@@ -286,10 +286,12 @@ pub fn render_table(explanation: &Explanation) -> String {
     out
 }
 
-/// A ratio for people: two decimals, `inf` when always due.
+/// A ratio for people: two decimals, `1.8e12` from a million up (a check
+/// that never ran), `inf` when always due.
 pub fn format_ratio(ratio: Ratio) -> String {
     match ratio {
         Ratio::Infinite => "inf".to_string(),
+        Ratio::Finite(r) if r.abs() >= 1e6 => format!("{r:.1e}"),
         Ratio::Finite(r) => format!("{r:.2}"),
     }
 }
@@ -477,6 +479,9 @@ mod tests {
         assert_eq!(format_span(12_345), "12s");
         assert_eq!(format_span(5 * 60_000 + 1), "5m");
         assert_eq!(format_span(0), "0ms");
+        assert_eq!(format_ratio(Ratio::Finite(1_767_226_200_000.0)), "1.8e12");
+        assert_eq!(format_ratio(Ratio::Finite(0.166)), "0.17");
+        assert_eq!(format_ratio(Ratio::Infinite), "inf");
         assert_eq!(format_when(T0, T0), "2026-01-01 00:00:00 UTC (now)");
         assert_eq!(
             format_when(T0 + 90_000, T0),

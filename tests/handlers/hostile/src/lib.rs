@@ -61,9 +61,7 @@ impl Handler for Hostile {
             },
             "event_flood" => loop {
                 let event = format!("agent.{}.flood", meta_str(&meta, "agent"));
-                if let Err(e) = handler_sdk::emit(&event, "{}") {
-                    return Err(e);
-                }
+                handler_sdk::emit(&event, "{}")?;
             },
             "emit" => {
                 let event = meta_str(&meta, "event");
