@@ -1388,3 +1388,65 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
     );
     assert_eq!(read_outbox_records(&outbox), 0, "outbox empty at the end");
 }
+
+/// The host's own beats (beatit convention) on `heartbeat.<process>`: `start/<warmup>`
+/// once connected, `beat/<period>` while healthy, `degraded/<period>` while the config
+/// on disk is invalid, and `stop` on SIGTERM, with exactly those raw bodies.
+#[test]
+fn the_host_beats_start_beat_degraded_and_stop_on_the_bus() {
+    let _broker = shared_broker();
+    let agent = unique("beats");
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, "heartbeat.#");
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({"later": {"cadenceMs": 3_600_000, "handler": "default", "lastRun": now_ms()}}),
+    );
+    let mut host = start_host(
+        &config,
+        &exchange,
+        &["--beat-period", "1s", "--beat-warmup", "2s"],
+    );
+    // start + two beats.
+    client.wait_count(&observer, 3, Duration::from_secs(20));
+    // An invalid config on disk: degraded from the next beat.
+    std::fs::write(&config, r#"{"$schema": "heartbeat.v1", "checks": {"a": {"cadenceMs": "soon"}}}"#)
+        .expect("write config");
+    host.wait_for("the refused config", WAIT, |l| {
+        !matching(l, &["config change refused"]).is_empty()
+    });
+    let before = client.count(&observer);
+    client.wait_count(&observer, before + 2, Duration::from_secs(20));
+    let status = host.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+    let messages = client.drain(&observer);
+    let key = format!("heartbeat.heartbeat-host.{agent}");
+    let bodies: Vec<String> = messages
+        .iter()
+        .map(|(routing_key, properties, body)| {
+            assert_eq!(routing_key, &key);
+            assert!(header(properties, heartbeat_host::amqp::OWN_HEADER).is_some());
+            match body {
+                Value::String(s) => s.clone(),
+                other => panic!("not a raw beat body: {other}"),
+            }
+        })
+        .collect();
+    assert_eq!(bodies.first().map(String::as_str), Some("start/2"), "{bodies:?}");
+    assert_eq!(bodies.last().map(String::as_str), Some("stop"), "{bodies:?}");
+    let middle = &bodies[1..bodies.len() - 1];
+    let first_degraded = middle
+        .iter()
+        .position(|b| b == "degraded/1")
+        .unwrap_or_else(|| panic!("no degraded/1: {bodies:?}"));
+    assert!(first_degraded >= 2, "{bodies:?}");
+    assert!(middle[..first_degraded].iter().all(|b| b == "beat/1"), "{bodies:?}");
+    assert!(middle[first_degraded..].iter().all(|b| b == "degraded/1"), "{bodies:?}");
+}

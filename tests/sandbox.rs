@@ -434,3 +434,26 @@ async fn sub_health_reports_the_table_and_fails_on_a_dead_or_missing_process() {
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
     assert_eq!(report.events[0].payload["overall"], "healthy");
 }
+
+#[test]
+fn compiled_code_is_cached_by_content_and_a_broken_entry_is_recompiled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::new(&RuntimeOptions {
+        cache_dir: Some(dir.path().to_path_buf()),
+        pooling: true,
+    })
+    .expect("runtime");
+    let cache = rt.cache().expect("cache");
+    let bytes = std::fs::read(test_handler("test_handler_hostile.wasm")).expect("read");
+    let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("compile");
+    assert!(!hit, "first load compiles");
+    let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("load");
+    assert!(hit, "second load comes from the cache");
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.path()).collect();
+    assert_eq!(entries.len(), 1);
+    std::fs::write(&entries[0], b"garbage").expect("corrupt");
+    let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("recompile");
+    assert!(!hit, "a broken entry is recompiled");
+    let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("load");
+    assert!(hit, "and rewritten");
+}

@@ -125,9 +125,6 @@ impl fmt::Display for ConfigDiff {
 /// field by field, then the top-level fields.
 pub fn diff(old: &HeartbeatConfig, new: &HeartbeatConfig) -> ConfigDiff {
     // By name, so that a config of thousands of checks diffs in linear time.
-    let by_name = |config: &'_ HeartbeatConfig| -> HashMap<&str, &CheckConfig> {
-        config.checks.iter().map(|c| (c.name.as_str(), c)).collect()
-    };
     let (old_by_name, new_by_name) = (by_name(old), by_name(new));
     let added = new
         .checks
@@ -146,6 +143,9 @@ pub fn diff(old: &HeartbeatConfig, new: &HeartbeatConfig) -> ConfigDiff {
         .iter()
         .filter_map(|n| {
             let o = old_by_name.get(n.name.as_str())?;
+            if *o == n {
+                return None;
+            }
             let fields = check_fields(o, n);
             (!fields.is_empty()).then(|| CheckChange {
                 name: n.name.clone(),
@@ -199,12 +199,12 @@ pub fn diff(old: &HeartbeatConfig, new: &HeartbeatConfig) -> ConfigDiff {
         .map(|c| c.name.as_str())
         .filter(|name| old_by_name.contains_key(name))
         .collect();
-    if old_order != new_order {
+    if let Some(first) = old_order.iter().zip(&new_order).position(|(o, n)| o != n) {
         push_change(
             &mut top_level,
             "order",
-            old_order.join(","),
-            new_order.join(","),
+            excerpt(&old_order, first),
+            excerpt(&new_order, first),
         );
     }
     ConfigDiff {
@@ -213,6 +213,22 @@ pub fn diff(old: &HeartbeatConfig, new: &HeartbeatConfig) -> ConfigDiff {
         changed,
         top_level,
     }
+}
+
+fn by_name(config: &HeartbeatConfig) -> HashMap<&str, &CheckConfig> {
+    config.checks.iter().map(|c| (c.name.as_str(), c)).collect()
+}
+
+/// Up to five names from `from` on, comma-separated, `…` around what is left out.
+fn excerpt(names: &[&str], from: usize) -> String {
+    const SHOWN: usize = 5;
+    let shown = &names[from..names.len().min(from + SHOWN)];
+    format!(
+        "{}{}{}",
+        if from > 0 { "…," } else { "" },
+        shown.join(","),
+        if from + SHOWN < names.len() { ",…" } else { "" }
+    )
 }
 
 fn push_change(out: &mut Vec<FieldChange>, field: &str, old: String, new: String) {
@@ -279,7 +295,32 @@ fn check_fields(old: &CheckConfig, new: &CheckConfig) -> Vec<FieldChange> {
     for (field, o, n) in limit_fields(&old.limits, &new.limits) {
         push_change(&mut out, field, o, n);
     }
+    push_change(
+        &mut out,
+        "grants",
+        show_grants(&old.grants),
+        show_grants(&new.grants),
+    );
     out
+}
+
+fn show_grants(grants: &crate::grants::Grants) -> String {
+    if grants.dirs.is_empty() && grants.emit.is_empty() {
+        return "none".to_string();
+    }
+    let dirs: Vec<String> = grants
+        .dirs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}={}{}",
+                d.guest_path,
+                d.host_path.display(),
+                if d.read_only { " (read-only)" } else { "" }
+            )
+        })
+        .collect();
+    format!("dirs [{}], emit [{}]", dirs.join(", "), grants.emit.join(", "))
 }
 
 fn limit_fields(old: &config::Limits, new: &config::Limits) -> [(&'static str, String, String); 5] {
@@ -861,6 +902,24 @@ mod tests {
         );
         // The per-check limits changed too, through the defaults.
         assert_eq!(d.changed.len(), 2);
+    }
+
+    #[test]
+    fn diff_shows_grants_and_keeps_a_long_reordering_short() {
+        let old = parsed(r#"{"checks": {"a": {}, "b": {}, "c": {}, "d": {}, "e": {}, "f": {}, "g": {}}}"#);
+        let new = parsed(
+            r#"{"checks": {"a": {}, "c": {}, "b": {}, "d": {}, "e": {}, "f": {},
+            "g": {"grants": {"dirs": {"/data": {"path": "mem", "readOnly": true}}, "emit": ["alerts.#"]}}}}"#,
+        );
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.top_level[0].to_string(),
+            "order …,b,c,d,e,f,… → …,c,b,d,e,f,…"
+        );
+        assert_eq!(
+            d.changed[0].fields[0].to_string(),
+            "grants none → dirs [/data=mem (read-only)], emit [alerts.#]"
+        );
     }
 
     #[test]

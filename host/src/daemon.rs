@@ -39,6 +39,8 @@ pub struct HostOptions {
     pub liveness_file: Option<PathBuf>,
     /// How often the liveness file is written.
     pub liveness_period: Duration,
+    /// The host's own beats on the bus (beatit convention); used only with a bus.
+    pub beats: crate::beats::BeatOptions,
 }
 
 /// State shared by every tick in flight.
@@ -130,6 +132,10 @@ pub async fn run(
         .liveness_file
         .clone()
         .map(|path| tokio::spawn(write_liveness(Arc::clone(&shared), path)));
+    let beats = shared
+        .bus
+        .as_ref()
+        .map(|_| tokio::spawn(publish_beats(Arc::clone(&shared))));
     // From here on a valid change to heartbeat.json applies from the next tick.
     let _config_watch = watch_config(&shared);
 
@@ -175,6 +181,17 @@ pub async fn run(
         }
     }
     if let Some(bus) = &shared.bus {
+        if let Some(task) = beats {
+            task.abort();
+        }
+        let beats = &shared.options.beats;
+        match bus
+            .publish_beat(&beats.routing_key(), crate::beats::STOP_BODY)
+            .await
+        {
+            Ok(()) => info!(routing_key = %beats.routing_key(), "published stop"),
+            Err(e) => warn!(routing_key = %beats.routing_key(), "stop not published: {e}"),
+        }
         bus.shutdown().await;
     }
     if let (Some(task), Some(path)) = (liveness, &shared.options.liveness_file) {
@@ -378,6 +395,41 @@ fn append_events(path: &Path, tick: &Tick, check: &CheckConfig, report: &RunRepo
         .and_then(|mut file| file.write_all(lines.as_bytes()));
     if let Err(e) = appended {
         error!(file = %path.display(), check = %check.name, "cannot append to the events log: {e}");
+    }
+}
+
+/// The host's own beats: `start/<warmup>` once the bus is first connected,
+/// then every period `beat/<period>` or, while degraded,
+/// `degraded/<period>`; only while connected (a beat that cannot go out is
+/// dropped, never queued). `stop` is published by the shutdown.
+async fn publish_beats(shared: Arc<Shared>) {
+    let Some(bus) = &shared.bus else { return };
+    let options = &shared.options.beats;
+    let key = options.routing_key();
+    let mut status = bus.watch_status();
+    while *status.borrow_and_update() != crate::amqp::BusStatus::Connected {
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+    let body = crate::beats::start_body(options.warmup);
+    match bus.publish_beat(&key, &body).await {
+        Ok(()) => info!(routing_key = %key, body = %body, "published start"),
+        Err(e) => warn!(routing_key = %key, "start not published: {e}"),
+    }
+    let period = options.period.max(crate::beats::MIN_PERIOD);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        if !bus.is_connected() {
+            continue;
+        }
+        let body = crate::beats::periodic_body(&shared.health.status(), period);
+        match bus.publish_beat(&key, &body).await {
+            Ok(()) => tracing::debug!(routing_key = %key, body = %body, "published a beat"),
+            Err(e) => tracing::debug!(routing_key = %key, "beat not published: {e}"),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod amqp;
+pub mod beats;
 pub mod config;
 pub mod config_watch;
 pub mod daemon;

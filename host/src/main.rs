@@ -109,6 +109,16 @@ struct RunArgs {
     /// How often the liveness file is written.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     liveness_period: Duration,
+    /// With a broker: the process name of the host's own beats, published on
+    /// `heartbeat.<process>` (default `heartbeat-host.<agent>`).
+    #[arg(long)]
+    process: Option<String>,
+    /// With a broker: time between the host's beats (at least 1s).
+    #[arg(long, default_value = "10s", value_parser = parse_beat_period)]
+    beat_period: Duration,
+    /// With a broker: the warm-up announced by the host's `start` beat.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    beat_warmup: Duration,
 }
 
 #[derive(clap::Args)]
@@ -146,6 +156,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_beat_period(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < heartbeat_host::beats::MIN_PERIOD {
+        return Err("must be at least 1s (at most one beat per second)".into());
+    }
+    Ok(d)
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
@@ -171,7 +189,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let state_path = args
                 .state
                 .unwrap_or_else(|| state::default_path(&args.config));
+            let beats = heartbeat_host::beats::BeatOptions {
+                process: args
+                    .process
+                    .unwrap_or_else(|| heartbeat_host::beats::default_process(&agent)),
+                period: args.beat_period,
+                warmup: args.beat_warmup,
+            };
             let options = HostOptions {
+                beats,
                 bus: args.bus.options(&state_path),
                 state_path,
                 config_path: args.config,

@@ -89,6 +89,17 @@ pub enum BusError {
     Broker(String),
 }
 
+/// Why a beat was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum BeatError {
+    /// The bus is not connected; beats are not queued.
+    #[error("not connected to the broker")]
+    NotConnected,
+    /// The publish or its confirm failed.
+    #[error("publish failed: {0}")]
+    Publish(String),
+}
+
 /// Whether bus ticks are flowing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusStatus {
@@ -159,6 +170,8 @@ pub struct Bus {
     status: watch::Receiver<BusStatus>,
     phase: watch::Sender<Phase>,
     publisher: publisher::PublisherHandle,
+    /// The publishing channel while connected (beats go out on it directly).
+    channel: watch::Receiver<publisher::ChannelSlot>,
     tasks: std::sync::Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
 }
 
@@ -209,6 +222,7 @@ impl Bus {
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let (channel_tx, channel_rx) = watch::channel(None);
         let (failed_tx, failed_rx) = watch::channel(0u64);
+        let beat_channel = channel_rx.clone();
         let (task, publisher) = publisher::Publisher::new(
             Arc::clone(&ctx),
             outbox,
@@ -231,6 +245,7 @@ impl Bus {
             status,
             phase,
             publisher,
+            channel: beat_channel,
             tasks: std::sync::Mutex::new(Some((publisher_task, supervisor_task))),
         })
     }
@@ -278,6 +293,37 @@ impl Bus {
             || uuid::Uuid::new_v4().to_string(),
         );
         Published(self.publisher.submit(records))
+    }
+
+    /// Publishes one beat (a raw beatit body such as `beat/10`) on
+    /// `routing_key`, and waits for the broker's confirm (at most 5 s).
+    /// Only while connected: beats are never queued in the outbox, a beat
+    /// that cannot go out now is simply not sent.
+    pub async fn publish_beat(&self, routing_key: &str, body: &str) -> Result<(), BeatError> {
+        if !self.is_connected() {
+            return Err(BeatError::NotConnected);
+        }
+        let Some((_, channel)) = self.channel.borrow().clone() else {
+            return Err(BeatError::NotConnected);
+        };
+        let confirm = channel
+            .basic_publish(
+                &self.ctx.names.exchange,
+                routing_key,
+                lapin::options::BasicPublishOptions::default(),
+                body.as_bytes(),
+                publisher::beat_properties(&self.ctx),
+            )
+            .await
+            .map_err(|e| BeatError::Publish(e.to_string()))?;
+        match tokio::time::timeout(Duration::from_secs(5), confirm).await {
+            Ok(Ok(lapin::publisher_confirm::Confirmation::Nack(_))) => {
+                Err(BeatError::Publish("the broker refused (nack)".to_string()))
+            }
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BeatError::Publish(e.to_string())),
+            Err(_) => Err(BeatError::Publish("no confirm within 5 s".to_string())),
+        }
     }
 
     /// Stops taking deliveries (the first step of a shutdown); the

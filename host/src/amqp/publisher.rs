@@ -357,6 +357,21 @@ fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
         .with_headers(headers)
 }
 
+/// The AMQP properties of a beat: a raw text body, transient, marked as
+/// the host's own (so its inbox skips it should a binding match).
+pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        OWN_HEADER.into(),
+        AMQPValue::LongString(LongString::from(ctx.agent.as_str())),
+    );
+    BasicProperties::default()
+        .with_content_type("text/plain".into())
+        .with_app_id(APP_ID.into())
+        .with_timestamp(crate::tick::now_ms() / 1000)
+        .with_headers(headers)
+}
+
 /// Publishes `records` in order on `channel`; one entry per record: its
 /// pending confirm, or why it was not sent (after a refused publish the
 /// rest are not attempted).

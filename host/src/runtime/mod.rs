@@ -66,6 +66,21 @@ impl Default for RuntimeOptions {
     }
 }
 
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine's configuration was refused (e.g. the pooling allocator
+    /// could not reserve its address space).
+    #[error("cannot create the WebAssembly engine: {0}")]
+    Engine(String),
+    /// WASI or the host interface could not be linked.
+    #[error("cannot link {0}")]
+    Link(String),
+    /// The thread that drives timeouts could not start.
+    #[error("cannot start the epoch thread: {0}")]
+    EpochThread(std::io::Error),
+}
+
 /// Why a component was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -311,19 +326,19 @@ fn pooling_config() -> PoolingAllocationConfig {
 impl Runtime {
     /// Builds the engine (pooling allocator, epoch interruption) and links
     /// WASI (with nothing granted by default) and the `host` interface.
-    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Runtime> {
+    pub fn new(options: &RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         if options.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
         }
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("engine: {e:#}"))?;
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
+            .map_err(|e| RuntimeError::Link(format!("WASI: {e:#}")))?;
         bindings::Handler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("linking the host interface: {e:#}"))?;
+            .map_err(|e| RuntimeError::Link(format!("the host interface: {e:#}")))?;
 
         let stop_epoch = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
@@ -338,7 +353,8 @@ impl Runtime {
                         None => break,
                     }
                 }
-            })?;
+            })
+            .map_err(RuntimeError::EpochThread)?;
         let cache = options
             .cache_dir
             .clone()
