@@ -110,3 +110,68 @@ fn is_alive_exit_codes_for_missing_and_unreadable_files() {
     assert_eq!(code, 2, "{reason}");
     assert!(reason.starts_with("unreadable:"), "{reason}");
 }
+
+/// Runs Python with the real kstlib (PyPI; tests/run.sh installs it); its stdout.
+fn kstlib(code: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "kstlib script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Interop with kstlib's `Heartbeat`: `is-alive` reads the file kstlib
+/// writes, and kstlib's `Heartbeat.is_alive` reads the host's file.
+#[test]
+fn kstlib_and_the_host_read_each_others_liveness_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let theirs = dir.path().join("kstlib.heartbeat.json");
+    kstlib(
+        "import asyncio, inspect, sys\n\
+         from kstlib.resilience.heartbeat import Heartbeat\n\
+         hb = Heartbeat(sys.argv[1], interval=1, metadata={'app': 'worker'})\n\
+         r = hb.beat()\n\
+         if inspect.isawaitable(r): asyncio.run(r)\n",
+        &[theirs.to_str().expect("utf-8")],
+    );
+    let (code, reason) = is_alive(&theirs, "30");
+    assert_eq!(code, 0, "{reason}");
+    assert!(reason.starts_with("alive:"), "{reason}");
+
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(&config, r#"{"checks": {"a": {"cadenceMs": 60000}}}"#).expect("config");
+    let ours = dir.path().join("host.liveness.json");
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--liveness-file",
+            ours.to_str().expect("utf-8"),
+            "--liveness-period",
+            "100ms",
+        ],
+        &[("AGENT_NAME", "kst")],
+    );
+    wait_status(&ours, "healthy");
+    let is_alive_py = "import sys\n\
+         from kstlib.resilience.heartbeat import Heartbeat\n\
+         print(Heartbeat.is_alive(sys.argv[1], float(sys.argv[2])))\n";
+    assert_eq!(
+        kstlib(is_alive_py, &[ours.to_str().expect("utf-8"), "30"]),
+        "True"
+    );
+    assert!(host.terminate(WAIT).success());
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        kstlib(is_alive_py, &[ours.to_str().expect("utf-8"), "1"]),
+        "False"
+    );
+}

@@ -35,6 +35,17 @@ if ! timeout 30 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
     done
 fi
 
+# tests/e2e_amqp.rs drives the real beatit package (PyPI) over pika.
+if ! python3 -c 'import beatit, pika' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing beatit and pika for tests/e2e_amqp.rs" >&2
+    python3 -m pip install -q beatit pika
+fi
+# tests/e2e_liveness.rs checks interop with kstlib's Heartbeat.
+if ! python3 -c 'import kstlib.resilience.heartbeat' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing kstlib for tests/e2e_liveness.rs" >&2
+    python3 -m pip install -q kstlib
+fi
+
 # The throughput benchmark's driver (BENCHMARKS.md, RabbitMQ) needs aio-pika.
 if ! python3 -c 'import aio_pika' >/dev/null 2>&1; then
     echo "tests/run.sh: installing aio-pika for the benchmarks" >&2

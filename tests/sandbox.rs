@@ -449,10 +449,16 @@ fn compiled_code_is_cached_by_content_and_a_broken_entry_is_recompiled() {
     assert!(!hit, "first load compiles");
     let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("load");
     assert!(hit, "second load comes from the cache");
-    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.path()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(entries.len(), 1);
     std::fs::write(&entries[0], b"garbage").expect("corrupt");
-    let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("recompile");
+    let (_, hit) = cache
+        .get_or_compile(rt.engine(), &bytes)
+        .expect("recompile");
     assert!(!hit, "a broken entry is recompiled");
     let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("load");
     assert!(hit, "and rewritten");

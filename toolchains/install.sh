@@ -69,7 +69,7 @@ install_python() {
     if [ -f "$dir/.installed" ] && "$dir/bin/componentize-py" --version >/dev/null 2>&1; then
         return
     fi
-    need python3 "install Python 3 (3.10 or newer) to build Python handlers"
+    need python3 "install Python 3 with venv to build Python handlers"
     python3 -c 'import venv, ensurepip' 2>/dev/null ||
         die "python3 has no venv/ensurepip module; install it (Debian: python3-venv)"
     say "installing componentize-py $COMPONENTIZE_PY_VERSION (PyPI) into $dir"
@@ -87,7 +87,8 @@ install_python() {
 
 install_js() {
     local dir="$root/componentize-js-$COMPONENTIZE_JS_VERSION"
-    if [ -x "$dir/node_modules/.bin/componentize-js" ] &&
+    # Installed from the same lock file, and it runs.
+    if cmp -s "$here/js/package-lock.json" "$dir/package-lock.json" &&
         "$dir/node_modules/.bin/componentize-js" --version 2>/dev/null | grep -qF "$COMPONENTIZE_JS_VERSION"; then
         return
     fi

@@ -42,6 +42,9 @@ pub struct HeartbeatConfig {
     pub paused: BTreeMap<String, Pause>,
     /// Limits that apply to every check unless it overrides them.
     pub defaults: Limits,
+    /// Extra routing-key patterns (`watch`) whose beats the host tracks as
+    /// sub-processes, beyond `heartbeat.<agent>.#`.
+    pub watch: Vec<String>,
 }
 
 impl HeartbeatConfig {
@@ -425,6 +428,8 @@ struct RawConfig {
     max_per_tick: Option<PositiveInt>,
     #[serde(default)]
     defaults: RawLimits,
+    #[serde(default, deserialize_with = "present")]
+    watch: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -628,6 +633,17 @@ impl RawConfig {
                 name,
             });
         }
+        let watch = self.watch.unwrap_or_default();
+        for (i, pattern) in watch.iter().enumerate() {
+            if !is_topic_pattern(pattern) {
+                return Err(invalid(
+                    format!("watch[{i}]"),
+                    format!(
+                        "expected a routing-key pattern such as \"heartbeat.worker.#\", found {pattern:?}"
+                    ),
+                ));
+            }
+        }
         let mut paused = BTreeMap::new();
         for (name, pause) in self.paused {
             if !checks.iter().any(|c| c.name == name) {
@@ -654,8 +670,20 @@ impl RawConfig {
             checks,
             paused,
             defaults,
+            watch,
         })
     }
+}
+
+/// Whether `pattern` is an AMQP topic pattern: dot-separated non-empty
+/// words, `*` and `#` only as whole words.
+fn is_topic_pattern(pattern: &str) -> bool {
+    !pattern.is_empty()
+        && pattern.split('.').all(|word| {
+            !word.is_empty()
+                && (word == "*" || word == "#" || !word.contains(['*', '#']))
+                && !word.chars().any(char::is_whitespace)
+        })
 }
 
 impl RawWindow {
@@ -930,6 +958,27 @@ mod tests {
             "{err}"
         );
         assert!(err.starts_with("heartbeat.json:1:13:"), "{err}");
+    }
+
+    #[test]
+    fn watch_is_a_list_of_routing_key_patterns() {
+        let loaded =
+            parse_ok(r#"{"checks": {}, "watch": ["heartbeat.worker.#", "heartbeat.*.db"]}"#);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(
+            loaded.config.watch,
+            ["heartbeat.worker.#", "heartbeat.*.db"]
+        );
+        assert!(parse_ok(r#"{"checks": {}}"#).config.watch.is_empty());
+        let err = parse_err(r#"{"watch": ["heartbeat..x"]}"#);
+        assert!(
+            err.contains("watch[0]: expected a routing-key pattern"),
+            "{err}"
+        );
+        let err = parse_err(r#"{"watch": ["a.b*"]}"#);
+        assert!(err.contains("watch[0]"), "{err}");
+        let err = parse_err(r#"{"watch": "heartbeat.#"}"#);
+        assert!(err.contains("watch: expected"), "{err}");
     }
 
     #[test]

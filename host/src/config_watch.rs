@@ -227,7 +227,11 @@ fn excerpt(names: &[&str], from: usize) -> String {
         "{}{}{}",
         if from > 0 { "…," } else { "" },
         shown.join(","),
-        if from + SHOWN < names.len() { ",…" } else { "" }
+        if from + SHOWN < names.len() {
+            ",…"
+        } else {
+            ""
+        }
     )
 }
 
@@ -320,7 +324,11 @@ fn show_grants(grants: &crate::grants::Grants) -> String {
             )
         })
         .collect();
-    format!("dirs [{}], emit [{}]", dirs.join(", "), grants.emit.join(", "))
+    format!(
+        "dirs [{}], emit [{}]",
+        dirs.join(", "),
+        grants.emit.join(", ")
+    )
 }
 
 fn limit_fields(old: &config::Limits, new: &config::Limits) -> [(&'static str, String, String); 5] {
@@ -906,7 +914,9 @@ mod tests {
 
     #[test]
     fn diff_shows_grants_and_keeps_a_long_reordering_short() {
-        let old = parsed(r#"{"checks": {"a": {}, "b": {}, "c": {}, "d": {}, "e": {}, "f": {}, "g": {}}}"#);
+        let old = parsed(
+            r#"{"checks": {"a": {}, "b": {}, "c": {}, "d": {}, "e": {}, "f": {}, "g": {}}}"#,
+        );
         let new = parsed(
             r#"{"checks": {"a": {}, "c": {}, "b": {}, "d": {}, "e": {}, "f": {},
             "g": {"grants": {"dirs": {"/data": {"path": "mem", "readOnly": true}}, "emit": ["alerts.#"]}}}}"#,

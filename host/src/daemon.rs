@@ -55,6 +55,8 @@ struct Shared {
     bus: Option<crate::amqp::Bus>,
     /// Healthy or degraded, and why.
     health: Arc<crate::health::Health>,
+    /// The watched sub-processes, fed by their beats on the bus.
+    tracker: Arc<Mutex<crate::processes::Tracker>>,
 }
 
 /// The bookkeeping that selection and recording change together.
@@ -104,10 +106,18 @@ pub async fn run(
     );
     let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(64);
     let (control_tx, control_rx) = mpsc::channel::<crate::amqp::ControlRequest>(16);
+    let tracker = Arc::new(Mutex::new(crate::processes::Tracker::new(
+        crate::processes::TrackerConfig::default(),
+    )));
     let bus = match &options.bus {
-        Some(bus) => Some(crate::amqp::Bus::start(
+        Some(bus) => Some(crate::amqp::Bus::start_watching(
             bus,
             &options.agent,
+            &crate::amqp::Watching {
+                patterns: config.watch.clone(),
+                tracker: Arc::clone(&tracker),
+                own_beats: Some(options.beats.routing_key()),
+            },
             tick_tx.clone(),
             control_tx,
         )?),
@@ -126,6 +136,7 @@ pub async fn run(
         }),
         bus,
         health: Arc::new(crate::health::Health::default()),
+        tracker,
     });
     let liveness = shared
         .options
@@ -140,6 +151,9 @@ pub async fn run(
     let _config_watch = watch_config(&shared);
 
     let interval = shared.options.tick_interval;
+    let monitor = Arc::new(Mutex::new(crate::tick_monitor::TickMonitor::new(
+        u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+    )));
     let timer = match &shared.bus {
         Some(bus) => {
             tokio::spawn(apply_controls(Arc::clone(&shared), control_rx));
@@ -147,6 +161,8 @@ pub async fn run(
                 interval,
                 tick_tx,
                 bus.watch_status(),
+                Arc::clone(&monitor),
+                Arc::clone(&shared.health),
             ))
         }
         None => tokio::spawn(tick::run_timer(interval, tick_tx)),
@@ -157,7 +173,13 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             tick = tick_rx.recv() => match tick {
-                Some(tick) => { in_flight.spawn(handle_tick(Arc::clone(&shared), tick)); }
+                Some(tick) => {
+                    // Bus ticks carry an acknowledgement; the timer's do not.
+                    if tick.done.is_some() {
+                        note_bus_tick(&shared, &monitor);
+                    }
+                    in_flight.spawn(handle_tick(Arc::clone(&shared), tick));
+                }
                 None => break,
             },
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
@@ -200,6 +222,20 @@ pub async fn run(
     }
     info!("heartbeat-host stopped");
     Ok(())
+}
+
+/// A bus tick arrived: the tick source is not (or no longer) silent.
+fn note_bus_tick(shared: &Shared, monitor: &Mutex<crate::tick_monitor::TickMonitor>) {
+    let back = monitor
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .bus_tick(crate::tick::now_ms());
+    if back == Some(crate::tick_monitor::Transition::Back) {
+        shared.health.set_tick_source_silent(false);
+        info!(
+            "bus ticks are back: the tick source is no longer silent; the host's own timer falls silent"
+        );
+    }
 }
 
 fn report_missing_handlers(config: &HeartbeatConfig, registry: &Registry, dir: Option<&Path>) {
@@ -339,6 +375,13 @@ fn select(
         return Vec::new();
     }
     let mut jobs = Vec::with_capacity(plan.selected.len());
+    let processes = Arc::new(
+        shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot(crate::tick::now_ms()),
+    );
     for &i in &plan.selected {
         let check = &config.checks[i];
         let evaluation = &plan.checks[i];
@@ -353,7 +396,7 @@ fn select(
         info!(tick = %tick.id, check = %check.name, handler = %check.handler, "selected ({why})");
         book.running.insert(check.name.clone());
         book.state.run_requests.remove(&check.name);
-        let request = RunRequest::for_check(
+        let mut request = RunRequest::for_check(
             &shared.options.agent,
             TickInfo {
                 id: tick.id.clone(),
@@ -364,6 +407,7 @@ fn select(
             evaluation.last_run_ms,
             config_dir(&shared.options.config_path),
         );
+        request.processes = Arc::clone(&processes);
         jobs.push((check.clone(), request));
     }
     jobs
@@ -468,7 +512,19 @@ fn write_liveness_once(shared: &Shared, path: &Path, status: &str) {
         "reasons".into(),
         shared.health.status().reasons().to_vec().into(),
     );
-    let state = crate::liveness::LivenessState::now(tick::now_ms(), metadata);
+    let now = tick::now_ms();
+    let processes = shared
+        .tracker
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .snapshot(now);
+    match serde_json::to_value(processes) {
+        Ok(processes) => {
+            metadata.insert("processes".into(), processes);
+        }
+        Err(e) => error!("cannot write the process table to the liveness file: {e}"),
+    }
+    let state = crate::liveness::LivenessState::now(now, metadata);
     if let Err(e) = crate::liveness::write(path, &state) {
         error!(file = %path.display(), "cannot write the liveness file: {e}");
     }

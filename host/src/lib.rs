@@ -28,4 +28,6 @@ pub mod schedule;
 #[cfg(test)]
 mod schedule_props;
 pub mod state;
+pub mod status;
 pub mod tick;
+pub mod tick_monitor;

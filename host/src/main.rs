@@ -34,6 +34,14 @@ enum Command {
     New(NewArgs),
     /// Probe a liveness file: exit 0 when fresh, 1 when stale or missing, 2 when unreadable.
     IsAlive(IsAliveArgs),
+    /// Show a running host's health and its watched sub-processes, from its --liveness-file.
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// The host's liveness file (--liveness-file of `run`).
+    file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -224,6 +232,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", probe.describe(&args.file, args.max_age));
             Ok(std::process::ExitCode::from(probe.exit_code()))
         }
+        Command::Status(args) => match heartbeat_host::status::read(&args.file) {
+            Ok(status) => {
+                print!("{}", heartbeat_host::status::render(&status));
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("heartbeat-host: {e}");
+                Ok(std::process::ExitCode::from(2))
+            }
+        },
         Command::Invoke(args) => {
             let options = heartbeat_host::invoke::InvokeOptions {
                 handler: args.handler,

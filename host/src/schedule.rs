@@ -322,13 +322,14 @@ fn evaluate<'a>(index: usize, check: &'a CheckConfig, tick: &mut TickView<'a>) -
         Some(NotRunning::WrongQuarter(tick.quarter))
     } else if !tick.running.is_empty() && tick.running.contains(check.name.as_str()) {
         Some(NotRunning::StillRunning)
-    } else if let Some(r) = recorded.and_then(|s| s.retry_after).filter(|&r| now_ms < r) {
-        Some(NotRunning::Backoff {
-            retry_after_ms: r,
-            failures: recorded.map_or(0, |s| s.consecutive_failures),
-        })
     } else {
-        None
+        recorded
+            .and_then(|s| s.retry_after)
+            .filter(|&r| now_ms < r)
+            .map(|retry_after_ms| NotRunning::Backoff {
+                retry_after_ms,
+                failures: recorded.map_or(0, |s| s.consecutive_failures),
+            })
     };
     let eligible = blocked.is_none();
     let not_running =

@@ -177,6 +177,9 @@ pub enum Route<'a> {
     Tick,
     /// `agent.{agent}.control.{verb}`: the verb.
     Control(&'a str),
+    /// `heartbeat.{process}`: a beatit beat (a raw body, not an envelope)
+    /// of a watched process; the process name.
+    Beat(&'a str),
     /// Anything else: acknowledged and ignored.
     Ignore,
 }
@@ -192,7 +195,10 @@ pub fn route<'a>(agent: &str, routing_key: &'a str) -> Route<'a> {
         .and_then(|rest| rest.strip_prefix(".control."));
     match verb {
         Some(verb) if !verb.is_empty() => Route::Control(verb),
-        _ => Route::Ignore,
+        _ => match routing_key.strip_prefix("heartbeat.") {
+            Some(process) if !process.is_empty() => Route::Beat(process),
+            _ => Route::Ignore,
+        },
     }
 }
 
@@ -413,6 +419,12 @@ mod tests {
         assert_eq!(route("cack", "agent.cackle.control.pause"), Route::Ignore);
         assert_eq!(route("cack", "agent.cack.control."), Route::Ignore);
         assert_eq!(route("cack", "agent.other.control.pause"), Route::Ignore);
+        assert_eq!(
+            route("cack", "heartbeat.cack.worker"),
+            Route::Beat("cack.worker")
+        );
+        assert_eq!(route("cack", "heartbeat."), Route::Ignore);
+        assert_eq!(route("cack", "heartbeat"), Route::Ignore);
     }
 
     #[test]

@@ -150,6 +150,10 @@ pub struct Metrics {
     pub outbox_dropped: AtomicU64,
     /// Reconnections after a loss.
     pub reconnects: AtomicU64,
+    /// Beats of watched processes recorded.
+    pub beats: AtomicU64,
+    /// Beats whose body was not the convention's (acknowledged, not recorded).
+    pub malformed_beats: AtomicU64,
 }
 
 /// What the bus's tasks share.
@@ -162,6 +166,21 @@ pub(crate) struct Ctx {
     backoff: backoff::Backoff,
     source: envelope::Source,
     metrics: Arc<Metrics>,
+    /// Where watched processes' beats are recorded.
+    tracker: Arc<std::sync::Mutex<crate::processes::Tracker>>,
+    /// The routing key of the host's own beats (never tracked).
+    own_beats: Option<String>,
+}
+
+/// What the bus watches besides its inbox's own bindings.
+#[derive(Debug, Clone, Default)]
+pub struct Watching {
+    /// Extra binding patterns (the config's `watch`).
+    pub patterns: Vec<String>,
+    /// The table the beats go into.
+    pub tracker: Arc<std::sync::Mutex<crate::processes::Tracker>>,
+    /// The routing key of the host's own beats, skipped.
+    pub own_beats: Option<String>,
 }
 
 /// The running bus.
@@ -189,10 +208,22 @@ impl Published {
 impl Bus {
     /// Opens the outbox and starts connecting (in the background) on the
     /// current tokio runtime. Bus ticks go to `ticks`, control requests to
-    /// `controls`.
+    /// `controls`; beats on `heartbeat.{agent}.#` go to a tracker of its own.
     pub fn start(
         options: &BusOptions,
         agent: &str,
+        ticks: mpsc::Sender<Tick>,
+        controls: mpsc::Sender<ControlRequest>,
+    ) -> Result<Bus, BusError> {
+        Bus::start_watching(options, agent, &Watching::default(), ticks, controls)
+    }
+
+    /// As [`Bus::start`], and also binds `watching.patterns` and feeds every
+    /// beat (`heartbeat.{process}`, but the host's own) into `watching.tracker`.
+    pub fn start_watching(
+        options: &BusOptions,
+        agent: &str,
+        watching: &Watching,
         ticks: mpsc::Sender<Tick>,
         controls: mpsc::Sender<ControlRequest>,
     ) -> Result<Bus, BusError> {
@@ -210,13 +241,15 @@ impl Bus {
             .store(outbox.dropped_total(), Ordering::Relaxed);
         let ctx = Arc::new(Ctx {
             agent: agent.to_string(),
-            names: topology::Names::new(agent, &options.exchange),
+            names: topology::Names::new(agent, &options.exchange, &watching.patterns),
             uri,
             url_shown: connect::redact(&options.url),
             prefetch: options.prefetch.max(1),
             backoff: backoff::Backoff::default(),
             source: source("agent"),
             metrics,
+            tracker: Arc::clone(&watching.tracker),
+            own_beats: watching.own_beats.clone(),
         });
         let (status_tx, status) = watch::channel(BusStatus::Connecting);
         let (phase, phase_rx) = watch::channel(Phase::Running);
@@ -370,31 +403,57 @@ impl Bus {
             spooled = m.spooled.load(Ordering::Relaxed),
             outbox_dropped_total = m.outbox_dropped.load(Ordering::Relaxed),
             reconnects = m.reconnects.load(Ordering::Relaxed),
+            beats = m.beats.load(Ordering::Relaxed),
+            malformed_beats = m.malformed_beats.load(Ordering::Relaxed),
             "bus stopped"
         );
     }
 }
 
 /// The host's own timer in broker mode: a tick at once, then one every
-/// `interval`, but only while the bus is disconnected (degraded mode);
-/// while it is connected (or still connecting at start-up) bus ticks rule
-/// and timer ticks are not sent. Ends when the receiver is dropped.
+/// `interval`, but only while the bus is disconnected (degraded mode) or
+/// its tick source is silent (no bus tick within 2 × `interval` while
+/// connected, see [`crate::tick_monitor`]; the daemon reports bus ticks to
+/// `monitor`); otherwise bus ticks rule and timer ticks are not sent.
+/// Silence sets `health`'s tick-source signal, logged both ways. Ends when
+/// the receiver is dropped.
 pub async fn run_fallback_timer(
     interval: Duration,
     ticks: mpsc::Sender<Tick>,
     status: watch::Receiver<BusStatus>,
+    monitor: Arc<std::sync::Mutex<crate::tick_monitor::TickMonitor>>,
+    health: Arc<crate::health::Health>,
 ) {
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut n: u64 = 0;
     loop {
         timer.tick().await;
-        if *status.borrow() != BusStatus::Disconnected {
-            continue;
+        let bus = *status.borrow();
+        let (transition, silent) = {
+            let mut monitor = monitor.lock().unwrap_or_else(|p| p.into_inner());
+            let transition = monitor.poll(bus == BusStatus::Connected, crate::tick::now_ms());
+            (transition, monitor.is_silent())
+        };
+        if transition == Some(crate::tick_monitor::Transition::Silent) {
+            health.set_tick_source_silent(true);
+            warn!(
+                allowance = %humantime::format_duration(interval * 2),
+                "tick source silent: no bus tick within 2 × the tick interval; degraded, the host's own timer takes over"
+            );
         }
+        let why = match bus {
+            BusStatus::Disconnected => {
+                "degraded: broker unreachable, tick from the host's own timer"
+            }
+            BusStatus::Connected if silent => {
+                "degraded: tick source silent, tick from the host's own timer"
+            }
+            _ => continue,
+        };
         n += 1;
         let id = format!("timer-{n}");
-        info!(tick = %id, "degraded: broker unreachable, tick from the host's own timer");
+        info!(tick = %id, "{why}");
         let tick = Tick {
             id,
             time_ms: crate::tick::now_ms(),

@@ -207,10 +207,40 @@ impl Supervisor {
                 Ok(command) => self.control(delivery, command).await,
                 Err(reason) => refuse(ctx, &delivery, &reason.to_string()).await,
             },
+            Route::Beat(process) => {
+                self.beat(&delivery, process);
+                ack(&delivery).await;
+            }
             Route::Ignore => {
                 ctx.metrics.ignored.fetch_add(1, Ordering::Relaxed);
                 debug!(routing_key = %delivery.routing_key, "not for the host: acknowledged and ignored");
                 ack(&delivery).await;
+            }
+        }
+    }
+
+    /// Records a watched process's beat (a raw beatit body). Malformed
+    /// bodies are counted and logged at debug; either way the delivery is
+    /// acknowledged, never dead-lettered.
+    fn beat(&self, delivery: &Delivery, process: &str) {
+        let ctx = &self.ctx;
+        if ctx.own_beats.as_deref() == Some(delivery.routing_key.as_str()) {
+            ctx.metrics.own_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let observed = ctx
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(process, &delivery.data, tick::now_ms());
+        match observed {
+            Ok(beat) => {
+                ctx.metrics.beats.fetch_add(1, Ordering::Relaxed);
+                debug!(process, ?beat, "beat recorded");
+            }
+            Err(reason) => {
+                ctx.metrics.malformed_beats.fetch_add(1, Ordering::Relaxed);
+                debug!(process, routing_key = %delivery.routing_key, "malformed beat ignored: {reason}");
             }
         }
     }

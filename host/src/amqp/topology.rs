@@ -1,7 +1,8 @@
 //! What the host declares on the broker, exactly as heartbeat-consumer does,
 //! so a host can take over the consumer's queue without touching the broker:
 //! the topic exchange, `agent.{name}.inbox` with the consumer's
-//! dead-letter arguments, the dead-letter queue and the two bindings.
+//! dead-letter arguments, the dead-letter queue and the consumer's two
+//! bindings, plus the bindings for the beats of watched processes.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -16,18 +17,31 @@ pub struct Names {
     pub inbox: String,
     /// `agent.{name}.dlq`.
     pub dlq: String,
-    /// The inbox's binding keys: `agent.{name}.#` and `system.heartbeat.#`.
-    pub bindings: [String; 2],
+    /// The inbox's binding keys: `agent.{name}.#`, `system.heartbeat.#`,
+    /// `heartbeat.{name}.#` (the agent's sub-processes' beats) and the
+    /// config's `watch` patterns.
+    pub bindings: Vec<String>,
 }
 
 impl Names {
-    /// The names for `agent` on `exchange`.
-    pub fn new(agent: &str, exchange: &str) -> Names {
+    /// The names for `agent` on `exchange`, watching `watch` beyond
+    /// `heartbeat.{agent}.#` (duplicates bound once).
+    pub fn new(agent: &str, exchange: &str, watch: &[String]) -> Names {
+        let mut bindings = vec![
+            format!("agent.{agent}.#"),
+            "system.heartbeat.#".to_string(),
+            format!("heartbeat.{agent}.#"),
+        ];
+        for pattern in watch {
+            if !bindings.contains(pattern) {
+                bindings.push(pattern.clone());
+            }
+        }
         Names {
             exchange: exchange.to_string(),
             inbox: format!("agent.{agent}.inbox"),
             dlq: format!("agent.{agent}.dlq"),
-            bindings: [format!("agent.{agent}.#"), "system.heartbeat.#".to_string()],
+            bindings,
         }
     }
 
@@ -98,10 +112,27 @@ mod tests {
 
     #[test]
     fn names_and_arguments_are_the_consumers() {
-        let names = Names::new("cack", "bloodbank.events.v1");
+        let names = Names::new("cack", "bloodbank.events.v1", &[]);
         assert_eq!(names.inbox, "agent.cack.inbox");
         assert_eq!(names.dlq, "agent.cack.dlq");
-        assert_eq!(names.bindings, ["agent.cack.#", "system.heartbeat.#"]);
+        assert_eq!(
+            names.bindings,
+            ["agent.cack.#", "system.heartbeat.#", "heartbeat.cack.#"]
+        );
+        let watching = Names::new(
+            "cack",
+            "x",
+            &["heartbeat.db.*".to_string(), "heartbeat.cack.#".to_string()],
+        );
+        assert_eq!(
+            watching.bindings,
+            [
+                "agent.cack.#",
+                "system.heartbeat.#",
+                "heartbeat.cack.#",
+                "heartbeat.db.*"
+            ]
+        );
         let args = names.inbox_arguments();
         let inner = args.inner();
         assert_eq!(inner.len(), 2);
