@@ -262,3 +262,37 @@ fn hostile_checks_fail_with_reasons_while_a_well_behaved_check_keeps_running() {
     assert_eq!(first["check"], "good");
     assert_eq!(first["payload"], serde_json::json!({"from": "hostile"}));
 }
+
+#[test]
+fn sigterm_lets_a_run_in_flight_finish_and_a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "probe", "timeoutMs": 30000, "meta": {"mode": "busy", "ms": 20000}}}}"#;
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir_all(&handlers).expect("mkdir");
+    std::fs::write(handlers.join("probe.wasm"), hostile()).expect("drop");
+    let (mut host, _) = start(dir.path(), config);
+    wait_after(
+        &mut host,
+        0,
+        &["handler loaded", "handler=probe"],
+        &["selected", "check=probe"],
+    );
+    let pid = host.pid().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    // The first signal waits for the 20 s run in flight ...
+    host.wait_for("graceful shutdown to start", WAIT, |l| {
+        !matching(l, &["shutting down; letting runs in flight finish"]).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matching(&host.lines(), &["heartbeat-host stopped"]).is_empty(),
+        "it did not wait for the run"
+    );
+    // ... the second exits at once.
+    let started = std::time::Instant::now();
+    let status = host.terminate(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -351,9 +351,18 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received; stopping gracefully (a second signal exits at once)"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; stopping gracefully (a second signal exits at once)"),
     }
+    // A second signal while runs finish: exit at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("heartbeat-host: second signal, exiting at once");
+        std::process::exit(130);
+    });
 }
 
 /// Logs to stderr at `LOG_LEVEL` (heartbeat-consumer's Python names work:
