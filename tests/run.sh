@@ -38,18 +38,18 @@ fi
 # tests/e2e_amqp.rs drives the real beatit package (PyPI) over pika.
 if ! python3 -c 'import beatit, pika' >/dev/null 2>&1; then
     echo "tests/run.sh: installing beatit and pika for tests/e2e_amqp.rs" >&2
-    python3 -m pip install -q beatit pika
+    python3 -m pip install -q beatit==2022.3.1 pika==1.4.4
 fi
 # tests/e2e_liveness.rs checks interop with kstlib's Heartbeat.
 if ! python3 -c 'import kstlib.resilience.heartbeat' >/dev/null 2>&1; then
     echo "tests/run.sh: installing kstlib for tests/e2e_liveness.rs" >&2
-    python3 -m pip install -q kstlib
+    python3 -m pip install -q kstlib==3.8.2
 fi
 
 # The throughput benchmark's driver (BENCHMARKS.md, RabbitMQ) needs aio-pika.
 if ! python3 -c 'import aio_pika' >/dev/null 2>&1; then
     echo "tests/run.sh: installing aio-pika for the benchmarks" >&2
-    python3 -m pip install -q aio-pika || echo "tests/run.sh: aio-pika not installed; only the benchmarks need it" >&2
+    python3 -m pip install -q aio-pika==10.2.1 || echo "tests/run.sh: aio-pika not installed; only the benchmarks need it" >&2
 fi
 
 # Handler toolchains for tests/e2e_languages.rs and tests/e2e_new.rs
