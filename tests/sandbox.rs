@@ -124,6 +124,9 @@ async fn a_panic_is_a_trap_reported_as_failed() {
     let rt = runtime();
     let (report, _) = run(&rt, &hostile(&rt), r#"{"meta": {"mode": "trap"}}"#).await;
     assert_failed(&report, "unreachable");
+    // The panic message, from the handler's stderr, is in the reason.
+    assert_failed(&report, "stderr: thread '<unnamed>' (1) panicked at");
+    assert_failed(&report, "deliberate panic in a hostile handler");
     assert_default_still_runs(&rt).await;
 }
 

@@ -4,6 +4,7 @@
 
 mod cache;
 mod sandbox;
+mod stderr;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +41,9 @@ use bindings::heartbeat::handler::types as wit;
 
 /// How often the epoch advances: the resolution of run timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// How much of a trapped handler's stderr goes into its failure reason.
+const STDERR_IN_REASON: usize = 400;
 
 /// The largest `memoryMb` a check may ask for: a 32-bit linear memory's 4 GiB.
 pub const MAX_MEMORY_MB: u64 = 4096;
@@ -440,7 +444,8 @@ impl Runtime {
     pub async fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
         let started = Instant::now();
         let timeout = Duration::from_millis(request.limits.timeout_ms);
-        let mut report = match self.build_store(request, started + timeout) {
+        let stderr = stderr::StderrTail::default();
+        let mut report = match self.build_store(request, started + timeout, stderr.clone()) {
             Ok(mut store) => {
                 let outcome = tokio::time::timeout(
                     timeout + EPOCH_TICK * 2,
@@ -449,7 +454,7 @@ impl Runtime {
                 .await;
                 let state = store.into_data();
                 let mut report = match outcome {
-                    Ok(result) => interpret(result, &state, &request.limits),
+                    Ok(result) => interpret(result, &state, &request.limits, &stderr),
                     Err(_elapsed) => RunReport::failed_before_start(format!(
                         "timeout after {} ms (blocked in a host call)",
                         request.limits.timeout_ms
@@ -470,8 +475,11 @@ impl Runtime {
         &self,
         request: &RunRequest,
         deadline: Instant,
+        stderr: stderr::StderrTail,
     ) -> anyhow::Result<Store<RunState>> {
         let mut wasi = WasiCtxBuilder::new();
+        // Kept for the failure reason only; the handler cannot read it back.
+        wasi.stderr(stderr);
         for dir in &request.dirs {
             let perms = if dir.read_only {
                 wasmtime_wasi::FsPerms::ReadOnly
@@ -545,8 +553,11 @@ impl Runtime {
         handler: &LoadedHandler,
         request: &RunRequest,
     ) -> anyhow::Result<ReusedInstance> {
-        let mut store =
-            self.build_store(request, Instant::now() + Duration::from_secs(24 * 3600))?;
+        let mut store = self.build_store(
+            request,
+            Instant::now() + Duration::from_secs(24 * 3600),
+            stderr::StderrTail::default(),
+        )?;
         let instance = handler
             .pre
             .instantiate_async(&mut store)
@@ -610,6 +621,7 @@ fn interpret(
     result: wasmtime::Result<Result<wit::Outcome, String>>,
     state: &RunState,
     limits: &Limits,
+    stderr: &stderr::StderrTail,
 ) -> RunReport {
     let (status, details, error) = match result {
         Ok(Ok(outcome)) => {
@@ -634,7 +646,10 @@ fn interpret(
         Err(e) => (
             RunStatus::Failed,
             serde_json::json!({}),
-            Some(trap_reason(&e, state, limits)),
+            Some(match stderr.summary(STDERR_IN_REASON) {
+                Some(said) => format!("{}; stderr: {said}", trap_reason(&e, state, limits)),
+                None => trap_reason(&e, state, limits),
+            }),
         ),
     };
     RunReport {
