@@ -264,6 +264,16 @@ fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--fresh-only") {
+        // For profilers: fresh-instance runs and nothing else.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio");
+        let fresh = fresh_runs(&rt, true, 200_000);
+        println!("fresh instance, pooling: median {:.3} us", us(fresh.median));
+        return;
+    }
     if std::env::args().any(|a| a == "--breakdown") {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
