@@ -24,7 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use heartbeat_host::runtime::{LoadedHandler, RunRequest, Runtime, RuntimeOptions, TickInfo};
+mod common;
+
+use common::{median_p99, ms, noop_request, us};
+use heartbeat_host::runtime::{LoadedHandler, Runtime, RuntimeOptions};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
@@ -32,24 +35,6 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 const LANGUAGES: [&str; 4] = ["rust", "c", "js", "python"];
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn median_p99(mut samples: Vec<Duration>) -> (Duration, Duration) {
-    samples.sort();
-    (percentile(&samples, 0.5), percentile(&samples, 0.99))
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,25 +74,6 @@ fn components(dir: &Path) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn request() -> RunRequest {
-    let loaded = heartbeat_host::config::parse(
-        r#"{"checks": {"noop": {"cadenceMs": 0, "handler": "noop"}}}"#,
-        "bench.json",
-    )
-    .expect("bench config");
-    RunRequest::for_check(
-        "bench",
-        TickInfo {
-            id: "bench".into(),
-            time_ms: 1_777_593_600_000,
-            envelope: "{}".into(),
-        },
-        &loaded.config.checks[0],
-        0,
-        Path::new("."),
-    )
-}
-
 /// Fresh-instance runs through the host's `Runtime::run`.
 fn fresh_runs(
     rt: &tokio::runtime::Runtime,
@@ -115,7 +81,7 @@ fn fresh_runs(
     handler: &LoadedHandler,
     runs: usize,
 ) -> Vec<Duration> {
-    let request = request();
+    let request = noop_request("noop");
     rt.block_on(async {
         for _ in 0..runs.min(200) {
             let report = runtime.run(handler, &request).await;
@@ -143,7 +109,7 @@ fn reused_calls(
     handler: &LoadedHandler,
     runs: usize,
 ) -> Vec<Duration> {
-    let request = request();
+    let request = noop_request("noop");
     rt.block_on(async {
         let mut instance = runtime
             .reused_instance(handler, &request)

@@ -12,50 +12,24 @@
 //! short run).
 
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use heartbeat_host::registry::{self, Registry};
-use heartbeat_host::runtime::{RunRequest, Runtime, RuntimeOptions, TickInfo};
+use heartbeat_host::runtime::{Runtime, RuntimeOptions};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+mod common;
+
+use common::{median_p99, noop_request, us};
 
 struct Stats {
     median: Duration,
     p99: Duration,
 }
 
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort();
-    Stats {
-        median: percentile(&samples, 0.5),
-        p99: percentile(&samples, 0.99),
-    }
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn request() -> RunRequest {
-    let loaded =
-        heartbeat_host::config::parse(r#"{"checks": {"noop": {"cadenceMs": 0}}}"#, "bench.json")
-            .expect("bench config");
-    RunRequest::for_check(
-        "bench",
-        TickInfo {
-            id: "bench".into(),
-            time_ms: 1_777_593_600_000,
-            envelope: "{}".into(),
-        },
-        &loaded.config.checks[0],
-        0,
-        Path::new("."),
-    )
+fn stats(samples: Vec<Duration>) -> Stats {
+    let (median, p99) = median_p99(samples);
+    Stats { median, p99 }
 }
 
 /// Per-run time of `default`, fresh instance each run.
@@ -68,7 +42,7 @@ fn fresh_runs(rt: &tokio::runtime::Runtime, pooling: bool, n: usize) -> Stats {
     let handler = registry::load_builtin(&runtime, "default")
         .expect("built-in")
         .expect("loads");
-    let request = request();
+    let request = noop_request("default");
     rt.block_on(async {
         for _ in 0..n / 10 {
             black_box(runtime.run(&handler, &request).await);
@@ -90,7 +64,7 @@ fn reused_calls(rt: &tokio::runtime::Runtime, n: usize) -> Stats {
     let handler = registry::load_builtin(&runtime, "default")
         .expect("built-in")
         .expect("loads");
-    let request = request();
+    let request = noop_request("default");
     rt.block_on(async {
         let mut instance = runtime
             .reused_instance(&handler, &request)
@@ -244,7 +218,7 @@ fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
     time("WASI context (empty)", &mut || {
         black_box(wasmtime_wasi::WasiCtxBuilder::new().build());
     });
-    let request = request();
+    let request = noop_request("default");
     time("request clone", &mut || {
         black_box(request.clone());
     });
