@@ -292,6 +292,23 @@ impl Cleanup {
     }
 }
 
+/// A test's own agent and exchange, a client with the exchange declared,
+/// and a queue observing the routing key `key(agent)`: (agent, exchange,
+/// client, observer queue, cleanup that removes all of them on drop).
+fn observed_agent(
+    prefix: &str,
+    key: impl FnOnce(&str) -> String,
+) -> (String, String, Client, String, Cleanup) {
+    let agent = unique(prefix);
+    let exchange = unique("ex");
+    let client = Client::connect();
+    client.exchange(&exchange);
+    let observer = client.observer(&exchange, &key(&agent));
+    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
+    cleanup.queues.push(observer.clone());
+    (agent, exchange, client, observer, cleanup)
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         // Never panics: this may run while a failed test unwinds.
@@ -532,13 +549,8 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
 #[test]
 fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
     let _broker = shared_broker();
-    let agent = unique("tick");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("tick", |agent| format!("agent.{agent}.check.completed"));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(
@@ -660,13 +672,8 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
 #[test]
 fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on() {
     let _broker = shared_broker();
-    let agent = unique("dlq");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("dlq", |agent| format!("agent.{agent}.check.completed"));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
     let mut host = start_host(&config, &exchange, &[]);
@@ -743,13 +750,8 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
 #[test]
 fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
     let _broker = shared_broker();
-    let agent = unique("control");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("control", |agent| format!("agent.{agent}.check.completed"));
     let dir = tempfile::tempdir().expect("tempdir");
     let now = now_ms();
     let config = write_config(
@@ -896,13 +898,8 @@ fn handler_events_go_out_with_their_own_routing_key_after_confirms() {
     use heartbeat_host::state::RunStatus;
 
     let _broker = shared_broker();
-    let agent = unique("emit");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, &format!("agent.{agent}.#"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("emit", |agent| format!("agent.{agent}.#"));
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -1274,13 +1271,8 @@ impl Drop for RestartBrokerOnDrop {
 #[test]
 fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_event_is_lost() {
     let _broker = exclusive_broker();
-    let agent = unique("restart");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, &format!("agent.{agent}.check.completed"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("restart", |agent| format!("agent.{agent}.check.completed"));
     drop(client);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
@@ -1415,13 +1407,8 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
 #[test]
 fn the_host_beats_start_beat_degraded_and_stop_on_the_bus() {
     let _broker = shared_broker();
-    let agent = unique("beats");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, "heartbeat.#");
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("beats", |_| "heartbeat.#".to_string());
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(
@@ -1542,13 +1529,8 @@ impl Drop for BeatitProcess {
 #[test]
 fn beatit_beats_drive_the_sub_process_table_seen_by_sub_health() {
     let _broker = shared_broker();
-    let agent = unique("subs");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let observer = client.observer(&exchange, &format!("agent.{agent}.sub_health"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(observer.clone());
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("subs", |agent| format!("agent.{agent}.sub_health"));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("heartbeat.json");
@@ -1689,13 +1671,9 @@ fn beatit_beats_drive_the_sub_process_table_seen_by_sub_health() {
 #[test]
 fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return() {
     let _broker = shared_broker();
-    let agent = unique("silent");
-    let exchange = unique("ex");
-    let client = Client::connect();
-    client.exchange(&exchange);
-    let beats = client.observer(&exchange, &format!("heartbeat.heartbeat-host.{agent}"));
-    let mut cleanup = Cleanup::agent(&agent, Some(&exchange));
-    cleanup.queues.push(beats.clone());
+    let (agent, exchange, client, beats, _cleanup) = observed_agent("silent", |agent| {
+        format!("heartbeat.heartbeat-host.{agent}")
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
     let mut host = start_host(
