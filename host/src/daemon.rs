@@ -125,7 +125,8 @@ pub async fn run(
     };
 
     let shared = Arc::new(Shared {
-        writer: StateWriter::spawn(options.state_path.clone()),
+        writer: StateWriter::spawn(options.state_path.clone())
+            .context("cannot start the state writer thread")?,
         options,
         config: RwLock::new(Arc::new(config)),
         runtime,
@@ -280,40 +281,31 @@ fn watch_config(shared: &Arc<Shared>) -> Option<crate::config_watch::ConfigWatch
 /// One tick: select, run, record. Resolves once the state is on disk.
 async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
     let config = Arc::clone(&shared.config.read().unwrap_or_else(|p| p.into_inner()));
-    let jobs = select(&shared, &config, &tick);
+    let mut jobs = select(&shared, &config, &tick).into_iter();
+    // The first run goes in this task, any others beside it in tasks of their own.
+    let first = jobs.next();
     let mut runs = tokio::task::JoinSet::new();
     for (check, request) in jobs {
-        let shared = Arc::clone(&shared);
-        runs.spawn(async move {
-            let report = match shared
-                .registry
-                .resolve(&check.handler, shared.options.handlers_dir.as_deref())
-            {
-                Ok(handler) => shared.runtime.run(&handler, &request).await,
-                Err(e) => RunReport::failed_before_start(e.to_string()),
-            };
-            (check, report)
-        });
+        runs.spawn(run_check(Arc::clone(&shared), check, request));
     }
     let mut finished = Vec::new();
     let mut published = Vec::new();
+    let mut ended = |(check, report): (CheckConfig, RunReport)| {
+        // Events go out as soon as the run ends, while the state is saved.
+        if let (None, Some(path)) = (&shared.bus, &shared.options.events_log) {
+            append_events(path, &tick, &check, &report);
+        }
+        if let Some(bus) = &shared.bus {
+            published.push(bus.publish_run(&tick.envelope, &check.name, &check.handler, &report));
+        }
+        finished.push((check, report));
+    };
+    if let Some((check, request)) = first {
+        ended(run_check(Arc::clone(&shared), check, request).await);
+    }
     while let Some(joined) = runs.join_next().await {
         match joined {
-            Ok((check, report)) => {
-                // Events go out as soon as the run ends, while the state is saved.
-                if let (None, Some(path)) = (&shared.bus, &shared.options.events_log) {
-                    append_events(path, &tick, &check, &report);
-                }
-                if let Some(bus) = &shared.bus {
-                    published.push(bus.publish_run(
-                        &tick.envelope,
-                        &check.name,
-                        &check.handler,
-                        &report,
-                    ));
-                }
-                finished.push((check, report));
-            }
+            Ok(run) => ended(run),
             Err(e) => error!(tick = %tick.id, "run task failed: {e}"),
         }
     }
@@ -332,8 +324,24 @@ async fn handle_tick(shared: Arc<Shared>, tick: Tick) {
         }
     }
     if let Some(done) = tick.done {
-        let _ = done.send(());
+        done.handled();
     }
+}
+
+/// Resolves the check's handler and runs it once.
+async fn run_check(
+    shared: Arc<Shared>,
+    check: CheckConfig,
+    request: RunRequest,
+) -> (CheckConfig, RunReport) {
+    let report = match shared
+        .registry
+        .resolve(&check.handler, shared.options.handlers_dir.as_deref())
+    {
+        Ok(handler) => shared.runtime.run(&handler, &request).await,
+        Err(e) => RunReport::failed_before_start(e.to_string()),
+    };
+    (check, report)
 }
 
 /// Applies the bus's control messages (pause, resume, run) to the state,
@@ -586,35 +594,33 @@ fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport) {
     }
 }
 
-/// Writes state snapshots to disk off the tick path, coalescing snapshots
-/// that queue up behind a write into one (group commit): every caller is
-/// answered once a snapshot at least as new as its own is durable.
+/// Writes state snapshots to disk off the tick path, on a thread of its
+/// own, coalescing snapshots that queue up behind a write into one (group
+/// commit): every caller is answered once a snapshot at least as new as its
+/// own is durable. The thread ends once every handle is dropped.
 struct StateWriter {
-    tx: mpsc::UnboundedSender<(State, oneshot::Sender<Result<(), String>>)>,
+    tx: std::sync::mpsc::Sender<(State, oneshot::Sender<Result<(), String>>)>,
 }
 
 impl StateWriter {
-    fn spawn(path: PathBuf) -> StateWriter {
-        let (tx, mut rx) =
-            mpsc::unbounded_channel::<(State, oneshot::Sender<Result<(), String>>)>();
-        tokio::spawn(async move {
-            while let Some((mut latest, first)) = rx.recv().await {
-                let mut waiters = vec![first];
-                while let Ok((newer, waiter)) = rx.try_recv() {
-                    latest = newer;
-                    waiters.push(waiter);
+    fn spawn(path: PathBuf) -> std::io::Result<StateWriter> {
+        let (tx, rx) = std::sync::mpsc::channel::<(State, oneshot::Sender<Result<(), String>>)>();
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                while let Ok((mut latest, first)) = rx.recv() {
+                    let mut waiters = vec![first];
+                    while let Ok((newer, waiter)) = rx.try_recv() {
+                        latest = newer;
+                        waiters.push(waiter);
+                    }
+                    let result = state::save(&path, &latest).map_err(|e| e.to_string());
+                    for waiter in waiters {
+                        let _ = waiter.send(result.clone());
+                    }
                 }
-                let path = path.clone();
-                let result = tokio::task::spawn_blocking(move || state::save(&path, &latest))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
-                for waiter in waiters {
-                    let _ = waiter.send(result.clone());
-                }
-            }
-        });
-        StateWriter { tx }
+            })?;
+        Ok(StateWriter { tx })
     }
 
     fn persist(&self, snapshot: State) -> oneshot::Receiver<Result<(), String>> {

@@ -15,8 +15,43 @@ pub struct Tick {
     pub time_ms: u64,
     /// The envelope as received (`{}` for timer ticks).
     pub envelope: serde_json::Value,
-    /// Told when the tick has been fully handled and its state recorded.
-    pub done: Option<tokio::sync::oneshot::Sender<()>>,
+    /// A bus tick's answer to its source: [`TickDone::handled`] once the
+    /// tick has been fully handled and its state recorded. `None` for
+    /// timer ticks.
+    pub done: Option<TickDone>,
+}
+
+/// Tells a tick's source that the tick was handled, or, when dropped
+/// unanswered (the host stopped first), that it was not: a bus tick then
+/// goes back to its queue.
+pub struct TickDone(Option<Box<dyn FnOnce(bool) + Send + Sync>>);
+
+impl TickDone {
+    /// `answer(true)` once handled, `answer(false)` if dropped before.
+    pub fn new(answer: impl FnOnce(bool) + Send + Sync + 'static) -> TickDone {
+        TickDone(Some(Box::new(answer)))
+    }
+
+    /// The tick was handled and its state recorded.
+    pub fn handled(mut self) {
+        if let Some(answer) = self.0.take() {
+            answer(true);
+        }
+    }
+}
+
+impl Drop for TickDone {
+    fn drop(&mut self) {
+        if let Some(answer) = self.0.take() {
+            answer(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for TickDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TickDone")
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -45,5 +80,32 @@ pub async fn run_timer(interval: Duration, ticks: mpsc::Sender<Tick>) {
         if ticks.send(tick).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn recording() -> (TickDone, Arc<Mutex<Vec<bool>>>) {
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&answers);
+        let done = TickDone::new(move |handled| seen.lock().unwrap().push(handled));
+        (done, answers)
+    }
+
+    #[test]
+    fn a_handled_tick_is_answered_once_as_handled() {
+        let (done, answers) = recording();
+        done.handled();
+        assert_eq!(*answers.lock().unwrap(), [true]);
+    }
+
+    #[test]
+    fn a_tick_dropped_unanswered_is_answered_as_not_handled() {
+        let (done, answers) = recording();
+        drop(done);
+        assert_eq!(*answers.lock().unwrap(), [false]);
     }
 }

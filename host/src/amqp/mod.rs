@@ -13,6 +13,7 @@
 //! ([`Bus::publish_run`]) and stops it in two steps at shutdown
 //! ([`Bus::stop_consuming`], then [`Bus::shutdown`]).
 
+pub mod acks;
 pub mod backoff;
 pub mod cli;
 pub mod connect;

@@ -174,16 +174,23 @@ impl Publisher {
             let usable = self.usable_channel();
             match usable {
                 Some((generation, channel)) if self.outbox.is_empty() => {
-                    while let Some(job) = self.pending.pop_front() {
-                        let started = start_publish(&self.ctx, &channel, &job.records).await;
-                        let failed_now = started.iter().any(Result::is_err);
+                    // Every pending job's events in one go: the frames are
+                    // queued in order and written together.
+                    let jobs: Vec<Job> = self.pending.drain(..).collect();
+                    let records: Vec<&Record> = jobs.iter().flat_map(|j| &j.records).collect();
+                    let mut started = start_publish(&self.ctx, &channel, &records)
+                        .await
+                        .into_iter();
+                    let mut failed_now = false;
+                    for job in jobs {
+                        let mine: Vec<_> = started.by_ref().take(job.records.len()).collect();
+                        failed_now |= mine.iter().any(Result::is_err);
                         self.in_flight.push_back(Box::pin(async move {
-                            (job, await_confirms(started).await, generation)
+                            (job, await_confirms(mine).await, generation)
                         }));
-                        if failed_now {
-                            self.channel_failed(generation, "publish refused by the channel");
-                            break;
-                        }
+                    }
+                    if failed_now {
+                        self.channel_failed(generation, "publish refused by the channel");
                     }
                     return;
                 }
@@ -196,6 +203,7 @@ impl Publisher {
                     // New events queue behind the outbox to keep the order.
                     self.spool_pending();
                     let batch = self.outbox.front(OUTBOX_BATCH);
+                    let batch: Vec<&Record> = batch.iter().collect();
                     let started = start_publish(&self.ctx, &channel, &batch).await;
                     let results = await_confirms(started).await;
                     let confirmed = results.iter().take_while(|r| r.is_ok()).count();
@@ -373,20 +381,21 @@ pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
 }
 
 /// Publishes `records` in order on `channel`; one entry per record: its
-/// pending confirm, or why it was not sent (after a refused publish the
-/// rest are not attempted).
+/// pending confirm, or why it was not sent.
+///
+/// Every publish's frames are queued (in order: each future queues its
+/// frames when first polled, and `join_all` polls them in order) before
+/// any is awaited, so a batch costs one wake of lapin's I/O thread, not
+/// one per event. The frames go out in that order on one socket: once one
+/// fails to go out, those after it fail too, so nothing later overtakes an
+/// event that goes to the outbox.
 async fn start_publish(
     ctx: &Ctx,
     channel: &Channel,
-    records: &[Record],
+    records: &[&Record],
 ) -> Vec<Result<PublisherConfirm, String>> {
-    let mut started = Vec::with_capacity(records.len());
-    for record in records {
-        if started.last().is_some_and(Result::is_err) {
-            started.push(Err("not attempted after an earlier failure".to_string()));
-            continue;
-        }
-        let sent = channel
+    futures_util::future::join_all(records.iter().map(|record| async move {
+        channel
             .basic_publish(
                 &ctx.names.exchange,
                 &record.routing_key,
@@ -395,10 +404,9 @@ async fn start_publish(
                 properties(ctx, record),
             )
             .await
-            .map_err(|e| format!("publish: {e}"));
-        started.push(sent);
-    }
-    started
+            .map_err(|e| format!("publish: {e}"))
+    }))
+    .await
 }
 
 /// Waits for each confirm (at most [`CONFIRM_TIMEOUT`]); one result per record.

@@ -9,18 +9,18 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, Consumer, Event};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::acks::{Acker, Settle};
 use super::envelope::{self, Route};
 use super::publisher::{ChannelSlot, OWN_HEADER};
 use super::{BusStatus, ControlRequest, Ctx, Phase, connect, control, topology};
-use crate::tick::{self, Tick};
+use crate::tick::{self, Tick, TickDone};
 
 /// Where deliveries go.
 pub(crate) struct Links {
@@ -52,6 +52,8 @@ enum End {
 struct Session {
     connection: Connection,
     consume: Channel,
+    /// Answers the consuming channel's deliveries.
+    acker: Acker,
     publish: Channel,
     consumer: Option<Consumer>,
     lost: mpsc::UnboundedReceiver<String>,
@@ -172,7 +174,7 @@ impl Supervisor {
             }
             tokio::select! {
                 delivery = next_delivery(&mut session.consumer) => match delivery {
-                    Some(Ok(delivery)) => self.handle(delivery).await,
+                    Some(Ok(delivery)) => self.handle(delivery, &session.acker).await,
                     Some(Err(e)) => return End::Lost(format!("consumer: {e}")),
                     None => return End::Lost("the broker cancelled the consumer".to_string()),
                 },
@@ -189,32 +191,33 @@ impl Supervisor {
         }
     }
 
-    /// Deals with one delivery. Never blocks on a run: ticks and control
-    /// requests are answered by tasks that ack once the daemon is done.
-    async fn handle(&self, delivery: Delivery) {
+    /// Deals with one delivery. Never blocks on a run: a tick or control
+    /// request is settled through `acker` once the daemon is done with it.
+    async fn handle(&self, delivery: Delivery, acker: &Acker) {
         let ctx = &self.ctx;
+        let tag = delivery.delivery_tag;
         if is_own(&delivery.properties, &ctx.agent) {
             ctx.metrics.own_skipped.fetch_add(1, Ordering::Relaxed);
-            ack(&delivery).await;
+            acker.settle(tag, Settle::Ack);
             return;
         }
         match envelope::route(&ctx.agent, delivery.routing_key.as_str()) {
             Route::Tick => match envelope::parse_envelope(&delivery.data) {
-                Ok(envelope) => self.tick(delivery, envelope).await,
-                Err(reason) => refuse(ctx, &delivery, &reason.to_string()).await,
+                Ok(envelope) => self.tick(tag, envelope, acker).await,
+                Err(reason) => refuse(ctx, &delivery, acker, &reason.to_string()),
             },
             Route::Control(verb) => match control::parse(verb, &delivery.data) {
-                Ok(command) => self.control(delivery, command).await,
-                Err(reason) => refuse(ctx, &delivery, &reason.to_string()).await,
+                Ok(command) => self.control(delivery, command, acker).await,
+                Err(reason) => refuse(ctx, &delivery, acker, &reason.to_string()),
             },
             Route::Beat(process) => {
                 self.beat(&delivery, process);
-                ack(&delivery).await;
+                acker.settle(tag, Settle::Ack);
             }
             Route::Ignore => {
                 ctx.metrics.ignored.fetch_add(1, Ordering::Relaxed);
                 debug!(routing_key = %delivery.routing_key, "not for the host: acknowledged and ignored");
-                ack(&delivery).await;
+                acker.settle(tag, Settle::Ack);
             }
         }
     }
@@ -245,29 +248,32 @@ impl Supervisor {
         }
     }
 
-    async fn tick(&self, delivery: Delivery, envelope: envelope::Envelope) {
+    /// Hands a tick to the daemon; it is acknowledged once handled, or
+    /// requeued if the daemon drops it (stopping) before.
+    async fn tick(&self, tag: u64, envelope: envelope::Envelope, acker: &Acker) {
         self.ctx.metrics.ticks.fetch_add(1, Ordering::Relaxed);
-        let (done, handled) = oneshot::channel();
+        let acker = acker.clone();
         let tick = Tick {
             id: envelope.event_id,
             time_ms: tick::now_ms(),
             envelope: envelope.raw,
-            done: Some(done),
+            done: Some(TickDone::new(move |handled| {
+                acker.settle(
+                    tag,
+                    if handled {
+                        Settle::Ack
+                    } else {
+                        Settle::Requeue
+                    },
+                );
+            })),
         };
-        if self.links.ticks.send(tick).await.is_err() {
-            // The daemon is stopping: the tick goes back to the queue.
-            requeue(&delivery).await;
-            return;
-        }
-        tokio::spawn(async move {
-            match handled.await {
-                Ok(()) => ack(&delivery).await,
-                Err(_) => requeue(&delivery).await,
-            }
-        });
+        // On failure (the daemon is stopping) the tick is dropped, and
+        // with it its TickDone: the tick goes back to the queue.
+        let _ = self.links.ticks.send(tick).await;
     }
 
-    async fn control(&self, delivery: Delivery, command: control::Command) {
+    async fn control(&self, delivery: Delivery, command: control::Command, acker: &Acker) {
         let (reply, answer) = oneshot::channel();
         let verb = command.verb();
         let check = command.check().to_string();
@@ -278,10 +284,11 @@ impl Supervisor {
             .await
             .is_err()
         {
-            requeue(&delivery).await;
+            acker.settle(delivery.delivery_tag, Settle::Requeue);
             return;
         }
         let ctx = Arc::clone(&self.ctx);
+        let acker = acker.clone();
         tokio::spawn(async move {
             match answer.await {
                 Ok(Ok(applied)) => {
@@ -290,10 +297,10 @@ impl Supervisor {
                     if let Some(caveat) = applied.caveat {
                         warn!(control = verb, check = %check, "{caveat}");
                     }
-                    ack(&delivery).await;
+                    acker.settle(delivery.delivery_tag, Settle::Ack);
                 }
-                Ok(Err(refused)) => refuse(&ctx, &delivery, &refused.to_string()).await,
-                Err(_) => requeue(&delivery).await,
+                Ok(Err(refused)) => refuse(&ctx, &delivery, &acker, &refused.to_string()),
+                Err(_) => acker.settle(delivery.delivery_tag, Settle::Requeue),
             }
         });
     }
@@ -363,6 +370,7 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, String> {
     match setup.await {
         Ok((consume, publish, consumer)) => Ok(Session {
             connection,
+            acker: Acker::spawn(consume.clone()),
             consume,
             publish,
             consumer,
@@ -376,8 +384,15 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, String> {
 }
 
 impl Session {
-    /// Closes cleanly (shutdown): channels, then the connection.
+    /// Closes cleanly (shutdown): the acknowledgements still queued (at
+    /// most 5 s), the channels, then the connection.
     async fn close(self) {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.acker.flush())
+            .await
+            .is_err()
+        {
+            warn!("acknowledgements not all sent within 5 s; the broker redelivers those ticks");
+        }
         let _ = self.publish.close(200, "shutting down").await;
         let _ = self.consume.close(200, "shutting down").await;
         match self.connection.close(200, "shutting down").await {
@@ -413,31 +428,9 @@ pub fn is_own(properties: &BasicProperties, agent: &str) -> bool {
         })
 }
 
-async fn ack(delivery: &Delivery) {
-    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-        debug!(
-            delivery_tag = delivery.delivery_tag,
-            "ack not sent ({e}); the broker redelivers the message"
-        );
-    }
-}
-
-async fn requeue(delivery: &Delivery) {
-    let options = BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    };
-    if let Err(e) = delivery.nack(options).await {
-        debug!(
-            delivery_tag = delivery.delivery_tag,
-            "nack not sent ({e}); the broker redelivers the message"
-        );
-    }
-}
-
 /// Rejects without requeue (the inbox dead-letters it to the DLQ) and logs
 /// the reason, once.
-async fn refuse(ctx: &Ctx, delivery: &Delivery, reason: &str) {
+fn refuse(ctx: &Ctx, delivery: &Delivery, acker: &Acker, reason: &str) {
     ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     let event_id = envelope::parse_object(&delivery.data)
         .ok()
@@ -454,7 +447,5 @@ async fn refuse(ctx: &Ctx, delivery: &Delivery, reason: &str) {
         dlq = %ctx.names.dlq,
         "message refused, dead-lettered: {reason}"
     );
-    if let Err(e) = delivery.reject(BasicRejectOptions { requeue: false }).await {
-        debug!("reject not sent ({e}); the broker redelivers the message");
-    }
+    acker.settle(delivery.delivery_tag, Settle::Reject);
 }
