@@ -1130,6 +1130,83 @@ fn tick_subcommand_publishes_ticks_in_the_consumers_envelope() {
 }
 
 #[test]
+fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged() {
+    // Acks are batched with `multiple`: this pins that a later tick's ack
+    // never takes in an earlier tick whose run is still going, and that it
+    // is not held back behind it either.
+    let _broker = shared_broker();
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("slowack", |agent| format!("agent.{agent}.check.completed"));
+    let inbox = format!("agent.{agent}.inbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).expect("handlers dir");
+    std::fs::copy(
+        Path::new(env!("HEARTBEAT_TEST_HANDLERS")).join("test_handler_hostile.wasm"),
+        handlers.join("slow.wasm"),
+    )
+    .expect("copy the hostile handler");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({"slow": {"cadenceMs": 0, "handler": "slow", "timeoutMs": 20000,
+                        "meta": {"mode": "busy", "ms": 6000}}}),
+    );
+    let mut host = start_host(
+        &config,
+        &exchange,
+        &["--handlers", handlers.to_str().expect("utf-8")],
+    );
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("slow-tick-1"),
+    );
+    host.wait_for("the slow run to start", WAIT, |l| {
+        !matching(l, &["tick=slow-tick-1", "selected"]).is_empty()
+    });
+    for n in 2..=4 {
+        client.publish_json(
+            &exchange,
+            "system.heartbeat.tick",
+            &readme_tick(&format!("slow-tick-{n}")),
+        );
+    }
+    host.wait_for("the later ticks", WAIT, |l| {
+        !matching(l, &["no check due", "tick=slow-tick-4"]).is_empty()
+    });
+    // Ticks 2-4 found the check running: acknowledged at once, while tick 1
+    // stays unacknowledged until its run and its state are done.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = ctl(&[
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ]);
+        if out.lines().any(|l| l == format!("{inbox}\t0\t1")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected tick 1 alone unacknowledged: {}",
+            out.lines()
+                .filter(|l| l.starts_with(&inbox))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        client.drain(&observer).is_empty(),
+        "the slow run cannot have finished yet"
+    );
+    client.wait_count(&observer, 1, Duration::from_secs(20));
+    wait_idle(&inbox);
+}
+
+#[test]
 fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     let _broker = shared_broker();
     let agent = unique("drain");

@@ -25,6 +25,8 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
+mod common;
+
 struct Args {
     url: String,
     exchange: String,
@@ -142,18 +144,7 @@ fn main() {
     let result = rt.block_on(measure(&args));
     let after_rss = rss_kib(pid, "VmRSS:");
     let peak_rss = rss_kib(pid, "VmHWM:");
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = host.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = host.kill();
-    let _ = host.wait();
+    common::terminate(&mut host);
     let _ = rt.block_on(cleanup(&args));
     let mut latencies = match result {
         Ok(l) => l,

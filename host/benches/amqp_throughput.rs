@@ -28,7 +28,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use heartbeat_host::amqp::{connect, topology};
@@ -38,6 +38,8 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
+
+mod common;
 
 struct Args {
     url: String,
@@ -273,7 +275,7 @@ impl<'a> Bench<'a> {
                 let cpu_before = cpu_seconds(host.id());
                 let timed = sampler.finish().await;
                 let cpu = cpu_seconds(host.id()) - cpu_before;
-                stop(&mut host);
+                common::terminate(&mut host);
                 Drain {
                     ticks_per_s: timed?,
                     host_cpu_us_per_tick: Some(cpu * 1e6 / self.args.n as f64),
@@ -385,22 +387,6 @@ impl<'a> Bench<'a> {
 
 fn lapin_err(e: lapin::Error) -> String {
     e.to_string()
-}
-
-/// SIGTERM, then up to 30 s for a clean stop, then SIGKILL.
-fn stop(host: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &host.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = host.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = host.kill();
-    let _ = host.wait();
 }
 
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat`).

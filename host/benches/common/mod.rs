@@ -1,4 +1,5 @@
-//! Helpers shared by the bench harnesses that time handler runs.
+//! Helpers shared by the bench harnesses: timing figures, the no-op run
+//! request, stopping a host process.
 
 #![allow(dead_code)]
 
@@ -27,6 +28,23 @@ pub fn us(d: Duration) -> f64 {
 /// Milliseconds.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// Stops a host process as an operator would: SIGTERM, up to 30 s for a
+/// clean stop, then SIGKILL.
+pub fn terminate(host: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &host.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = host.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = host.kill();
+    let _ = host.wait();
 }
 
 /// The request of a no-op check (`cadenceMs` 0) running `handler`, as the
