@@ -398,6 +398,12 @@ fn header<'a>(properties: &'a BasicProperties, key: &str) -> Option<&'a AMQPValu
 
 /// Waits until `queue` has nothing ready and nothing unacknowledged.
 fn wait_idle(queue: &str) {
+    wait_queue_counts(queue, 0, 0);
+}
+
+/// Waits until `queue` holds exactly `ready` ready and `unacked`
+/// unacknowledged messages.
+fn wait_queue_counts(queue: &str, ready: u32, unacked: u32) {
     let deadline = Instant::now() + WAIT;
     loop {
         let out = ctl(&[
@@ -406,10 +412,18 @@ fn wait_idle(queue: &str) {
             "messages_ready",
             "messages_unacknowledged",
         ]);
-        if out.lines().any(|l| l == format!("{queue}\t0\t0")) {
+        if out
+            .lines()
+            .any(|l| l == format!("{queue}\t{ready}\t{unacked}"))
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "{queue} not idle: {out}");
+        let now: Vec<&str> = out.lines().filter(|l| l.starts_with(queue)).collect();
+        assert!(
+            Instant::now() < deadline,
+            "{queue}: expected {ready} ready, {unacked} unacknowledged; now {}",
+            now.join("; ")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -1177,27 +1191,7 @@ fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged(
     });
     // Ticks 2-4 found the check running: acknowledged at once, while tick 1
     // stays unacknowledged until its run and its state are done.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let out = ctl(&[
-            "list_queues",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ]);
-        if out.lines().any(|l| l == format!("{inbox}\t0\t1")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected tick 1 alone unacknowledged: {}",
-            out.lines()
-                .filter(|l| l.starts_with(&inbox))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_queue_counts(&inbox, 0, 1);
     assert!(
         client.drain(&observer).is_empty(),
         "the slow run cannot have finished yet"
