@@ -4,7 +4,7 @@
 //! `multiple` set.
 //!
 //! [`AckBook`] is the pure part: given the settlements that came in since
-//! the last round, it says which frames to send. [`Acker`] is the task that
+//! the last round, it says which frames to send. `Acker` is the task that
 //! feeds it and sends the frames on the channel directly (not through
 //! each delivery's own acker, which costs a round trip through lapin's
 //! internal RPC task per message).

@@ -2,10 +2,12 @@
 //! messages come in on `agent.{name}.inbox`, result events and the events
 //! handlers emit go out on the topic exchange.
 //!
-//! - [`envelope`], [`control`], [`outbox`]'s format and [`backoff`] are pure.
+//! - [`envelope`], [`control`], [`outbox`]'s format, [`backoff`] and
+//!   [`acks`]' book of delivery tags are pure.
 //! - [`topology`] declares what the consumer declared, [`connect`] reaches
-//!   the broker, `session` consumes and reconnects, `publisher` sends with
-//!   confirms and falls back to the on-disk outbox.
+//!   the broker, `session` consumes and reconnects, [`acks`] answers each
+//!   delivery (batching acks), `publisher` sends with confirms and falls
+//!   back to the on-disk outbox.
 //!
 //! The daemon starts a [`Bus`] with its tick and control channels, asks it
 //! whether bus ticks are flowing ([`Bus::is_connected`]; while not, its own
