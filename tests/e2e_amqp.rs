@@ -428,6 +428,21 @@ fn wait_queue_counts(queue: &str, ready: u32, unacked: u32) {
     }
 }
 
+/// Waits until a beat whose body is `body` arrives on the observer queue
+/// `beats`, calling `between` before each look (every 200 ms).
+fn wait_for_beat(client: &Client, beats: &str, body: &str, mut between: impl FnMut(&Client)) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        between(client);
+        let bodies: Vec<Value> = client.drain(beats).into_iter().map(|(_, _, b)| b).collect();
+        if bodies.contains(&Value::String(body.into())) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {body} beat: {bodies:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn runs_finished(lines: &[String]) -> usize {
     matching(lines, &["run finished"]).len()
 }
@@ -1771,19 +1786,7 @@ fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return
         .is_empty()
     );
     // The host's beats say degraded.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let bodies: Vec<Value> = client
-            .drain(&beats)
-            .into_iter()
-            .map(|(_, _, b)| b)
-            .collect();
-        if bodies.contains(&Value::String("degraded/1".into())) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no degraded beat: {bodies:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_beat(&client, &beats, "degraded/1", |_| {});
 
     // Bus ticks again, every 200 ms: the timer falls silent.
     let mut i = 0;
@@ -1807,20 +1810,7 @@ fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return
     }
     // Healthy again: beats, not degraded.
     client.drain(&beats);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        tick(&client);
-        let bodies: Vec<Value> = client
-            .drain(&beats)
-            .into_iter()
-            .map(|(_, _, b)| b)
-            .collect();
-        if bodies.contains(&Value::String("beat/1".into())) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no healthy beat: {bodies:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_beat(&client, &beats, "beat/1", tick);
     let lines = host.lines();
     let timer_after_back: Vec<&String> = lines[back_at..]
         .iter()

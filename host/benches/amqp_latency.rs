@@ -18,12 +18,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use heartbeat_host::amqp::connect;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Connection, ExchangeKind};
 
 mod common;
 
@@ -183,22 +184,17 @@ fn main() {
     );
 }
 
-async fn connect(url: &str) -> Result<Connection, lapin::Error> {
-    let properties = ConnectionProperties::default()
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio::current());
-    // lapin reads an empty vhost path as ""; the broker's default is "/".
-    let url = if url.ends_with('/') {
-        format!("{url}%2f")
-    } else {
-        url.to_string()
-    };
-    Connection::connect(&url, properties).await
+/// The host's own way in (URL parsing, vhost, frame size).
+async fn connect(url: &str) -> Result<Connection, String> {
+    let uri = connect::parse_url(url).map_err(|e| e.to_string())?;
+    connect::connect(&uri, "amqp_latency bench")
+        .await
+        .map_err(|e| format!("connect: {e}"))
 }
 
 async fn measure(args: &Args) -> Result<Vec<Duration>, String> {
     let err = |e: lapin::Error| e.to_string();
-    let connection = connect(&args.url).await.map_err(err)?;
+    let connection = connect(&args.url).await?;
     let channel = connection.create_channel().await.map_err(err)?;
     channel
         .exchange_declare(
@@ -295,19 +291,22 @@ async fn measure(args: &Args) -> Result<Vec<Duration>, String> {
     Ok(latencies)
 }
 
-async fn cleanup(args: &Args) -> Result<(), lapin::Error> {
+async fn cleanup(args: &Args) -> Result<(), String> {
+    let err = |e: lapin::Error| e.to_string();
     let connection = connect(&args.url).await?;
-    let channel = connection.create_channel().await?;
+    let channel = connection.create_channel().await.map_err(err)?;
     for queue in [
         format!("agent.{}.inbox", args.agent),
         format!("agent.{}.dlq", args.agent),
     ] {
         channel
             .queue_delete(&queue, QueueDeleteOptions::default())
-            .await?;
+            .await
+            .map_err(err)?;
     }
     channel
         .exchange_delete(&args.exchange, ExchangeDeleteOptions::default())
-        .await?;
-    connection.close(200, "done").await
+        .await
+        .map_err(err)?;
+    connection.close(200, "done").await.map_err(err)
 }

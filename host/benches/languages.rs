@@ -29,9 +29,7 @@ mod common;
 use common::{median_p99, ms, noop_request, us};
 use heartbeat_host::runtime::{LoadedHandler, Runtime, RuntimeOptions};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 const LANGUAGES: [&str; 4] = ["rust", "c", "js", "python"];
@@ -275,21 +273,15 @@ fn engine_config(variant: Variant) -> Config {
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     if variant.pooling {
-        let mut pool = PoolingAllocationConfig::new();
+        // The runtime's shape, with 16 slots rather than one per possible
+        // concurrent run (a bench runs one at a time), and the variant's
+        // per-instance settings.
+        let mut pool = heartbeat_host::runtime::pooling_config();
         pool.total_component_instances(16)
             .total_core_instances(16 * 16)
             .total_memories(16 * 4)
             .total_tables(16 * 8)
             .total_stacks(16)
-            .max_core_instances_per_component(64)
-            .max_memories_per_component(8)
-            .max_tables_per_component(32)
-            .max_memories_per_module(1)
-            .max_tables_per_module(4)
-            .table_elements(100_000)
-            .max_core_instance_size(1 << 20)
-            .max_component_instance_size(1 << 20)
-            .max_memory_size(4 << 30)
             .linear_memory_keep_resident(variant.keep_resident)
             .table_keep_resident(variant.table_keep_resident)
             .pagemap_scan(variant.pagemap_scan);

@@ -305,7 +305,8 @@ pub struct Runtime {
 /// instances, sized for Python and JavaScript components too, with memory
 /// kept resident between runs so that a fresh instance reuses warm pages
 /// (copy-on-write images, `pagemap_scan` where the kernel has it).
-fn pooling_config() -> PoolingAllocationConfig {
+/// Public for the benches that vary it (`benches/languages.rs`).
+pub fn pooling_config() -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(MAX_CONCURRENT_RUNS)
         .total_core_instances(MAX_CONCURRENT_RUNS * 16)
