@@ -1,33 +1,67 @@
 //! heartbeat-host: keeps an agent's periodic checks running.
 //!
-//! On every heartbeat tick the host reads the agent's `heartbeat.json`
-//! ([`config`]), picks the most overdue check ([`schedule`]), runs its
-//! handler, a WebAssembly component, in a sandbox ([`runtime`]) and records
-//! the outcome in its state file ([`state`]). [`daemon`] wires these
-//! together; the `heartbeat-host` binary is a thin command line over it.
+//! On every tick the host reads the agent's `heartbeat.json`, picks the
+//! most overdue check, runs its handler, a WebAssembly component, in a
+//! sandbox and records the outcome. What it decides is pure and lives in
+//! [`heartbeat_core`] (re-exported as [`core`]); this crate does the I/O,
+//! one room per step of the data's path (see `docs/architecture.md`):
+//!
+//! - `source`: where ticks come from ([`Tick`], [`TickDone`], the timer; the
+//!   bus in `amqp`) and the [`Clock`];
+//! - `daemon`: the wiring, and the [`Pipeline`] that takes a tick through
+//!   select → run → record → publish;
+//! - `runtime`: the sandbox ([`Runtime`]) and the handlers in service ([`Registry`]);
+//! - `publish`: where finished runs go ([`Sink`]: the bus or the events log);
+//! - `store`: the state file ([`Store`]), the liveness file, atomic writes;
+//! - `watch`: hot reload of `heartbeat.json` and the handler directory;
+//! - `amqp`: RabbitMQ, wire-compatible with heartbeat-consumer;
+//! - [`cli`]: the command line; the `heartbeat-host` binary only calls
+//!   [`cli::main`].
+//!
+//! The modules are private; what other crates (the benches, the tests,
+//! an embedding program) may use is re-exported below.
 
 #![warn(missing_docs)]
 
-pub mod amqp;
-pub mod beats;
-pub mod config;
-pub mod config_watch;
-pub mod daemon;
-pub mod explain;
-pub mod grants;
-pub mod handler_watch;
-pub mod health;
-pub mod invoke;
-pub mod liveness;
-pub mod preflight;
-pub mod processes;
-pub mod registry;
-pub mod runtime;
-pub mod scaffold;
-pub mod schedule;
-#[cfg(test)]
-mod schedule_props;
-pub mod state;
-pub mod status;
-pub mod tick;
-pub mod tick_monitor;
+pub(crate) mod amqp;
+pub mod cli;
+pub(crate) mod daemon;
+pub(crate) mod publish;
+pub(crate) mod runtime;
+pub(crate) mod source;
+pub(crate) mod store;
+pub(crate) mod watch;
+
+pub use heartbeat_core as core;
+
+pub use daemon::pipeline::{Parts, run_request};
+pub use daemon::{HostOptions, Pipeline, run};
+pub use publish::{Discard, FinishedRun, Receipt, Sink};
+pub use runtime::registry::{Registry, builtin_bytes, builtin_names};
+pub use runtime::{
+    CompileCache, DirGrant, EmitPolicy, EmittedEvent, LoadError, LoadedHandler, LogRecord,
+    RunReport, RunRequest, Runtime, RuntimeError, RuntimeOptions,
+};
+pub use source::{Clock, SystemClock, Tick, TickDone};
+pub use store::load_config;
+pub use store::state::{Saved, Store};
+
+/// RabbitMQ pieces the benches and tests drive directly.
+pub mod bus {
+    pub use crate::amqp::connect::connect;
+    pub use crate::amqp::topology::Names;
+    pub use crate::amqp::{Bus, BusOptions, ControlRequest, DEFAULT_PREFETCH, OWN_HEADER};
+}
+
+/// Hot reload, for the benches that time it.
+pub mod reload {
+    pub use crate::watch::config::{ConfigWatcher, WatchOptions};
+    pub use crate::watch::handlers::start as watch_handler_dir;
+}
+
+/// What only the benchmark harnesses need: the pooling allocator's shape
+/// and a reused instance, to measure what a fresh instance per run costs.
+#[cfg(feature = "bench")]
+pub mod bench {
+    pub use crate::runtime::{ReusedInstance, pooling_config};
+}

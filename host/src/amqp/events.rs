@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::envelope::{self, Source};
+use heartbeat_core::envelope::{self, Source};
 use super::outbox::Record;
 use crate::runtime::RunReport;
 
@@ -64,7 +64,7 @@ pub fn run_records(
 mod tests {
     use super::*;
     use crate::runtime::EmittedEvent;
-    use crate::state::RunStatus;
+    use heartbeat_core::model::RunStatus;
     use serde_json::json;
 
     fn report(events: Vec<EmittedEvent>) -> RunReport {

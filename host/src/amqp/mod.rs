@@ -17,10 +17,7 @@
 
 pub mod acks;
 pub mod backoff;
-pub mod cli;
 pub mod connect;
-pub mod control;
-pub mod envelope;
 pub mod events;
 pub mod outbox;
 mod publisher;
@@ -36,11 +33,18 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use heartbeat_core::{control, envelope};
+use heartbeat_core::health::Health;
+use heartbeat_core::tick_monitor::{TickMonitor, Transition};
+
+use crate::publish::Receipt;
 use crate::runtime::RunReport;
-use crate::tick::Tick;
+use crate::source::timer::Admit;
+use crate::source::Tick;
 
 pub use publisher::{APP_ID, OWN_HEADER};
-pub use session::is_own;
+#[cfg(test)]
+use session::is_own;
 
 /// The default exchange (`EXCHANGE_NAME`), as in heartbeat-consumer.
 pub const DEFAULT_EXCHANGE: &str = "bloodbank.events.v1";
@@ -170,7 +174,7 @@ pub(crate) struct Ctx {
     source: envelope::Source,
     metrics: Arc<Metrics>,
     /// Where watched processes' beats are recorded.
-    tracker: Arc<std::sync::Mutex<crate::processes::Tracker>>,
+    tracker: Arc<std::sync::Mutex<heartbeat_core::processes::Tracker>>,
     /// The routing key of the host's own beats (never tracked).
     own_beats: Option<String>,
 }
@@ -181,7 +185,7 @@ pub struct Watching {
     /// Extra binding patterns (the config's `watch`).
     pub patterns: Vec<String>,
     /// The table the beats go into.
-    pub tracker: Arc<std::sync::Mutex<crate::processes::Tracker>>,
+    pub tracker: Arc<std::sync::Mutex<heartbeat_core::processes::Tracker>>,
     /// The routing key of the host's own beats, skipped.
     pub own_beats: Option<String>,
 }
@@ -195,17 +199,6 @@ pub struct Bus {
     /// The publishing channel while connected (beats go out on it directly).
     channel: watch::Receiver<publisher::ChannelSlot>,
     tasks: std::sync::Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
-}
-
-/// Resolves once a run's events are confirmed by the broker or in the outbox.
-#[derive(Debug)]
-pub struct Published(oneshot::Receiver<()>);
-
-impl Published {
-    /// Waits; false when the publisher stopped first (the events were lost).
-    pub async fn wait(self) -> bool {
-        self.0.await.is_ok()
-    }
 }
 
 impl Bus {
@@ -315,7 +308,7 @@ impl Bus {
         check: &str,
         handler: &str,
         report: &RunReport,
-    ) -> Published {
+    ) -> Receipt {
         let records = events::run_records(
             events::RunOutcome {
                 agent: &self.ctx.agent,
@@ -328,7 +321,7 @@ impl Bus {
             jiff::Timestamp::now(),
             || uuid::Uuid::new_v4().to_string(),
         );
-        Published(self.publisher.submit(records))
+        Receipt::pending(self.publisher.submit(records))
     }
 
     /// Publishes one beat (a raw beatit body such as `beat/10`) on
@@ -396,7 +389,7 @@ impl Bus {
             warn!("broker connection did not close in time");
         }
         let m = &self.ctx.metrics;
-        info!(
+        info!(event = "bus_stopped", 
             ticks = m.ticks.load(Ordering::Relaxed),
             controls = m.controls.load(Ordering::Relaxed),
             rejected = m.rejected.load(Ordering::Relaxed),
@@ -413,58 +406,49 @@ impl Bus {
     }
 }
 
-/// The host's own timer in broker mode: a tick at once, then one every
-/// `interval`, but only while the bus is disconnected (degraded mode) or
-/// its tick source is silent (no bus tick within 2 × `interval` while
-/// connected, see [`crate::tick_monitor`]; the daemon reports bus ticks to
-/// `monitor`); otherwise bus ticks rule and timer ticks are not sent.
-/// Silence sets `health`'s tick-source signal, logged both ways. Ends when
-/// the receiver is dropped.
-pub async fn run_fallback_timer(
-    interval: Duration,
-    ticks: mpsc::Sender<Tick>,
-    status: watch::Receiver<BusStatus>,
-    monitor: Arc<std::sync::Mutex<crate::tick_monitor::TickMonitor>>,
-    health: Arc<crate::health::Health>,
-) {
-    let mut timer = tokio::time::interval(interval);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut n: u64 = 0;
-    loop {
-        timer.tick().await;
-        let bus = *status.borrow();
+/// The host's own timer in broker mode ([`crate::source::timer`] with
+/// this gate): its beats become ticks only while the bus is disconnected
+/// (degraded mode) or its tick source is silent (no bus tick within 2 ×
+/// the interval while connected, see [`TickMonitor`]; the daemon reports
+/// bus ticks to `monitor`); otherwise bus ticks rule. Silence sets
+/// `health`'s tick-source signal, logged both ways.
+pub struct FallbackGate {
+    /// The bus's connection status.
+    pub status: watch::Receiver<BusStatus>,
+    /// The gaps between bus ticks.
+    pub monitor: Arc<std::sync::Mutex<TickMonitor>>,
+    /// Told when the tick source falls silent.
+    pub health: Arc<Health>,
+    /// The timer's period (the monitor allows twice that).
+    pub interval: Duration,
+}
+
+impl crate::source::timer::Gate for FallbackGate {
+    fn admit(&mut self, now_ms: u64) -> Admit {
+        let bus = *self.status.borrow();
         let (transition, silent) = {
-            let mut monitor = monitor.lock().unwrap_or_else(|p| p.into_inner());
-            let transition = monitor.poll(bus == BusStatus::Connected, crate::tick::now_ms());
+            let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+            let transition = monitor.poll(bus == BusStatus::Connected, now_ms);
             (transition, monitor.is_silent())
         };
-        if transition == Some(crate::tick_monitor::Transition::Silent) {
-            health.set_tick_source_silent(true);
+        if transition == Some(Transition::Silent) {
+            self.health.set_tick_source_silent(true);
             warn!(
-                allowance = %humantime::format_duration(interval * 2),
+                event = "tick_source_silent",
+                allowance = %humantime::format_duration(self.interval * 2),
                 "tick source silent: no bus tick within 2 × the tick interval; degraded, the host's own timer takes over"
             );
         }
-        let why = match bus {
-            BusStatus::Disconnected => {
-                "degraded: broker unreachable, tick from the host's own timer"
-            }
-            BusStatus::Connected if silent => {
-                "degraded: tick source silent, tick from the host's own timer"
-            }
-            _ => continue,
-        };
-        n += 1;
-        let id = format!("timer-{n}");
-        info!(tick = %id, "{why}");
-        let tick = Tick {
-            id,
-            time_ms: crate::tick::now_ms(),
-            envelope: serde_json::json!({}),
-            done: None,
-        };
-        if ticks.send(tick).await.is_err() {
-            return;
+        match bus {
+            BusStatus::Disconnected => Admit::Fallback {
+                cause: "broker_unreachable",
+                why: "degraded: broker unreachable, tick from the host's own timer",
+            },
+            BusStatus::Connected if silent => Admit::Fallback {
+                cause: "tick_source_silent",
+                why: "degraded: tick source silent, tick from the host's own timer",
+            },
+            _ => Admit::Skip,
         }
     }
 }
@@ -472,20 +456,12 @@ pub async fn run_fallback_timer(
 /// Who the host says it is in the envelopes it sends.
 pub(crate) fn source(kind: &str) -> envelope::Source {
     envelope::Source {
-        host: hostname(),
+        host: crate::store::hostname(),
         kind: kind.to_string(),
         app: APP_ID.to_string(),
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
 
 #[cfg(test)]
 mod tests {

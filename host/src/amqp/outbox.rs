@@ -275,7 +275,7 @@ impl Outbox {
         for record in &self.records {
             text.push_str(&encode_record(record));
         }
-        crate::state::write_atomically(&self.path, text.as_bytes()).map_err(io)
+        crate::store::write_atomically(&self.path, text.as_bytes()).map_err(io)
     }
 }
 

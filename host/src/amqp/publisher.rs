@@ -219,7 +219,7 @@ impl Publisher {
                         return;
                     }
                     if self.outbox.is_empty() {
-                        info!(
+                        info!(event = "outbox_drained", 
                             outbox = %self.outbox.path().display(),
                             "outbox drained: every waiting event published, in order"
                         );
@@ -322,7 +322,7 @@ impl Publisher {
                         .metrics
                         .outbox_dropped
                         .store(self.outbox.dropped_total(), Ordering::Relaxed);
-                    warn!(
+                    warn!(event = "outbox_full", 
                         dropped,
                         outbox_dropped_total = self.outbox.dropped_total(),
                         max = self.outbox.max(),
@@ -354,7 +354,7 @@ fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
         OWN_HEADER.into(),
         AMQPValue::LongString(LongString::from(ctx.agent.as_str())),
     );
-    let now_s = crate::tick::now_ms() / 1000;
+    let now_s = crate::source::now_ms() / 1000;
     BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
@@ -376,7 +376,7 @@ pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
     BasicProperties::default()
         .with_content_type("text/plain".into())
         .with_app_id(APP_ID.into())
-        .with_timestamp(crate::tick::now_ms() / 1000)
+        .with_timestamp(crate::source::now_ms() / 1000)
         .with_headers(headers)
 }
 

@@ -17,10 +17,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::acks::{Acker, Settle};
-use super::envelope::{self, Route};
+use heartbeat_core::envelope::{self, Route};
 use super::publisher::{ChannelSlot, OWN_HEADER};
-use super::{BusStatus, ControlRequest, Ctx, Phase, connect, control, topology};
-use crate::tick::{self, Tick, TickDone};
+use heartbeat_core::control;
+
+use super::{BusStatus, ControlRequest, Ctx, Phase, connect, topology};
+use crate::source::{Tick, TickDone};
 
 /// Where deliveries go.
 pub(crate) struct Links {
@@ -77,13 +79,13 @@ impl Supervisor {
                     attempt = 0;
                     if was_lost {
                         self.ctx.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
-                        info!(
+                        info!(event = "broker_back", 
                             broker = %self.ctx.url_shown,
                             queue = %self.ctx.names.inbox,
                             "broker is back: bus ticks take over from the host's own timer"
                         );
                     } else {
-                        info!(
+                        info!(event = "connected", 
                             broker = %self.ctx.url_shown,
                             exchange = %self.ctx.names.exchange,
                             queue = %self.ctx.names.inbox,
@@ -106,7 +108,7 @@ impl Supervisor {
                         End::Lost(reason) => {
                             was_lost = true;
                             let _ = self.status.send(BusStatus::Disconnected);
-                            warn!(
+                            warn!(event = "broker_lost", 
                                 "lost the broker ({reason}); degraded: checks run on the host's own timer until it is back"
                             );
                             session.abandon().await;
@@ -117,7 +119,7 @@ impl Supervisor {
                     let _ = self.status.send(BusStatus::Disconnected);
                     was_lost = true;
                     let delay = self.ctx.backoff.delay(attempt, fastrand::f64());
-                    warn!(
+                    warn!(event = "broker_unreachable", 
                         broker = %self.ctx.url_shown,
                         retry_in = %format!("{}ms", delay.as_millis()),
                         "cannot use the broker: {reason}; degraded: checks run on the host's own timer"
@@ -170,7 +172,7 @@ impl Supervisor {
                 {
                     debug!("cancelling the consumer: {e}");
                 }
-                info!(queue = %self.ctx.names.inbox, "stopped consuming");
+                info!(event = "stopped_consuming", queue = %self.ctx.names.inbox, "stopped consuming");
             }
             tokio::select! {
                 delivery = next_delivery(&mut session.consumer) => match delivery {
@@ -235,7 +237,7 @@ impl Supervisor {
             .tracker
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .observe(process, &delivery.data, tick::now_ms());
+            .observe(process, &delivery.data, crate::source::now_ms());
         match observed {
             Ok(beat) => {
                 ctx.metrics.beats.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +257,7 @@ impl Supervisor {
         let acker = acker.clone();
         let tick = Tick {
             id: envelope.event_id,
-            time_ms: tick::now_ms(),
+            time_ms: crate::source::now_ms(),
             envelope: envelope.raw,
             done: Some(TickDone::new(move |handled| {
                 acker.settle(
@@ -293,7 +295,7 @@ impl Supervisor {
             match answer.await {
                 Ok(Ok(applied)) => {
                     ctx.metrics.controls.fetch_add(1, Ordering::Relaxed);
-                    info!(control = verb, check = %check, "control applied: {}", applied.summary);
+                    info!(event = "control_applied", control = verb, check = %check, "control applied: {}", applied.summary);
                     if let Some(caveat) = applied.caveat {
                         warn!(control = verb, check = %check, "{caveat}");
                     }
@@ -396,7 +398,7 @@ impl Session {
         let _ = self.publish.close(200, "shutting down").await;
         let _ = self.consume.close(200, "shutting down").await;
         match self.connection.close(200, "shutting down").await {
-            Ok(()) => info!("closed the broker connection"),
+            Ok(()) => info!(event = "connection_closed", "closed the broker connection"),
             Err(e) => debug!("closing the connection: {e}"),
         }
     }
@@ -440,7 +442,7 @@ fn refuse(ctx: &Ctx, delivery: &Delivery, acker: &Acker, reason: &str) {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    warn!(
+    warn!(event = "message_refused", 
         routing_key = %delivery.routing_key,
         event_id = %event_id,
         redelivered = delivery.redelivered,

@@ -103,7 +103,7 @@ impl CompileCache {
             .serialize()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         std::fs::create_dir_all(&self.dir)?;
-        crate::state::write_atomically(entry, &serialized)?;
+        crate::store::write_atomically(entry, &serialized)?;
         Ok(())
     }
 }

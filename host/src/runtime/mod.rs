@@ -3,10 +3,11 @@
 //! capability that the check was not granted.
 
 mod cache;
+pub mod registry;
 mod sandbox;
 mod stderr;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,10 +20,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 pub use cache::CompileCache;
 use sandbox::RunState;
-pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord, topic_matches};
+pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord};
 
-use crate::config::{CheckConfig, Limits};
-use crate::state::RunStatus;
+use heartbeat_core::model::{Limits, MAX_MEMORY_MB, ProcessInfo, RunStatus};
 
 /// Bindings of the `handler` world, generated from `wit/`.
 pub(crate) mod bindings {
@@ -44,9 +44,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// How much of a trapped handler's stderr goes into its failure reason.
 const STDERR_IN_REASON: usize = 400;
-
-/// The largest `memoryMb` a check may ask for: a 32-bit linear memory's 4 GiB.
-pub const MAX_MEMORY_MB: u64 = 4096;
 
 /// Runs that may be in flight at once; one more fails with a plain reason.
 pub const MAX_CONCURRENT_RUNS: u32 = 128;
@@ -156,93 +153,6 @@ pub struct RunRequest {
     pub dirs: Vec<DirGrant>,
     /// The watched processes, as the host sees them when the run starts.
     pub processes: Arc<Vec<ProcessInfo>>,
-}
-
-/// A watched process, as handed to handlers through `host.processes`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessInfo {
-    /// The process identifier (routing key after `heartbeat.`).
-    pub name: String,
-    /// Where it stands.
-    pub status: ProcessState,
-    /// Its last message body, e.g. `beat/5`.
-    pub last_message: String,
-    /// When that arrived (ms since epoch).
-    pub last_seen_ms: u64,
-    /// When the next is due (ms since epoch); `None` once stopped.
-    pub expected_by_ms: Option<u64>,
-}
-
-/// The liveness states of a watched process (beatit convention).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProcessState {
-    /// Sent `start/W`; a beat is expected within W.
-    Starting,
-    /// Beating on time.
-    Alive,
-    /// Sent `degraded/P` and is on time.
-    Degraded,
-    /// Overdue.
-    Late,
-    /// Silent for several periods.
-    Dead,
-    /// Stopped gracefully.
-    Stopped,
-}
-
-/// The tick a run belongs to.
-#[derive(Debug, Clone)]
-pub struct TickInfo {
-    /// The tick's id.
-    pub id: String,
-    /// The tick's time, ms since epoch.
-    pub time_ms: u64,
-    /// The envelope as JSON text.
-    pub envelope: String,
-}
-
-impl RunRequest {
-    /// The request for running `check` on a tick: its limits, its grants
-    /// (relative directory paths resolved against `config_dir`) and the
-    /// agent's event namespace.
-    pub fn for_check(
-        agent: &str,
-        tick: TickInfo,
-        check: &CheckConfig,
-        last_run_ms: u64,
-        config_dir: &Path,
-    ) -> RunRequest {
-        RunRequest {
-            tick_id: tick.id,
-            tick_ms: tick.time_ms,
-            agent: agent.to_string(),
-            envelope: tick.envelope,
-            check: check.name.clone(),
-            handler: check.handler.clone(),
-            cadence_ms: check.cadence_ms,
-            priority: check.priority,
-            meta: serde_json::Value::Object(check.meta.clone()).to_string(),
-            last_run_ms,
-            limits: check.limits,
-            emit_policy: EmitPolicy {
-                own_prefix: format!("agent.{agent}."),
-                extra: check.grants.emit.clone(),
-            },
-            dirs: check
-                .grants
-                .dirs
-                .iter()
-                .map(|d| DirGrant {
-                    guest_path: d.guest_path.clone(),
-                    host_path: d.host_path_from(config_dir),
-                    read_only: d.read_only,
-                })
-                .collect(),
-            processes: Arc::new(Vec::new()),
-        }
-    }
 }
 
 /// A host directory made visible to a handler.

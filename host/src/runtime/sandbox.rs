@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::bindings::heartbeat::handler::host::{self, Field, Level};
 use super::bindings::heartbeat::handler::types;
-use super::{ProcessInfo, ProcessState};
-use crate::config::Limits;
+use heartbeat_core::model::{ProcessInfo, ProcessState};
+use heartbeat_core::model::Limits;
 
 /// A log record a handler wrote.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -45,24 +45,8 @@ impl EmitPolicy {
     /// Whether `event_type` may be emitted.
     pub fn allows(&self, event_type: &str) -> bool {
         (event_type.starts_with(&self.own_prefix) && event_type.len() > self.own_prefix.len())
-            || self.extra.iter().any(|p| topic_matches(p, event_type))
+            || self.extra.iter().any(|p| heartbeat_core::topic::matches(p, event_type))
     }
-}
-
-/// AMQP topic matching: words split on `.`, `*` matches one word, `#` zero or more.
-pub fn topic_matches(pattern: &str, key: &str) -> bool {
-    fn go(p: &[&str], k: &[&str]) -> bool {
-        match p.split_first() {
-            None => k.is_empty(),
-            Some((&"#", rest)) => (0..=k.len()).any(|i| go(rest, &k[i..])),
-            Some((&w, rest)) => k
-                .split_first()
-                .is_some_and(|(&kw, krest)| (w == "*" || w == kw) && go(rest, krest)),
-        }
-    }
-    let p: Vec<&str> = pattern.split('.').collect();
-    let k: Vec<&str> = key.split('.').collect();
-    go(&p, &k)
 }
 
 /// What a run wrote through the host functions, within its caps.
@@ -269,16 +253,6 @@ impl ResourceLimiter for MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topic_patterns_match_like_amqp() {
-        assert!(topic_matches("agent.cack.#", "agent.cack.sub_health"));
-        assert!(topic_matches("agent.cack.#", "agent.cack"));
-        assert!(topic_matches("agent.*.alert", "agent.x.alert"));
-        assert!(!topic_matches("agent.*.alert", "agent.x.y.alert"));
-        assert!(topic_matches("#", "anything.at.all"));
-        assert!(!topic_matches("system.heartbeat.tick", "system.heartbeat"));
-    }
 
     #[test]
     fn emit_policy_keeps_handlers_in_their_namespace() {

@@ -1,0 +1,179 @@
+//! From the raw shape to a [`HeartbeatConfig`]: defaults, limits, grants,
+//! windows and the cross-field rules serde cannot express.
+
+use std::collections::BTreeMap;
+
+use super::raw::{RawConfig, RawPause, RawWindow};
+use super::{
+    CheckConfig, ConfigError, ConfigWarning, DEFAULT_CADENCE_MS, DEFAULT_HANDLER, DEFAULT_PRIORITY,
+    DEFAULT_WINDOW_TZ, Grants, HeartbeatConfig, SUPPORTED_SCHEMAS,
+};
+use crate::model::{Limits, MAX_MEMORY_MB, Pause, Window};
+
+impl RawConfig {
+    pub(super) fn validate(
+        self,
+        warnings: &mut Vec<ConfigWarning>,
+        invalid: impl Fn(String, String) -> ConfigError,
+    ) -> Result<HeartbeatConfig, ConfigError> {
+        if let Some(schema) = &self.schema
+            && !SUPPORTED_SCHEMAS.contains(&schema.as_str())
+        {
+            return Err(invalid(
+                "$schema".into(),
+                format!(
+                    "expected one of {}, found {schema:?} (a newer format this host does not know)",
+                    SUPPORTED_SCHEMAS.join(", ")
+                ),
+            ));
+        }
+        let defaults = self.defaults.over(Limits::default());
+        let mut checks = Vec::with_capacity(self.checks.len());
+        for (name, raw) in self.checks {
+            let path = format!("checks.{name}");
+            if name.is_empty() {
+                return Err(invalid(path, "expected a non-empty check name".into()));
+            }
+            let limits = raw.limits().over(defaults);
+            if limits.memory_mb > MAX_MEMORY_MB {
+                return Err(invalid(
+                    format!("{path}.memoryMb"),
+                    format!(
+                        "expected at most {} (MiB), found {}",
+                        MAX_MEMORY_MB,
+                        limits.memory_mb
+                    ),
+                ));
+            }
+            let grants = match raw.grants {
+                Some(g) => g.validate().map_err(|(field, message)| {
+                    invalid(format!("{path}.grants.{field}"), message)
+                })?,
+                None => Grants::default(),
+            };
+            let window = match raw.window {
+                Some(w) => Some(w.validate(&format!("{path}.window"), warnings, &invalid)?),
+                None => None,
+            };
+            let handler = raw.handler.unwrap_or_else(|| DEFAULT_HANDLER.to_string());
+            if handler.is_empty() {
+                return Err(invalid(
+                    format!("{path}.handler"),
+                    "expected a handler name, found \"\"".into(),
+                ));
+            }
+            checks.push(CheckConfig {
+                cadence_ms: raw.cadence_ms.map_or(DEFAULT_CADENCE_MS, |c| c.0),
+                handler,
+                priority: raw.priority.map_or(DEFAULT_PRIORITY, |p| p.0),
+                enabled: raw.enabled.unwrap_or(true),
+                last_run_ms: raw.last_run.map_or(0, |m| m.0),
+                window,
+                trigger_on_quarters: raw.trigger_on_quarters,
+                meta: raw.meta.unwrap_or_default(),
+                limits,
+                grants,
+                name,
+            });
+        }
+        let watch = self.watch.unwrap_or_default();
+        for (i, pattern) in watch.iter().enumerate() {
+            if !crate::topic::is_pattern(pattern) {
+                return Err(invalid(
+                    format!("watch[{i}]"),
+                    format!(
+                        "expected a routing-key pattern such as \"heartbeat.worker.#\", found {pattern:?}"
+                    ),
+                ));
+            }
+        }
+        let mut paused = BTreeMap::new();
+        for (name, pause) in self.paused {
+            if !checks.iter().any(|c| c.name == name) {
+                warnings.push(ConfigWarning {
+                    path: format!("paused.{name}"),
+                    message: "names no check in `checks`".into(),
+                });
+            }
+            let pause = match pause {
+                RawPause::Flag(flag) => Pause::Flag(flag),
+                RawPause::Until { until, reason } => Pause::Until {
+                    until: until.0,
+                    reason,
+                },
+            };
+            paused.insert(name, pause);
+        }
+        Ok(HeartbeatConfig {
+            schema: self.schema,
+            agent: self.agent,
+            max_per_tick: self
+                .max_per_tick
+                .map_or(1, |n| usize::try_from(n.0).unwrap_or(usize::MAX)),
+            checks,
+            paused,
+            defaults,
+            watch,
+        })
+    }
+}
+
+impl RawWindow {
+    fn validate(
+        self,
+        path: &str,
+        warnings: &mut Vec<ConfigWarning>,
+        invalid: &impl Fn(String, String) -> ConfigError,
+    ) -> Result<Window, ConfigError> {
+        let start_minute = parse_hh_mm(&self.start).ok_or_else(|| {
+            invalid(
+                format!("{path}.start"),
+                format!(
+                    "expected \"HH:MM\" (00:00 to 23:59), found {:?}",
+                    self.start
+                ),
+            )
+        })?;
+        let end_minute = parse_hh_mm(&self.end).ok_or_else(|| {
+            invalid(
+                format!("{path}.end"),
+                format!("expected \"HH:MM\" (00:00 to 23:59), found {:?}", self.end),
+            )
+        })?;
+        let tz_defaulted = self.tz.is_none();
+        let tz_name = self.tz.unwrap_or_else(|| DEFAULT_WINDOW_TZ.to_string());
+        let tz = jiff::tz::TimeZone::get(&tz_name).map_err(|_| {
+            invalid(
+                format!("{path}.tz"),
+                format!("expected an IANA time zone such as \"Europe/Berlin\", found {tz_name:?}"),
+            )
+        })?;
+        if tz_defaulted {
+            warnings.push(ConfigWarning {
+                path: format!("{path}.tz"),
+                message: format!(
+                    "missing; the window is read in {DEFAULT_WINDOW_TZ}, as heartbeat-consumer does"
+                ),
+            });
+        }
+        Ok(Window {
+            start_minute,
+            end_minute,
+            tz_name,
+            tz,
+            tz_defaulted,
+        })
+    }
+}
+
+/// Parses `HH:MM` (24-hour) into minutes after midnight.
+pub fn parse_hh_mm(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u16 = h.parse().ok()?;
+    let m: u16 = m.parse().ok()?;
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+

@@ -1,0 +1,39 @@
+//! heartbeat-core: everything heartbeat-host decides, as pure functions of
+//! values. No clock (times are passed in as ms since the epoch), no files,
+//! no async runtime, no WebAssembly engine, no broker: Cargo enforces it,
+//! since none of those is a dependency of this crate. The host
+//! (`heartbeat-host`) does the I/O around it.
+//!
+//! The data's path through this crate, tick by tick:
+//!
+//! - [`config`] parses and validates `heartbeat.json` into a
+//!   [`config::HeartbeatConfig`] (positioned errors, warnings), diffs two
+//!   of them and decides what a re-read file means ([`config::reload`]);
+//! - [`schedule`] plans a tick (which checks run, and why the others do
+//!   not) and records a run's outcome in the [`state`];
+//! - [`control`] applies control messages (pause, resume, run) to the state;
+//!   [`envelope`] is the bus's wire format;
+//! - [`health`], [`tick_monitor`], [`processes`] and [`beats`] are the
+//!   host's liveness bookkeeping;
+//! - [`explain`] turns a plan into what `heartbeat-host explain` prints.
+//!
+//! [`model`] holds the value types they share, [`time`] and [`topic`] the
+//! rules used in more than one place.
+
+#![warn(missing_docs)]
+
+pub mod beats;
+pub mod config;
+pub mod control;
+pub mod envelope;
+pub mod explain;
+pub mod health;
+pub mod model;
+pub mod processes;
+pub mod schedule;
+#[cfg(test)]
+mod schedule_props;
+pub mod state;
+pub mod tick_monitor;
+pub mod time;
+pub mod topic;

@@ -1,0 +1,172 @@
+//! The value types every room shares: a check's pauses, limits, window and
+//! quarters, the status of a run, and a watched process as handlers see it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest `memoryMb` a check may ask for: a 32-bit linear memory's 4 GiB.
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// A time-of-day window, `HH:MM` to `HH:MM` (both inclusive) in a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// First minute of the window, in minutes after local midnight.
+    pub start_minute: u16,
+    /// Last minute of the window, in minutes after local midnight.
+    pub end_minute: u16,
+    /// The IANA zone name the window is read in.
+    pub tz_name: String,
+    /// The zone itself.
+    pub tz: jiff::tz::TimeZone,
+    /// Whether `tz` was left out and the default zone applied.
+    pub tz_defaulted: bool,
+}
+
+/// A calendar quarter of the year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Quarter {
+    /// January to March.
+    Q1,
+    /// April to June.
+    Q2,
+    /// July to September.
+    Q3,
+    /// October to December.
+    Q4,
+}
+
+impl Quarter {
+    /// The quarter a month (1–12) falls in.
+    pub fn of_month(month: i8) -> Quarter {
+        match month {
+            1..=3 => Quarter::Q1,
+            4..=6 => Quarter::Q2,
+            7..=9 => Quarter::Q3,
+            _ => Quarter::Q4,
+        }
+    }
+}
+
+impl fmt::Display for Quarter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = match self {
+            Quarter::Q1 => 1,
+            Quarter::Q2 => 2,
+            Quarter::Q3 => 3,
+            Quarter::Q4 => 4,
+        };
+        write!(f, "Q{n}")
+    }
+}
+
+/// A pause of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pause {
+    /// `true`: paused until resumed (`false` means not paused).
+    Flag(bool),
+    /// Paused until a time.
+    Until {
+        /// Milliseconds since the epoch; a past value means not paused.
+        until: u64,
+        /// Why, for people.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl Pause {
+    /// Whether the pause holds at `now_ms`.
+    pub fn is_active(&self, now_ms: u64) -> bool {
+        match self {
+            Pause::Flag(paused) => *paused,
+            Pause::Until { until, .. } => now_ms < *until,
+        }
+    }
+}
+
+/// Per-run limits of a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget of one run, in milliseconds.
+    pub timeout_ms: u64,
+    /// Linear-memory budget of one run, in MiB.
+    pub memory_mb: u64,
+    /// Log records a run may write.
+    pub max_log_lines: u32,
+    /// Events a run may emit.
+    pub max_events: u32,
+    /// Bytes a run may send through log records and events together.
+    pub max_output_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout_ms: 10_000,
+            memory_mb: 64,
+            max_log_lines: 1_000,
+            max_events: 100,
+            max_output_bytes: 1 << 20,
+        }
+    }
+}
+
+
+/// The status of a run, as recorded and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The check ran and its subject is fine.
+    Success,
+    /// The check failed (or its handler trapped, timed out, was missing).
+    Failed,
+    /// The handler decided there was nothing to do.
+    Skipped,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+        })
+    }
+}
+
+/// A watched process, as handed to handlers through `host.processes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessInfo {
+    /// The process identifier (routing key after `heartbeat.`).
+    pub name: String,
+    /// Where it stands.
+    pub status: ProcessState,
+    /// Its last message body, e.g. `beat/5`.
+    pub last_message: String,
+    /// When that arrived (ms since epoch).
+    pub last_seen_ms: u64,
+    /// When the next is due (ms since epoch); `None` once stopped.
+    pub expected_by_ms: Option<u64>,
+}
+
+/// The liveness states of a watched process (beatit convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    /// Sent `start/W`; a beat is expected within W.
+    Starting,
+    /// Beating on time.
+    Alive,
+    /// Sent `degraded/P` and is on time.
+    Degraded,
+    /// Overdue.
+    Late,
+    /// Silent for several periods.
+    Dead,
+    /// Stopped gracefully.
+    Stopped,
+}
+

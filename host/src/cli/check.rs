@@ -1,0 +1,351 @@
+//! `heartbeat-host check`: is this config ready to run?
+//!
+//! Validates `heartbeat.json` (the same parser the host runs with) and
+//! resolves every handler its checks name, as the host would: a `NAME.wasm`
+//! in the handler directory first, then the built-ins. Handler files that
+//! are used are also compiled, so that a file that is not a handler
+//! component is caught here rather than on its first run. The resolution
+//! itself ([`resolve_handlers`]) is pure; [`check`] does the I/O.
+
+use std::path::{Path, PathBuf};
+
+use heartbeat_core::config::{ConfigWarning, HeartbeatConfig};
+use crate::runtime::registry;
+
+/// Where a handler comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerSource {
+    /// Embedded in the binary.
+    BuiltIn,
+    /// A `NAME.wasm` in the handler directory (which wins over a built-in).
+    File(PathBuf),
+}
+
+/// One handler name the config uses, and what it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerUse {
+    /// The handler name.
+    pub handler: String,
+    /// The checks naming it, in file order.
+    pub checks: Vec<String>,
+    /// What it resolves to; `None` when nothing provides it.
+    pub source: Option<HandlerSource>,
+}
+
+/// Resolves each handler the config names, in order of first use, the way
+/// the host's registry does: a file of the directory overrides a built-in.
+pub fn resolve_handlers(
+    config: &HeartbeatConfig,
+    builtins: &[&str],
+    files: &[PathBuf],
+) -> Vec<HandlerUse> {
+    let mut uses: Vec<HandlerUse> = Vec::new();
+    for check in &config.checks {
+        if let Some(known) = uses.iter_mut().find(|u| u.handler == check.handler) {
+            known.checks.push(check.name.clone());
+            continue;
+        }
+        let file = files
+            .iter()
+            .find(|f| registry::handler_name_of(f).as_deref() == Some(check.handler.as_str()));
+        let source = match file {
+            Some(path) => Some(HandlerSource::File(path.clone())),
+            None if builtins.contains(&check.handler.as_str()) => Some(HandlerSource::BuiltIn),
+            None => None,
+        };
+        uses.push(HandlerUse {
+            handler: check.handler.clone(),
+            checks: vec![check.name.clone()],
+            source,
+        });
+    }
+    uses
+}
+
+/// The outcome of `check`.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// The parsed config, when it is valid.
+    pub config: Option<HeartbeatConfig>,
+    /// Warnings: the config is still valid.
+    pub warnings: Vec<ConfigWarning>,
+    /// What makes the config unusable, one line each.
+    pub errors: Vec<String>,
+    /// The handlers the config uses and where they come from.
+    pub handlers: Vec<HandlerUse>,
+}
+
+impl CheckReport {
+    /// Whether the config is valid and every handler resolves (and loads).
+    pub fn is_ok(&self) -> bool {
+        self.config.is_some() && self.errors.is_empty()
+    }
+
+    /// The report for people: warnings and errors, the handlers, then a
+    /// one-line verdict.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for warning in &self.warnings {
+            out.push_str(&format!("warning: {warning}\n"));
+        }
+        for error in &self.errors {
+            out.push_str(&format!("error: {error}\n"));
+        }
+        for used in &self.handlers {
+            let source = match &used.source {
+                Some(HandlerSource::BuiltIn) => "built-in".to_string(),
+                Some(HandlerSource::File(path)) => path.display().to_string(),
+                None => "NOT FOUND".to_string(),
+            };
+            out.push_str(&format!(
+                "handler {}: {source} (used by {})\n",
+                used.handler,
+                used.checks.join(", ")
+            ));
+        }
+        let counts = format!(
+            "{} error{}, {} warning{}",
+            self.errors.len(),
+            plural(self.errors.len()),
+            self.warnings.len(),
+            plural(self.warnings.len())
+        );
+        match (&self.config, self.is_ok()) {
+            (Some(config), true) => out.push_str(&format!(
+                "{}: valid: {} check{}, maxPerTick {}, {counts}\n",
+                self.config_path.display(),
+                config.checks.len(),
+                plural(config.checks.len()),
+                config.max_per_tick
+            )),
+            _ => out.push_str(&format!(
+                "{}: NOT valid: {counts}\n",
+                self.config_path.display()
+            )),
+        }
+        out
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Validates the config at `config_path` and resolves its handlers against
+/// the built-ins and the `*.wasm` files of `handlers_dir`. When `runtime` is
+/// given, the handler files that are used are compiled with it.
+pub fn check(
+    config_path: &Path,
+    handlers_dir: Option<&Path>,
+    runtime: Option<&crate::runtime::Runtime>,
+) -> CheckReport {
+    let mut report = CheckReport {
+        config_path: config_path.to_path_buf(),
+        config: None,
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        handlers: Vec::new(),
+    };
+    let loaded = match crate::store::load_config(config_path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    report.warnings = loaded.warnings;
+    let files = match handlers_dir {
+        None => Vec::new(),
+        Some(dir) => match registry::handler_files(dir) {
+            Ok(files) => files,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("handler directory {}: {e}", dir.display()));
+                Vec::new()
+            }
+        },
+    };
+    let builtins: Vec<&str> = registry::builtin_names().collect();
+    report.handlers = resolve_handlers(&loaded.config, &builtins, &files);
+    for used in &report.handlers {
+        match &used.source {
+            None => report.errors.push(format!(
+                "check{} {}: {}",
+                plural(used.checks.len()),
+                used.checks.join(", "),
+                registry::NotFound::new(&used.handler, handlers_dir)
+            )),
+            Some(HandlerSource::File(path)) => {
+                if let Some(runtime) = runtime
+                    && let Err(e) = registry::load_file(runtime, path)
+                {
+                    report.errors.push(format!("handler {}: {e}", used.handler));
+                }
+            }
+            Some(HandlerSource::BuiltIn) => {}
+        }
+    }
+    report.config = Some(loaded.config);
+    report
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The agent's heartbeat.json.
+    #[arg(long, env = "HEARTBEAT_PATH")]
+    pub config: PathBuf,
+    /// A directory of handler components (`NAME.wasm` provides handler NAME).
+    #[arg(long, env = "HANDLERS_DIR")]
+    pub handlers: Option<PathBuf>,
+}
+
+/// `check`: exit 0 when the config is valid and its handlers resolve, 1 otherwise.
+pub(super) fn execute(args: CheckArgs) -> anyhow::Result<std::process::ExitCode> {
+    // Handler files are compiled too, when there is a directory of them.
+    let runtime = match &args.handlers {
+        None => None,
+        Some(_) => {
+            match crate::runtime::Runtime::new(&crate::runtime::RuntimeOptions::default()) {
+                Ok(runtime) => Some(runtime),
+                Err(e) => {
+                    eprintln!("warning: handler files are not compiled: {e:#}");
+                    None
+                }
+            }
+        }
+    };
+    let report =
+        check(&args.config, args.handlers.as_deref(), runtime.as_ref());
+    print!("{}", report.render());
+    Ok(if report.is_ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> HeartbeatConfig {
+        heartbeat_core::config::parse(json, "test.json").expect("valid").config
+    }
+
+    #[test]
+    fn files_override_builtins_and_unknown_names_are_missing() {
+        let c = config(
+            r#"{"checks": {
+            "a": {"handler": "default"},
+            "b": {"handler": "disk"},
+            "c": {},
+            "d": {"handler": "ghost"},
+            "e": {"handler": "sub_health"}}}"#,
+        );
+        let files = [
+            PathBuf::from("/h/disk.wasm"),
+            PathBuf::from("/h/sub_health.wasm"),
+            PathBuf::from("/h/notes.txt"),
+        ];
+        let uses = resolve_handlers(&c, &["default", "sub_health"], &files);
+        let summary: Vec<(&str, Vec<&str>, Option<HandlerSource>)> = uses
+            .iter()
+            .map(|u| {
+                (
+                    u.handler.as_str(),
+                    u.checks.iter().map(String::as_str).collect(),
+                    u.source.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("default", vec!["a", "c"], Some(HandlerSource::BuiltIn)),
+                (
+                    "disk",
+                    vec!["b"],
+                    Some(HandlerSource::File("/h/disk.wasm".into()))
+                ),
+                ("ghost", vec!["d"], None),
+                (
+                    "sub_health",
+                    vec!["e"],
+                    Some(HandlerSource::File("/h/sub_health.wasm".into()))
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_handler_makes_the_report_fail_and_says_where_it_looked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("heartbeat.json");
+        std::fs::write(
+            &path,
+            r#"{"checks": {"a": {"handler": "ghost"}, "b": {"handler": "ghost"}}}"#,
+        )
+        .expect("write");
+        let report = check(&path, Some(dir.path()), None);
+        assert!(!report.is_ok());
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(
+            report.errors[0].starts_with("checks a, b: handler \"ghost\" not found")
+                && report.errors[0].contains("no ghost.wasm in"),
+            "{}",
+            report.errors[0]
+        );
+        assert!(
+            report
+                .render()
+                .ends_with(": NOT valid: 1 error, 0 warnings\n")
+        );
+    }
+
+    #[test]
+    fn an_invalid_config_is_one_error_with_its_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("heartbeat.json");
+        std::fs::write(&path, "{\"maxPerTick\": 0}").expect("write");
+        let report = check(&path, None, None);
+        assert!(!report.is_ok());
+        assert!(
+            report.errors[0]
+                .ends_with("heartbeat.json:1:16: maxPerTick: expected a positive integer, found 0"),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn warnings_alone_leave_the_config_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("heartbeat.json");
+        std::fs::write(
+            &path,
+            r#"{"checks": {"a": {"window": {"start": "09:00", "end": "17:00"}}}}"#,
+        )
+        .expect("write");
+        let report = check(&path, None, None);
+        assert!(report.is_ok(), "{:?}", report.errors);
+        let text = report.render();
+        assert!(
+            text.contains(
+                "warning: checks.a.window.tz: missing; the window is read in America/New_York"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("handler default: built-in (used by a)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("valid: 1 check, maxPerTick 1, 0 errors, 1 warning\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! `heartbeat-host invoke`: runs one handler once, under the same sandbox
+//! and limits as the host, and reports everything it did. The handler
+//! author's test loop.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use heartbeat_core::config::{self, CheckConfig};
+use heartbeat_core::model::{Limits, RunStatus};
+use crate::runtime::registry;
+use crate::runtime::{LoadError, RunReport, Runtime, RuntimeOptions};
+use crate::source::now_ms;
+
+/// What to invoke and how.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeOptions {
+    /// A handler name (built-in, or `NAME.wasm` in `handlers_dir`) or a path to a `.wasm`.
+    pub handler: String,
+    /// A `heartbeat.json` whose check gives meta, limits and grants.
+    pub config: Option<PathBuf>,
+    /// The check in `config` to run as.
+    pub check: Option<String>,
+    /// `meta` for the run (a JSON object), replacing the check's.
+    pub meta: Option<String>,
+    /// The handler directory.
+    pub handlers_dir: Option<PathBuf>,
+    /// The agent name (default: the config's `agent`, else `local`).
+    pub agent: Option<String>,
+    /// The compiled-code cache; `None` compiles afresh.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Why an invocation could not run the handler at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The config did not load.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// `--check` names no check of the config.
+    #[error("{config}: no check named {check:?} (checks: {known})")]
+    NoSuchCheck {
+        /// The config file.
+        config: String,
+        /// The name asked for.
+        check: String,
+        /// The names there are.
+        known: String,
+    },
+    /// `--check` without `--config`.
+    #[error("--check needs --config")]
+    CheckWithoutConfig,
+    /// `--meta` is not a JSON object.
+    #[error("--meta: expected a JSON object, found {0}")]
+    Meta(String),
+    /// The handler is not there.
+    #[error(transparent)]
+    NotFound(#[from] registry::NotFound),
+    /// The handler did not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The engine did not start.
+    #[error("cannot start the WebAssembly runtime: {0}")]
+    Runtime(String),
+}
+
+/// What `invoke` prints.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invocation {
+    /// The handler's name.
+    pub handler: String,
+    /// Where it came from (`built-in` or a file).
+    pub origin: String,
+    /// The check it ran as.
+    pub check: String,
+    /// Time to compile (or load from the cache) and link it, in ms.
+    pub load_ms: f64,
+    /// The run.
+    #[serde(flatten)]
+    pub report: RunReport,
+}
+
+/// Loads the handler and runs it once.
+pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
+    let loaded = match &options.config {
+        Some(path) => Some(crate::store::load_config(path)?),
+        None => None,
+    };
+    let mut check = match (&loaded, &options.check) {
+        (Some(loaded), Some(name)) => {
+            loaded
+                .config
+                .check(name)
+                .cloned()
+                .ok_or_else(|| InvokeError::NoSuchCheck {
+                    config: options
+                        .config
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    check: name.clone(),
+                    known: loaded
+                        .config
+                        .checks
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?
+        }
+        (None, Some(_)) => return Err(InvokeError::CheckWithoutConfig),
+        (loaded, None) => adhoc_check(
+            loaded
+                .as_ref()
+                .map(|l| l.config.defaults)
+                .unwrap_or_default(),
+        ),
+    };
+    if let Some(meta) = &options.meta {
+        check.meta = match serde_json::from_str::<serde_json::Value>(meta) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(other) => return Err(InvokeError::Meta(other.to_string())),
+            Err(e) => return Err(InvokeError::Meta(format!("invalid JSON ({e})"))),
+        };
+    }
+    let agent = options
+        .agent
+        .clone()
+        .or_else(|| loaded.as_ref().and_then(|l| l.config.agent.clone()))
+        .unwrap_or_else(|| "local".to_string());
+
+    let runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: options.cache_dir.clone(),
+        pooling: true,
+    })
+    .map_err(|e| InvokeError::Runtime(format!("{e:#}")))?;
+    let started = Instant::now();
+    let handler = load_handler(&runtime, &options.handler, options.handlers_dir.as_deref())?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    check.handler = handler.name.clone();
+
+    let config_dir = options
+        .config
+        .as_deref()
+        .map_or(Path::new("."), crate::store::dir_of);
+    let time_ms = now_ms();
+    let tick = crate::source::Tick {
+        id: format!("invoke-{time_ms}"),
+        time_ms,
+        envelope: serde_json::json!({}),
+        done: None,
+    };
+    let request =
+        crate::daemon::pipeline::run_request(&agent, &tick, &check, check.last_run_ms, config_dir);
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| InvokeError::Runtime(format!("async runtime: {e}")))?
+        .block_on(runtime.run(&handler, &request));
+    Ok(Invocation {
+        handler: handler.name.clone(),
+        origin: handler.origin.clone(),
+        check: check.name,
+        load_ms,
+        report,
+    })
+}
+
+/// The check an invocation without `--check` runs as.
+fn adhoc_check(limits: Limits) -> CheckConfig {
+    CheckConfig {
+        name: "invoke".to_string(),
+        cadence_ms: config::DEFAULT_CADENCE_MS,
+        handler: String::new(),
+        priority: config::DEFAULT_PRIORITY,
+        enabled: true,
+        last_run_ms: 0,
+        window: None,
+        trigger_on_quarters: None,
+        meta: serde_json::Map::new(),
+        limits,
+        grants: heartbeat_core::config::grants::Grants::default(),
+    }
+}
+
+/// A path to a `.wasm`, else `NAME.wasm` in the handler directory, else a built-in.
+fn load_handler(
+    runtime: &Runtime,
+    handler: &str,
+    dir: Option<&Path>,
+) -> Result<crate::runtime::LoadedHandler, InvokeError> {
+    let as_path = Path::new(handler);
+    if handler.ends_with(".wasm") || handler.contains('/') {
+        return Ok(registry::load_file(runtime, as_path)?);
+    }
+    if let Some(file) = dir
+        .map(|d| d.join(format!("{handler}.wasm")))
+        .filter(|f| f.is_file())
+    {
+        return Ok(registry::load_file(runtime, &file)?);
+    }
+    match registry::load_builtin(runtime, handler) {
+        Some(loaded) => Ok(loaded?),
+        None => Err(registry::NotFound::new(handler, dir).into()),
+    }
+}
+#[derive(clap::Args)]
+pub struct InvokeArgs {
+    /// A handler name (built-in or NAME.wasm in --handlers) or a path to a .wasm file.
+    pub handler: String,
+    /// A heartbeat.json to take the check's meta, limits and grants from.
+    #[arg(long, requires = "check")]
+    pub config: Option<PathBuf>,
+    /// The check of --config to run as.
+    #[arg(long, requires = "config")]
+    pub check: Option<String>,
+    /// The check's `meta` for this run, a JSON object.
+    #[arg(long)]
+    pub meta: Option<String>,
+    /// A directory of handler components.
+    #[arg(long, env = "HANDLERS_DIR")]
+    pub handlers: Option<PathBuf>,
+    /// The agent name (default: the config's `agent`, else `local`).
+    #[arg(long, env = "AGENT_NAME")]
+    pub agent: Option<String>,
+    /// Where compiled handlers are cached.
+    #[arg(long, env = "HEARTBEAT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Runs `invoke` and prints the invocation as JSON; exit 1 for a failed run.
+pub(super) fn execute(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let options = InvokeOptions {
+        handler: args.handler,
+        config: args.config,
+        check: args.check,
+        meta: args.meta,
+        handlers_dir: args.handlers,
+        agent: args.agent,
+        cache_dir: args
+            .cache_dir
+            .or_else(crate::runtime::CompileCache::default_dir),
+    };
+    let invocation = invoke(&options)?;
+    println!("{}", serde_json::to_string_pretty(&invocation)?);
+    Ok(if invocation.report.status == RunStatus::Failed {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+

@@ -1,0 +1,79 @@
+//! The `heartbeat-host` command line, one file per subcommand, named as
+//! the command: each parses its own flags and hands over to the library.
+//! This is the binary's edge: errors become `anyhow` here, and exit codes.
+
+mod check;
+mod explain;
+mod invoke;
+mod is_alive;
+mod logging;
+mod new;
+mod run;
+mod status;
+mod tick;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps an agent's periodic checks running as sandboxed WebAssembly handlers.
+#[derive(Parser)]
+#[command(name = "heartbeat-host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: take ticks, run due checks, record outcomes.
+    Run(run::RunArgs),
+    /// Show what would run at an instant, and why (the host's own selection).
+    Explain(explain::ExplainArgs),
+    /// Validate a heartbeat.json and resolve its handlers; exit 0 only when valid.
+    Check(check::CheckArgs),
+    /// Publish heartbeat tick(s) in heartbeat-consumer's envelope.
+    Tick(tick::TickArgs),
+    /// Run one handler once under the host's sandbox and print what it did as JSON.
+    Invoke(invoke::InvokeArgs),
+    /// Create a handler project (Rust, Python, JavaScript or C) that builds and passes `invoke`.
+    New(new::NewArgs),
+    /// Probe a liveness file: exit 0 when fresh, 1 when stale or missing, 2 when unreadable.
+    IsAlive(is_alive::IsAliveArgs),
+    /// Show a running host's health and its watched sub-processes, from its --liveness-file.
+    Status(status::StatusArgs),
+}
+
+/// Parses the command line, sets up logging and runs the subcommand; an
+/// error that reaches here is printed and exits 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let result = match cli.command {
+        Command::Run(args) => run::execute(args),
+        Command::Explain(args) => explain::execute(args),
+        Command::Check(args) => check::execute(args),
+        Command::Tick(args) => tick::execute(&args),
+        Command::Invoke(args) => invoke::execute(args),
+        Command::New(args) => new::execute(args),
+        Command::IsAlive(args) => Ok(is_alive::execute(&args)),
+        Command::Status(args) => Ok(status::execute(&args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("heartbeat-host: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}

@@ -1,0 +1,170 @@
+//! `heartbeat-host run`: the host itself, on its own timer or on the bus.
+//! Every flag here can also come from the environment the consumer's unit
+//! file sets (`HEARTBEAT_PATH`, `AGENT_NAME`, `RABBIT_URL`, ...).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use heartbeat_core::beats::BeatOptions;
+
+use super::parse_duration;
+use crate::amqp::{BusOptions, DEFAULT_EXCHANGE, DEFAULT_OUTBOX_MAX, DEFAULT_PREFETCH};
+use crate::daemon::{self, HostOptions};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The agent's heartbeat.json.
+    #[arg(long, env = "HEARTBEAT_PATH")]
+    pub config: PathBuf,
+    /// The agent's name (defaults to the config's `agent`).
+    #[arg(long, env = "AGENT_NAME")]
+    pub agent: Option<String>,
+    /// A directory of handler components (`NAME.wasm` provides handler NAME).
+    #[arg(long, env = "HANDLERS_DIR")]
+    pub handlers: Option<PathBuf>,
+    /// Period of the host's own timer, e.g. `500ms`, `10s`, `1m`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub tick_interval: Duration,
+    /// The state file (default: `<config stem>.state.json` beside the config).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Without a broker: append the events handlers emit to this JSON-lines file.
+    #[arg(long, env = "EVENTS_LOG")]
+    pub events_log: Option<PathBuf>,
+    /// Write a liveness file (kstlib's format) here every --liveness-period; probe it with `is-alive`.
+    #[arg(long, env = "LIVENESS_FILE")]
+    pub liveness_file: Option<PathBuf>,
+    /// How often the liveness file is written.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub liveness_period: Duration,
+    /// With a broker: the process name of the host's own beats, published on
+    /// `heartbeat.<process>` (default `heartbeat-host.<agent>`).
+    #[arg(long)]
+    pub process: Option<String>,
+    /// With a broker: time between the host's beats (at least 1s).
+    #[arg(long, default_value = "10s", value_parser = parse_beat_period)]
+    pub beat_period: Duration,
+    /// With a broker: the warm-up announced by the host's `start` beat.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub beat_warmup: Duration,
+}
+
+/// Broker flags of `heartbeat-host run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusArgs {
+    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/ (without one the
+    /// host runs on its own timer only).
+    #[arg(long, env = "RABBIT_URL")]
+    pub amqp_url: Option<String>,
+    /// The topic exchange ticks arrive on and events go to.
+    #[arg(long, env = "EXCHANGE_NAME", default_value = DEFAULT_EXCHANGE)]
+    pub exchange: String,
+    /// Unacknowledged deliveries the broker may hand the host at once.
+    #[arg(long, default_value_t = DEFAULT_PREFETCH, value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
+    /// Where events wait while the broker is unreachable (default:
+    /// `<state stem>.outbox.jsonl` beside the state file).
+    #[arg(long)]
+    pub outbox: Option<PathBuf>,
+    /// Most events the outbox keeps; beyond it the oldest are dropped (and counted).
+    #[arg(long, default_value_t = DEFAULT_OUTBOX_MAX as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbox_max: u64,
+}
+
+impl BusArgs {
+    /// The bus options, or `None` without a URL (an empty `RABBIT_URL`
+    /// counts as none).
+    pub fn options(&self, state_path: &Path) -> Option<BusOptions> {
+        let url = self
+            .amqp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())?;
+        Some(BusOptions {
+            url: url.to_string(),
+            exchange: self.exchange.clone(),
+            prefetch: self.prefetch,
+            outbox_path: self
+                .outbox
+                .clone()
+                .unwrap_or_else(|| crate::amqp::default_outbox_path(state_path)),
+            outbox_max: usize::try_from(self.outbox_max).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+fn parse_beat_period(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < heartbeat_core::beats::MIN_PERIOD {
+        return Err("must be at least 1s (at most one beat per second)".into());
+    }
+    Ok(d)
+}
+
+
+/// Starts the host and runs it until SIGTERM or SIGINT.
+pub(super) fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let agent = match args.agent {
+        Some(agent) => agent,
+        None => crate::store::load_config(&args.config)?
+            .config
+            .agent
+            .context("no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config")?,
+    };
+    let state_path = args
+        .state
+        .unwrap_or_else(|| crate::store::state::default_path(&args.config));
+    let beats = BeatOptions {
+        process: args
+            .process
+            .unwrap_or_else(|| heartbeat_core::beats::default_process(&agent)),
+        period: args.beat_period,
+        warmup: args.beat_warmup,
+    };
+    let options = HostOptions {
+        beats,
+        bus: args.bus.options(&state_path),
+        state_path,
+        config_path: args.config,
+        agent,
+        handlers_dir: args.handlers,
+        tick_interval: args.tick_interval,
+        events_log: args.events_log,
+        liveness_file: args.liveness_file,
+        liveness_period: args.liveness_period,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(daemon::run(options, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; stopping gracefully (a second signal exits at once)"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; stopping gracefully (a second signal exits at once)"),
+    }
+    // A second signal while runs finish: exit at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("heartbeat-host: second signal, exiting at once");
+        std::process::exit(130);
+    });
+}
+

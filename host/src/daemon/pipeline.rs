@@ -1,0 +1,350 @@
+//! A tick's path through the host: select → run → record → publish.
+//!
+//! [`Pipeline::handle`] plans the tick with the core's selection
+//! ([`heartbeat_core::schedule::plan`]), marks the selected checks running,
+//! runs each handler in the sandbox, hands each finished run to the
+//! [`Sink`] as it ends, applies the outcomes to the state and hands the
+//! state to the [`Store`], and answers the tick's source once the state is
+//! durable and every receipt has resolved. The clock, the sink and the
+//! store are injected, so the whole path is tested in-process against the
+//! real runtime (see the tests below).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use heartbeat_core::config::{CheckConfig, HeartbeatConfig};
+use heartbeat_core::control::{self, Applied, Command, Refused};
+use heartbeat_core::health::Health;
+use heartbeat_core::model::RunStatus;
+use heartbeat_core::processes::Tracker;
+use heartbeat_core::schedule::{self, Ratio};
+use heartbeat_core::state::State;
+use tracing::{error, info, warn};
+
+use crate::publish::{FinishedRun, Sink};
+use crate::runtime::registry::Registry;
+use crate::runtime::{DirGrant, EmitPolicy, RunReport, RunRequest, Runtime};
+use crate::source::{Clock, Tick};
+use crate::store::state::Store;
+
+/// What a pipeline is built from.
+pub struct Parts {
+    /// The agent it serves (the namespace of its events).
+    pub agent: String,
+    /// The config in force at start-up.
+    pub config: HeartbeatConfig,
+    /// The directory relative grant paths resolve against (the config's).
+    pub config_dir: PathBuf,
+    /// The handler directory, named in "handler not found" reasons.
+    pub handlers_dir: Option<PathBuf>,
+    /// The state read at start-up.
+    pub state: State,
+    /// The sandbox.
+    pub runtime: Arc<Runtime>,
+    /// The handlers in service.
+    pub registry: Arc<Registry>,
+    /// Where state snapshots go.
+    pub store: Arc<dyn Store>,
+    /// Where finished runs go.
+    pub sink: Arc<dyn Sink>,
+    /// Told of every run's outcome.
+    pub health: Arc<Health>,
+    /// The watched processes handed to each run.
+    pub tracker: Arc<Mutex<Tracker>>,
+    /// The time of the processes' snapshot handed to each run.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The bookkeeping that selection and recording change together.
+struct Book {
+    state: State,
+    running: HashSet<String>,
+}
+
+/// Takes ticks through select → run → record → publish; shared by every
+/// tick in flight.
+pub struct Pipeline {
+    agent: String,
+    config_dir: PathBuf,
+    handlers_dir: Option<PathBuf>,
+    config: RwLock<Arc<HeartbeatConfig>>,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    book: Mutex<Book>,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn Sink>,
+    health: Arc<Health>,
+    tracker: Arc<Mutex<Tracker>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Pipeline {
+    /// A pipeline with nothing running.
+    pub fn new(parts: Parts) -> Pipeline {
+        Pipeline {
+            agent: parts.agent,
+            config_dir: parts.config_dir,
+            handlers_dir: parts.handlers_dir,
+            config: RwLock::new(Arc::new(parts.config)),
+            runtime: parts.runtime,
+            registry: parts.registry,
+            book: Mutex::new(Book {
+                state: parts.state,
+                running: HashSet::new(),
+            }),
+            store: parts.store,
+            sink: parts.sink,
+            health: parts.health,
+            tracker: parts.tracker,
+            clock: parts.clock,
+        }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<HeartbeatConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `config` in force from the next tick; runs already selected
+    /// finish with the config they started with.
+    pub fn set_config(&self, config: Arc<HeartbeatConfig>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// The state as the pipeline holds it now (what the store last got, or newer).
+    pub fn state(&self) -> State {
+        self.lock_book().state.clone()
+    }
+
+    /// The checks with a run in flight.
+    pub fn running(&self) -> HashSet<String> {
+        self.lock_book().running.clone()
+    }
+
+    /// The handlers in service.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The handler directory, if any.
+    pub fn handlers_dir(&self) -> Option<&Path> {
+        self.handlers_dir.as_deref()
+    }
+
+    /// One tick: select, run, record, publish. Resolves once the state is
+    /// durable and the runs' events are safe; then the tick is answered.
+    pub async fn handle(self: Arc<Self>, tick: Tick) {
+        let config = self.config();
+        let mut jobs = self.select(&config, &tick).into_iter();
+        // The first run goes in this task, any others beside it in tasks of their own.
+        let first = jobs.next();
+        let mut runs = tokio::task::JoinSet::new();
+        for (check, request) in jobs {
+            runs.spawn(Arc::clone(&self).run_check(check, request));
+        }
+        let mut finished = Vec::new();
+        let mut receipts = Vec::new();
+        let mut ended = |(check, report): (CheckConfig, RunReport)| {
+            // Events go out as soon as the run ends, while the state is saved.
+            receipts.push(self.sink.publish(FinishedRun {
+                tick: &tick,
+                check: &check,
+                report: &report,
+            }));
+            finished.push((check, report));
+        };
+        if let Some((check, request)) = first {
+            ended(Arc::clone(&self).run_check(check, request).await);
+        }
+        while let Some(joined) = runs.join_next().await {
+            match joined {
+                Ok(run) => ended(run),
+                Err(e) => error!(tick = %tick.id, "run task failed: {e}"),
+            }
+        }
+        if !finished.is_empty() {
+            match self.record(&tick, finished).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!(tick = %tick.id, "state not saved: {e}"),
+                Err(_) => error!(tick = %tick.id, "state writer stopped; state not saved"),
+            }
+        }
+        // A bus tick is acknowledged only once its runs' events are
+        // confirmed (or in the outbox) too.
+        for receipt in receipts {
+            if !receipt.wait().await {
+                error!(tick = %tick.id, "event publisher stopped; this run's events were not sent");
+            }
+        }
+        if let Some(done) = tick.done {
+            done.handled();
+        }
+    }
+
+    /// Applies a control message (pause, resume, run) to the state and
+    /// answers once the store has it.
+    pub async fn apply_control(&self, command: &Command) -> Result<Applied, Refused> {
+        let config = self.config();
+        let (applied, saved) = {
+            let mut book = self.lock_book();
+            let applied = control::apply(command, &config, &mut book.state)?;
+            (applied, self.store.persist(book.state.clone()))
+        };
+        match saved.await {
+            Ok(Ok(())) => Ok(applied),
+            Ok(Err(e)) => Err(Refused::NotSaved(e)),
+            Err(_) => Err(Refused::NotSaved("the state writer stopped".into())),
+        }
+    }
+
+    fn lock_book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Plans the tick, logs why, and marks the selected checks running.
+    fn select(&self, config: &HeartbeatConfig, tick: &Tick) -> Vec<(CheckConfig, RunRequest)> {
+        let mut book = self.lock_book();
+        let plan = schedule::plan(config, &book.state, &book.running, tick.time_ms);
+        if plan.selected.is_empty() {
+            info!(event = "no_check_due", tick = %tick.id, "no check due");
+            return Vec::new();
+        }
+        let mut jobs = Vec::with_capacity(plan.selected.len());
+        let processes = Arc::new(
+            self.tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .snapshot(self.clock.now_ms()),
+        );
+        for &i in &plan.selected {
+            let check = &config.checks[i];
+            let evaluation = &plan.checks[i];
+            let why = if evaluation.run_requested {
+                "run requested".to_string()
+            } else {
+                match evaluation.ratio {
+                    Ratio::Infinite => "cadenceMs 0: due on every tick".to_string(),
+                    Ratio::Finite(r) => format!("most overdue: ratio {r:.4} > 1.0"),
+                }
+            };
+            info!(event = "selected", tick = %tick.id, check = %check.name, handler = %check.handler, "selected ({why})");
+            book.running.insert(check.name.clone());
+            book.state.run_requests.remove(&check.name);
+            let mut request = run_request(
+                &self.agent,
+                tick,
+                check,
+                evaluation.last_run_ms,
+                &self.config_dir,
+            );
+            request.processes = Arc::clone(&processes);
+            jobs.push((check.clone(), request));
+        }
+        jobs
+    }
+
+    /// Resolves the check's handler and runs it once.
+    async fn run_check(
+        self: Arc<Self>,
+        check: CheckConfig,
+        request: RunRequest,
+    ) -> (CheckConfig, RunReport) {
+        let report = match self
+            .registry
+            .resolve(&check.handler, self.handlers_dir.as_deref())
+        {
+            Ok(handler) => self.runtime.run(&handler, &request).await,
+            Err(e) => RunReport::failed_before_start(e.to_string()),
+        };
+        (check, report)
+    }
+
+    /// Logs each outcome, applies it to the state and hands the state to the store.
+    fn record(
+        &self,
+        tick: &Tick,
+        finished: Vec<(CheckConfig, RunReport)>,
+    ) -> crate::store::state::Saved {
+        let mut book = self.lock_book();
+        for (check, report) in finished {
+            log_outcome(tick, &check, &report);
+            book.running.remove(&check.name);
+            self.health.record_run(report.status == RunStatus::Failed);
+            let record = book.state.checks.entry(check.name.clone()).or_default();
+            schedule::record_outcome(
+                record,
+                tick.time_ms,
+                check.cadence_ms,
+                report.status,
+                report.duration_us,
+                report.error.clone(),
+            );
+        }
+        // Sent under the lock, so the store sees snapshots in the order they were taken.
+        self.store.persist(book.state.clone())
+    }
+}
+
+/// The request for running `check` on `tick`: its limits, its grants
+/// (relative directory paths resolved against `config_dir`) and the
+/// agent's event namespace. `invoke` builds its one run with it too.
+pub fn run_request(
+    agent: &str,
+    tick: &Tick,
+    check: &CheckConfig,
+    last_run_ms: u64,
+    config_dir: &Path,
+) -> RunRequest {
+    RunRequest {
+        tick_id: tick.id.clone(),
+        tick_ms: tick.time_ms,
+        agent: agent.to_string(),
+        envelope: tick.envelope.to_string(),
+        check: check.name.clone(),
+        handler: check.handler.clone(),
+        cadence_ms: check.cadence_ms,
+        priority: check.priority,
+        meta: serde_json::Value::Object(check.meta.clone()).to_string(),
+        last_run_ms,
+        limits: check.limits,
+        emit_policy: EmitPolicy {
+            own_prefix: format!("agent.{agent}."),
+            extra: check.grants.emit.clone(),
+        },
+        dirs: check
+            .grants
+            .dirs
+            .iter()
+            .map(|d| DirGrant {
+                guest_path: d.guest_path.clone(),
+                host_path: d.host_path_from(config_dir),
+                read_only: d.read_only,
+            })
+            .collect(),
+        processes: Arc::new(Vec::new()),
+    }
+}
+
+fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport) {
+    let duration = format!("{:.3}ms", report.duration_us as f64 / 1000.0);
+    for record in &report.logs {
+        let fields = record
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        info!(event = "handler_log", check = %check.name, handler = %check.handler, level = record.level, fields = %fields, "handler log: {}", record.message);
+    }
+    match report.status {
+        RunStatus::Failed => warn!(
+            event = "run_finished", tick = %tick.id, check = %check.name, handler = %check.handler, status = %report.status,
+            duration = %duration, error = report.error.as_deref().unwrap_or(""), "run finished"
+        ),
+        _ => info!(
+            event = "run_finished", tick = %tick.id, check = %check.name, handler = %check.handler, status = %report.status,
+            duration = %duration, details = %report.details, events = report.events.len(), "run finished"
+        ),
+    }
+}

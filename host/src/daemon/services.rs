@@ -1,0 +1,166 @@
+//! The daemon's side services, beside the tick path: control messages
+//! from the bus, the host's own beats, the liveness file, the config
+//! watcher's apply step, and the log line naming handlers nothing provides.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use heartbeat_core::config::HeartbeatConfig;
+use heartbeat_core::health::HealthStatus;
+use heartbeat_core::tick_monitor::{TickMonitor, Transition};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::{Pipeline, Shared};
+use crate::amqp::{BusStatus, ControlRequest};
+use crate::runtime::registry::Registry;
+
+/// A bus tick arrived: the tick source is not (or no longer) silent.
+pub(super) fn note_bus_tick(shared: &Shared, monitor: &Mutex<TickMonitor>, now_ms: u64) {
+    let back = monitor
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .bus_tick(now_ms);
+    if back == Some(Transition::Back) {
+        shared.health.set_tick_source_silent(false);
+        info!(event = "bus_ticks_back", 
+            "bus ticks are back: the tick source is no longer silent; the host's own timer falls silent"
+        );
+    }
+}
+
+/// Logs, for every check whose handler nothing provides, that its runs will fail.
+pub(super) fn report_missing_handlers(config: &HeartbeatConfig, registry: &Registry, dir: Option<&Path>) {
+    for check in &config.checks {
+        if let Err(e) = registry.resolve(&check.handler, dir) {
+            error!(event = "missing_handler", check = %check.name, handler = %check.handler, "check names a missing handler; its runs will fail: {e}");
+        }
+    }
+}
+
+/// Watches heartbeat.json and puts each valid change in force in the
+/// pipeline (the next tick reads it); `None`, and the config fixed, when
+/// the watch cannot be set up.
+pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config::ConfigWatcher> {
+    let pipeline = Arc::clone(&shared.pipeline);
+    let apply = move |config: Arc<HeartbeatConfig>, _: &heartbeat_core::config::diff::ConfigDiff| {
+        report_missing_handlers(&config, pipeline.registry(), pipeline.handlers_dir());
+        pipeline.set_config(config);
+    };
+    match crate::watch::config::ConfigWatcher::start(
+        &shared.options.config_path,
+        shared.pipeline.config(),
+        crate::watch::config::WatchOptions {
+            health: Some(Arc::clone(&shared.health)),
+            ..crate::watch::config::WatchOptions::default()
+        },
+        apply,
+    ) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            error!("hot reload is off, restart the host to apply config changes: {e}");
+            None
+        }
+    }
+}
+
+/// Applies the bus's control messages (pause, resume, run) to the state,
+/// one at a time, answering each once the state file has it.
+pub(super) async fn apply_controls(
+    pipeline: Arc<Pipeline>,
+    mut requests: mpsc::Receiver<ControlRequest>,
+) {
+    while let Some(request) = requests.recv().await {
+        let reply = pipeline.apply_control(&request.command).await;
+        let _ = request.reply.send(reply);
+    }
+}
+
+/// The host's own beats: `start/<warmup>` once the bus is first connected,
+/// then every period `beat/<period>` or, while degraded,
+/// `degraded/<period>`; only while connected (a beat that cannot go out is
+/// dropped, never queued). `stop` is published by the shutdown.
+pub(super) async fn publish_beats(shared: Arc<Shared>) {
+    let Some(bus) = &shared.bus else { return };
+    let options = &shared.options.beats;
+    let key = options.routing_key();
+    let mut status = bus.watch_status();
+    while *status.borrow_and_update() != BusStatus::Connected {
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+    let body = heartbeat_core::beats::start_body(options.warmup);
+    match bus.publish_beat(&key, &body).await {
+        Ok(()) => info!(event = "start_published", routing_key = %key, body = %body, "published start"),
+        Err(e) => warn!(routing_key = %key, "start not published: {e}"),
+    }
+    let period = options.period.max(heartbeat_core::beats::MIN_PERIOD);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        if !bus.is_connected() {
+            continue;
+        }
+        let body = heartbeat_core::beats::periodic_body(&shared.health.status(), period);
+        match bus.publish_beat(&key, &body).await {
+            Ok(()) => tracing::debug!(routing_key = %key, body = %body, "published a beat"),
+            Err(e) => tracing::debug!(routing_key = %key, "beat not published: {e}"),
+        }
+    }
+}
+
+/// Writes the liveness file now, then every period, with the host's health.
+pub(super) async fn write_liveness(shared: Arc<Shared>, path: PathBuf) {
+    let mut every = tokio::time::interval(shared.options.liveness_period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_status = "";
+    loop {
+        every.tick().await;
+        let health = shared.health.status();
+        if health.as_str() != last_status {
+            match &health {
+                HealthStatus::Healthy => info!(event = "health_changed", "host is healthy"),
+                HealthStatus::Degraded(reasons) => {
+                    warn!(event = "health_changed", reasons = %reasons.join("; "), "host is degraded")
+                }
+            }
+            last_status = health.as_str();
+        }
+        let shared = Arc::clone(&shared);
+        let path = path.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            write_liveness_once(&shared, &path, health.as_str())
+        })
+        .await;
+    }
+}
+
+/// One write of the liveness file, with `status` and the degraded reasons.
+pub(super) fn write_liveness_once(shared: &Shared, path: &Path, status: &str) {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("agent".into(), shared.options.agent.clone().into());
+    metadata.insert("status".into(), status.into());
+    metadata.insert(
+        "reasons".into(),
+        shared.health.status().reasons().to_vec().into(),
+    );
+    let now = crate::source::now_ms();
+    let processes = shared
+        .tracker
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .snapshot(now);
+    match serde_json::to_value(processes) {
+        Ok(processes) => {
+            metadata.insert("processes".into(), processes);
+        }
+        Err(e) => error!("cannot write the process table to the liveness file: {e}"),
+    }
+    let state = crate::store::liveness::LivenessState::now(now, metadata);
+    if let Err(e) = crate::store::liveness::write(path, &state) {
+        error!(file = %path.display(), "cannot write the liveness file: {e}");
+    }
+}
+
