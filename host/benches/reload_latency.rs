@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use heartbeat_host::config::{self, HeartbeatConfig};
-use heartbeat_host::config_watch::{ConfigWatcher, WatchOptions};
+use heartbeat_host::core::config::{self, HeartbeatConfig};
+use heartbeat_host::reload::{ConfigWatcher, WatchOptions};
 
 /// Waiting longer than this for one reload is a failure, not a figure.
 const BOUND: Duration = Duration::from_secs(10);

@@ -15,8 +15,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use heartbeat_host::registry::{self, Registry};
-use heartbeat_host::runtime::{Runtime, RuntimeOptions};
+use heartbeat_host::{self as registry, Registry, Runtime, RuntimeOptions};
 
 mod common;
 
@@ -52,7 +51,10 @@ fn fresh_runs(rt: &tokio::runtime::Runtime, pooling: bool, n: usize) -> Stats {
             let start = Instant::now();
             let report = runtime.run(&handler, &request).await;
             samples.push(start.elapsed());
-            assert_eq!(report.status, heartbeat_host::state::RunStatus::Success);
+            assert_eq!(
+                report.status,
+                heartbeat_host::core::model::RunStatus::Success
+            );
         }
         stats(samples)
     })
@@ -125,7 +127,7 @@ fn file_to_first_run(n: usize) -> Stats {
         .expect("runtime"),
     );
     let registry = Arc::new(Registry::default());
-    let _watch = heartbeat_host::handler_watch::start(
+    let _watch = heartbeat_host::reload::watch_handler_dir(
         dir.path(),
         Arc::clone(&runtime),
         Arc::clone(&registry),

@@ -10,9 +10,9 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
-use heartbeat_host::config::{self, HeartbeatConfig};
-use heartbeat_host::schedule;
-use heartbeat_host::state::{CheckState, State};
+use heartbeat_host::core::config::{self, HeartbeatConfig};
+use heartbeat_host::core::schedule;
+use heartbeat_host::core::state::{CheckState, State};
 
 /// 2026-04-01T12:00:00Z, a Wednesday in Q2.
 const NOW: u64 = 1_775_044_800_000;

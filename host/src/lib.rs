@@ -37,7 +37,7 @@ pub use heartbeat_core as core;
 pub use daemon::pipeline::{Parts, run_request};
 pub use daemon::{HostOptions, Pipeline, run};
 pub use publish::{Discard, FinishedRun, Receipt, Sink};
-pub use runtime::registry::{Registry, builtin_bytes, builtin_names};
+pub use runtime::registry::{Registry, builtin_bytes, builtin_names, load_builtin, load_file};
 pub use runtime::{
     CompileCache, DirGrant, EmitPolicy, EmittedEvent, LoadError, LoadedHandler, LogRecord,
     RunReport, RunRequest, Runtime, RuntimeError, RuntimeOptions,
@@ -48,8 +48,8 @@ pub use store::state::{Saved, Store};
 
 /// RabbitMQ pieces the benches and tests drive directly.
 pub mod bus {
-    pub use crate::amqp::connect::connect;
-    pub use crate::amqp::topology::Names;
+    pub use crate::amqp::connect::{connect, parse_url};
+    pub use crate::amqp::topology::{Names, declare};
     pub use crate::amqp::{Bus, BusOptions, ControlRequest, DEFAULT_PREFETCH, OWN_HEADER};
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use heartbeat_host::runtime::{RunRequest, TickInfo};
+use heartbeat_host::{RunRequest, Tick};
 
 /// The sample at quantile `p` of sorted samples.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -51,16 +51,12 @@ pub fn terminate(host: &mut std::process::Child) {
 /// host builds it.
 pub fn noop_request(handler: &str) -> RunRequest {
     let text = format!(r#"{{"checks": {{"noop": {{"cadenceMs": 0, "handler": "{handler}"}}}}}}"#);
-    let loaded = heartbeat_host::config::parse(&text, "bench.json").expect("bench config");
-    RunRequest::for_check(
-        "bench",
-        TickInfo {
-            id: "bench".into(),
-            time_ms: 1_777_593_600_000,
-            envelope: "{}".into(),
-        },
-        &loaded.config.checks[0],
-        0,
-        Path::new("."),
-    )
+    let loaded = heartbeat_host::core::config::parse(&text, "bench.json").expect("bench config");
+    let tick = Tick {
+        id: "bench".into(),
+        time_ms: 1_777_593_600_000,
+        envelope: serde_json::json!({}),
+        done: None,
+    };
+    heartbeat_host::run_request("bench", &tick, &loaded.config.checks[0], 0, Path::new("."))
 }

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::envelope::{self, Invalid, json_type};
 use crate::config::HeartbeatConfig;
+use crate::envelope::{self, Invalid, json_type};
 use crate::model::Pause;
 use crate::state::State;
 

@@ -236,7 +236,10 @@ pub fn build(
     let mut envelope = Map::new();
     envelope.insert("event_id".into(), Value::from(event_id));
     envelope.insert("event_type".into(), Value::from(event_type));
-    envelope.insert("timestamp".into(), Value::from(crate::time::python_isoformat(time)));
+    envelope.insert(
+        "timestamp".into(),
+        Value::from(crate::time::python_isoformat(time)),
+    );
     envelope.insert("version".into(), Value::from(ENVELOPE_VERSION));
     envelope.insert("source".into(), source.to_json());
     envelope.insert(

@@ -299,9 +299,9 @@ pub fn format_ratio(ratio: Ratio) -> String {
 /// `2026-01-01 09:30:00 UTC (5m ago)`, relative to `at_ms`.
 pub fn format_when(ms: u64, at_ms: u64) -> String {
     let absolute = crate::time::timestamp(ms).map_or_else(
-            || format!("{ms} ms"),
-            |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        );
+        || format!("{ms} ms"),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
     let relative = if ms > at_ms {
         format!("in {}", format_span(ms - at_ms))
     } else if ms < at_ms {

@@ -113,7 +113,6 @@ impl Default for Limits {
     }
 }
 
-
 /// The status of a run, as recorded and reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -169,4 +168,3 @@ pub enum ProcessState {
     /// Stopped gracefully.
     Stopped,
 }
-

@@ -375,7 +375,8 @@ pub fn minute_in_window(minute: u16, start: u16, end: u16) -> bool {
 
 /// The calendar quarter (UTC) of an instant (rule 4).
 pub fn quarter_at(now_ms: u64) -> Quarter {
-    let month = crate::time::timestamp(now_ms).map_or(1, |t| t.to_zoned(jiff::tz::TimeZone::UTC).month());
+    let month =
+        crate::time::timestamp(now_ms).map_or(1, |t| t.to_zoned(jiff::tz::TimeZone::UTC).month());
     Quarter::of_month(month)
 }
 
@@ -522,9 +523,7 @@ mod tests {
         let json = r#"{"checks": {"a": {"cadenceMs": 1}}, "paused": {"a": {"until": 10}}}"#;
         assert_eq!(select(json, &State::default(), T0), ["a"]);
         let mut state = State::default();
-        state
-            .paused
-            .insert("a".into(), Pause::Flag(true));
+        state.paused.insert("a".into(), Pause::Flag(true));
         assert!(select(json, &state, T0).is_empty());
     }
 
@@ -652,5 +651,4 @@ mod tests {
         assert_eq!(r.retry_after, Some(190_000));
         assert_eq!(r.last_error.as_deref(), Some("timeout"));
     }
-
 }

@@ -77,7 +77,7 @@ pub fn tuned(uri: &AMQPUri) -> AMQPUri {
 }
 
 /// Opens a connection on the current tokio runtime, named for the
-/// broker's connection list, within [`CONNECT_TIMEOUT`].
+/// broker's connection list, within `CONNECT_TIMEOUT`.
 pub async fn connect(uri: &AMQPUri, name: &str) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default()
         .with_connection_name(name.into())

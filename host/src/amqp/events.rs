@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use heartbeat_core::envelope::{self, Source};
 use super::outbox::Record;
 use crate::runtime::RunReport;
+use heartbeat_core::envelope::{self, Source};
 
 /// One run, as the bus sees it.
 #[derive(Debug, Clone, Copy)]

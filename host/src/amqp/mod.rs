@@ -2,8 +2,10 @@
 //! messages come in on `agent.{name}.inbox`, result events and the events
 //! handlers emit go out on the topic exchange.
 //!
-//! - [`envelope`], [`control`], [`outbox`]'s format, [`backoff`] and
-//!   [`acks`]' book of delivery tags are pure.
+//! - the envelope and control messages are parsed in the core
+//!   (`heartbeat_core::envelope`, `heartbeat_core::control`); here
+//!   [`outbox`]'s format, [`backoff`] and [`acks`]' book of delivery tags
+//!   are pure.
 //! - [`topology`] declares what the consumer declared, [`connect`] reaches
 //!   the broker, `session` consumes and reconnects, [`acks`] answers each
 //!   delivery (batching acks), `publisher` sends with confirms and falls
@@ -33,14 +35,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use heartbeat_core::{control, envelope};
 use heartbeat_core::health::Health;
 use heartbeat_core::tick_monitor::{TickMonitor, Transition};
+use heartbeat_core::{control, envelope};
 
 use crate::publish::Receipt;
 use crate::runtime::RunReport;
-use crate::source::timer::Admit;
 use crate::source::Tick;
+use crate::source::timer::Admit;
 
 pub use publisher::{APP_ID, OWN_HEADER};
 #[cfg(test)]
@@ -389,7 +391,8 @@ impl Bus {
             warn!("broker connection did not close in time");
         }
         let m = &self.ctx.metrics;
-        info!(event = "bus_stopped", 
+        info!(
+            event = "bus_stopped",
             ticks = m.ticks.load(Ordering::Relaxed),
             controls = m.controls.load(Ordering::Relaxed),
             rejected = m.rejected.load(Ordering::Relaxed),
@@ -461,7 +464,6 @@ pub(crate) fn source(kind: &str) -> envelope::Source {
         app: APP_ID.to_string(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -219,7 +219,7 @@ impl Publisher {
                         return;
                     }
                     if self.outbox.is_empty() {
-                        info!(event = "outbox_drained", 
+                        info!(event = "outbox_drained",
                             outbox = %self.outbox.path().display(),
                             "outbox drained: every waiting event published, in order"
                         );
@@ -322,7 +322,8 @@ impl Publisher {
                         .metrics
                         .outbox_dropped
                         .store(self.outbox.dropped_total(), Ordering::Relaxed);
-                    warn!(event = "outbox_full", 
+                    warn!(
+                        event = "outbox_full",
                         dropped,
                         outbox_dropped_total = self.outbox.dropped_total(),
                         max = self.outbox.max(),

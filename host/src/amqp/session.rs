@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::acks::{Acker, Settle};
-use heartbeat_core::envelope::{self, Route};
 use super::publisher::{ChannelSlot, OWN_HEADER};
 use heartbeat_core::control;
+use heartbeat_core::envelope::{self, Route};
 
 use super::{BusStatus, ControlRequest, Ctx, Phase, connect, topology};
 use crate::source::{Tick, TickDone};
@@ -79,13 +79,13 @@ impl Supervisor {
                     attempt = 0;
                     if was_lost {
                         self.ctx.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
-                        info!(event = "broker_back", 
+                        info!(event = "broker_back",
                             broker = %self.ctx.url_shown,
                             queue = %self.ctx.names.inbox,
                             "broker is back: bus ticks take over from the host's own timer"
                         );
                     } else {
-                        info!(event = "connected", 
+                        info!(event = "connected",
                             broker = %self.ctx.url_shown,
                             exchange = %self.ctx.names.exchange,
                             queue = %self.ctx.names.inbox,
@@ -108,7 +108,8 @@ impl Supervisor {
                         End::Lost(reason) => {
                             was_lost = true;
                             let _ = self.status.send(BusStatus::Disconnected);
-                            warn!(event = "broker_lost", 
+                            warn!(
+                                event = "broker_lost",
                                 "lost the broker ({reason}); degraded: checks run on the host's own timer until it is back"
                             );
                             session.abandon().await;
@@ -119,7 +120,7 @@ impl Supervisor {
                     let _ = self.status.send(BusStatus::Disconnected);
                     was_lost = true;
                     let delay = self.ctx.backoff.delay(attempt, fastrand::f64());
-                    warn!(event = "broker_unreachable", 
+                    warn!(event = "broker_unreachable",
                         broker = %self.ctx.url_shown,
                         retry_in = %format!("{}ms", delay.as_millis()),
                         "cannot use the broker: {reason}; degraded: checks run on the host's own timer"
@@ -442,7 +443,7 @@ fn refuse(ctx: &Ctx, delivery: &Delivery, acker: &Acker, reason: &str) {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    warn!(event = "message_refused", 
+    warn!(event = "message_refused",
         routing_key = %delivery.routing_key,
         event_id = %event_id,
         redelivered = delivery.redelivered,

@@ -9,17 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::runtime::registry::{self, HandlerSource};
 use heartbeat_core::config::{ConfigWarning, HeartbeatConfig};
-use crate::runtime::registry;
-
-/// Where a handler comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandlerSource {
-    /// Embedded in the binary.
-    BuiltIn,
-    /// A `NAME.wasm` in the handler directory (which wins over a built-in).
-    File(PathBuf),
-}
 
 /// One handler name the config uses, and what it resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +36,7 @@ pub fn resolve_handlers(
             known.checks.push(check.name.clone());
             continue;
         }
-        let file = files
-            .iter()
-            .find(|f| registry::handler_name_of(f).as_deref() == Some(check.handler.as_str()));
-        let source = match file {
-            Some(path) => Some(HandlerSource::File(path.clone())),
-            None if builtins.contains(&check.handler.as_str()) => Some(HandlerSource::BuiltIn),
-            None => None,
-        };
+        let source = registry::source_of(&check.handler, builtins, files);
         uses.push(HandlerUse {
             handler: check.handler.clone(),
             checks: vec![check.name.clone()],
@@ -207,18 +191,15 @@ pub(super) fn execute(args: CheckArgs) -> anyhow::Result<std::process::ExitCode>
     // Handler files are compiled too, when there is a directory of them.
     let runtime = match &args.handlers {
         None => None,
-        Some(_) => {
-            match crate::runtime::Runtime::new(&crate::runtime::RuntimeOptions::default()) {
-                Ok(runtime) => Some(runtime),
-                Err(e) => {
-                    eprintln!("warning: handler files are not compiled: {e:#}");
-                    None
-                }
+        Some(_) => match crate::runtime::Runtime::new(&crate::runtime::RuntimeOptions::default()) {
+            Ok(runtime) => Some(runtime),
+            Err(e) => {
+                eprintln!("warning: handler files are not compiled: {e:#}");
+                None
             }
-        }
+        },
     };
-    let report =
-        check(&args.config, args.handlers.as_deref(), runtime.as_ref());
+    let report = check(&args.config, args.handlers.as_deref(), runtime.as_ref());
     print!("{}", report.render());
     Ok(if report.is_ok() {
         std::process::ExitCode::SUCCESS
@@ -227,13 +208,14 @@ pub(super) fn execute(args: CheckArgs) -> anyhow::Result<std::process::ExitCode>
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(json: &str) -> HeartbeatConfig {
-        heartbeat_core::config::parse(json, "test.json").expect("valid").config
+        heartbeat_core::config::parse(json, "test.json")
+            .expect("valid")
+            .config
     }
 
     #[test]

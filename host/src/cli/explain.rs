@@ -45,4 +45,3 @@ pub(super) fn execute(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

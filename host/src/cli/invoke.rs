@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use heartbeat_core::config::{self, CheckConfig};
-use heartbeat_core::model::{Limits, RunStatus};
-use crate::runtime::registry;
+use crate::runtime::registry::{self, HandlerSource};
 use crate::runtime::{LoadError, RunReport, Runtime, RuntimeOptions};
 use crate::source::now_ms;
+use heartbeat_core::config::{self, CheckConfig};
+use heartbeat_core::model::{Limits, RunStatus};
 
 /// What to invoke and how.
 #[derive(Debug, Clone, Default)]
@@ -193,14 +193,17 @@ fn load_handler(
     if handler.ends_with(".wasm") || handler.contains('/') {
         return Ok(registry::load_file(runtime, as_path)?);
     }
-    if let Some(file) = dir
-        .map(|d| d.join(format!("{handler}.wasm")))
-        .filter(|f| f.is_file())
-    {
-        return Ok(registry::load_file(runtime, &file)?);
-    }
-    match registry::load_builtin(runtime, handler) {
-        Some(loaded) => Ok(loaded?),
+    let files = match dir {
+        Some(dir) => registry::handler_files(dir).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let builtins: Vec<&str> = registry::builtin_names().collect();
+    match registry::source_of(handler, &builtins, &files) {
+        Some(HandlerSource::File(file)) => Ok(registry::load_file(runtime, &file)?),
+        Some(HandlerSource::BuiltIn) => match registry::load_builtin(runtime, handler) {
+            Some(loaded) => Ok(loaded?),
+            None => Err(registry::NotFound::new(handler, dir).into()),
+        },
         None => Err(registry::NotFound::new(handler, dir).into()),
     }
 }
@@ -249,4 +252,3 @@ pub(super) fn execute(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode
         std::process::ExitCode::SUCCESS
     })
 }
-

@@ -33,7 +33,9 @@ pub(super) fn init() {
         Ok(format) if format.eq_ignore_ascii_case("json") => true,
         Ok(format) if format.is_empty() || format.eq_ignore_ascii_case("text") => false,
         Ok(format) => {
-            eprintln!("heartbeat-host: LOG_FORMAT={format:?} is neither `text` nor `json`; using text");
+            eprintln!(
+                "heartbeat-host: LOG_FORMAT={format:?} is neither `text` nor `json`; using text"
+            );
             false
         }
         Err(_) => false,
@@ -57,7 +59,6 @@ pub(super) fn init() {
             .init();
     }
 }
-
 
 /// tracing-subscriber's default fields, less `event`: the event name is
 /// for machines (`LOG_FORMAT=json`); people read the message.

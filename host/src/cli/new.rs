@@ -203,7 +203,10 @@ pub struct Project {
     /// The project directory.
     pub dir: PathBuf,
     /// The files written, relative to `dir`, sorted.
-    #[cfg_attr(not(test), allow(dead_code, reason = "what the tests check was written"))]
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "what the tests check was written")
+    )]
     pub files: Vec<PathBuf>,
 }
 

@@ -105,7 +105,6 @@ fn parse_beat_period(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-
 /// Starts the host and runs it until SIGTERM or SIGINT.
 pub(super) fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     let agent = match args.agent {
@@ -113,7 +112,9 @@ pub(super) fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => crate::store::load_config(&args.config)?
             .config
             .agent
-            .context("no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config")?,
+            .context(
+                "no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config",
+            )?,
     };
     let state_path = args
         .state
@@ -167,4 +168,3 @@ async fn shutdown_signal() {
         std::process::exit(130);
     });
 }
-

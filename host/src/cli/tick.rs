@@ -24,7 +24,8 @@ pub struct TickArgs {
 /// Publishes the ticks; prints each confirmed tick's `event_id` on stdout
 /// and a summary on stderr.
 async fn run_tick(args: &TickArgs) -> Result<(), BusError> {
-    let report = crate::amqp::ticker::publish_ticks(&args.amqp_url, &args.exchange, args.count).await?;
+    let report =
+        crate::amqp::ticker::publish_ticks(&args.amqp_url, &args.exchange, args.count).await?;
     for id in &report.event_ids {
         println!("{id}");
     }

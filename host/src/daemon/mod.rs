@@ -180,7 +180,12 @@ pub async fn run(
             };
             tokio::spawn(timer::run(interval, tick_tx, Arc::clone(&clock), gate))
         }
-        None => tokio::spawn(timer::run(interval, tick_tx, Arc::clone(&clock), timer::Always)),
+        None => tokio::spawn(timer::run(
+            interval,
+            tick_tx,
+            Arc::clone(&clock),
+            timer::Always,
+        )),
     };
     let mut in_flight = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);

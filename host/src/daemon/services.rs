@@ -23,14 +23,19 @@ pub(super) fn note_bus_tick(shared: &Shared, monitor: &Mutex<TickMonitor>, now_m
         .bus_tick(now_ms);
     if back == Some(Transition::Back) {
         shared.health.set_tick_source_silent(false);
-        info!(event = "bus_ticks_back", 
+        info!(
+            event = "bus_ticks_back",
             "bus ticks are back: the tick source is no longer silent; the host's own timer falls silent"
         );
     }
 }
 
 /// Logs, for every check whose handler nothing provides, that its runs will fail.
-pub(super) fn report_missing_handlers(config: &HeartbeatConfig, registry: &Registry, dir: Option<&Path>) {
+pub(super) fn report_missing_handlers(
+    config: &HeartbeatConfig,
+    registry: &Registry,
+    dir: Option<&Path>,
+) {
     for check in &config.checks {
         if let Err(e) = registry.resolve(&check.handler, dir) {
             error!(event = "missing_handler", check = %check.name, handler = %check.handler, "check names a missing handler; its runs will fail: {e}");
@@ -43,7 +48,8 @@ pub(super) fn report_missing_handlers(config: &HeartbeatConfig, registry: &Regis
 /// the watch cannot be set up.
 pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config::ConfigWatcher> {
     let pipeline = Arc::clone(&shared.pipeline);
-    let apply = move |config: Arc<HeartbeatConfig>, _: &heartbeat_core::config::diff::ConfigDiff| {
+    let apply = move |config: Arc<HeartbeatConfig>,
+                      _: &heartbeat_core::config::diff::ConfigDiff| {
         report_missing_handlers(&config, pipeline.registry(), pipeline.handlers_dir());
         pipeline.set_config(config);
     };
@@ -92,7 +98,9 @@ pub(super) async fn publish_beats(shared: Arc<Shared>) {
     }
     let body = heartbeat_core::beats::start_body(options.warmup);
     match bus.publish_beat(&key, &body).await {
-        Ok(()) => info!(event = "start_published", routing_key = %key, body = %body, "published start"),
+        Ok(()) => {
+            info!(event = "start_published", routing_key = %key, body = %body, "published start")
+        }
         Err(e) => warn!(routing_key = %key, "start not published: {e}"),
     }
     let period = options.period.max(heartbeat_core::beats::MIN_PERIOD);
@@ -163,4 +171,3 @@ pub(super) fn write_liveness_once(shared: &Shared, path: &Path, status: &str) {
         error!(file = %path.display(), "cannot write the liveness file: {e}");
     }
 }
-

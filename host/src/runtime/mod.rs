@@ -1,6 +1,14 @@
 //! The sandbox handlers run in: one wasmtime [`Engine`], a fresh [`Store`]
 //! and instance for every run, hard limits on time and memory, and no
-//! capability that the check was not granted.
+//! capability that the check was not granted; [`registry`] holds the
+//! handlers in service (the built-ins, overridden by the handler
+//! directory's files) and the one rule of which file provides which name.
+//!
+//! The room knows wasmtime and the core's model (limits, statuses,
+//! processes) only: a run comes in as a [`RunRequest`] already built from
+//! the config (by `daemon::pipeline::run_request`), so nothing here reads
+//! `heartbeat.json` or the state file. It touches the compiled-code cache
+//! directory and, during a run, exactly the directories the request grants.
 
 mod cache;
 pub mod registry;
@@ -215,7 +223,8 @@ pub struct Runtime {
 /// instances, sized for Python and JavaScript components too, with memory
 /// kept resident between runs so that a fresh instance reuses warm pages
 /// (copy-on-write images, `pagemap_scan` where the kernel has it).
-/// Public for the benches that vary it (`benches/languages.rs`).
+/// The benches that vary it (`benches/languages.rs`) get it through
+/// `heartbeat_host::bench`.
 pub fn pooling_config() -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(MAX_CONCURRENT_RUNS)
@@ -438,6 +447,7 @@ impl Runtime {
 /// One instance kept across calls: the baseline that fresh instances are
 /// measured against (`benches/runtime.rs`). Not for running checks: state
 /// would leak from one run to the next, which is what fresh instances prevent.
+#[cfg(feature = "bench")]
 pub struct ReusedInstance {
     store: Store<RunState>,
     instance: bindings::Handler,
@@ -445,6 +455,7 @@ pub struct ReusedInstance {
     check: wit::Check,
 }
 
+#[cfg(feature = "bench")]
 impl ReusedInstance {
     /// Calls `run` again on the same instance; true when it returned an outcome.
     pub async fn call(&mut self) -> bool {
@@ -457,6 +468,7 @@ impl ReusedInstance {
     }
 }
 
+#[cfg(feature = "bench")]
 impl Runtime {
     /// Instantiates `handler` once for repeated calls (see [`ReusedInstance`]).
     pub async fn reused_instance(

@@ -110,6 +110,29 @@ impl Registry {
     }
 }
 
+/// Where a handler comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerSource {
+    /// Embedded in the binary.
+    BuiltIn,
+    /// A `NAME.wasm` in the handler directory (which wins over a built-in).
+    File(PathBuf),
+}
+
+/// What provides handler `name`: `NAME.wasm` among the handler directory's
+/// `files` first, then a built-in of that name. The one resolution order
+/// of the host, `check` and `invoke`.
+pub fn source_of(name: &str, builtins: &[&str], files: &[PathBuf]) -> Option<HandlerSource> {
+    match files
+        .iter()
+        .find(|f| handler_name_of(f).as_deref() == Some(name))
+    {
+        Some(path) => Some(HandlerSource::File(path.clone())),
+        None if builtins.contains(&name) => Some(HandlerSource::BuiltIn),
+        None => None,
+    }
+}
+
 /// Compiles one built-in handler.
 pub fn load_builtin(runtime: &Runtime, name: &str) -> Option<Result<LoadedHandler, LoadError>> {
     builtin_bytes(name).map(|bytes| runtime.load(name, "built-in", bytes))

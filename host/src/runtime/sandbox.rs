@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::bindings::heartbeat::handler::host::{self, Field, Level};
 use super::bindings::heartbeat::handler::types;
-use heartbeat_core::model::{ProcessInfo, ProcessState};
 use heartbeat_core::model::Limits;
+use heartbeat_core::model::{ProcessInfo, ProcessState};
 
 /// A log record a handler wrote.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -45,7 +45,10 @@ impl EmitPolicy {
     /// Whether `event_type` may be emitted.
     pub fn allows(&self, event_type: &str) -> bool {
         (event_type.starts_with(&self.own_prefix) && event_type.len() > self.own_prefix.len())
-            || self.extra.iter().any(|p| heartbeat_core::topic::matches(p, event_type))
+            || self
+                .extra
+                .iter()
+                .any(|p| heartbeat_core::topic::matches(p, event_type))
     }
 }
 

@@ -31,7 +31,6 @@ use super::debounce::{DEFAULT_MAX_DELAY, Debounce};
 /// How long the file must be quiet after an event before it is read.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 
-
 /// How the watcher debounces, and whom it tells about the file's validity.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
@@ -217,14 +216,14 @@ where
             apply(config, &diff);
         }
         ReloadOutcome::Unchanged => debug!(file = %file, "config file touched; nothing changed"),
-        ReloadOutcome::Restored => info!(event = "config_restored", 
+        ReloadOutcome::Restored => info!(event = "config_restored",
             file = %file,
             "config file is valid again and unchanged; the config in force stays"
         ),
         ReloadOutcome::Refused(e) => {
             error!(event = "config_refused", file = %file, "config change refused, the last good config stays in force: {e}")
         }
-        ReloadOutcome::Missing => warn!(event = "config_missing", 
+        ReloadOutcome::Missing => warn!(event = "config_missing",
             file = %file,
             "config file is gone; the last good config stays in force until it reappears"
         ),

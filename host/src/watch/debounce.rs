@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 /// written without pause cannot postpone its reload for ever.
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(500);
 
-
 /// Collapses a burst of file events into one reload: it fires once events
 /// have been quiet for `quiet`, or `max_delay` after the first of the burst.
 #[derive(Debug, Clone)]

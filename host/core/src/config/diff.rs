@@ -7,7 +7,6 @@ use std::fmt;
 use super::{CheckConfig, HeartbeatConfig};
 use crate::model::{Limits, Pause, Quarter, Window};
 
-
 /// One field whose value changed, with both values as a person reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldChange {
@@ -380,7 +379,9 @@ mod tests {
     use super::*;
 
     fn parsed(json: &str) -> HeartbeatConfig {
-        super::super::parse(json, "test.json").expect("valid").config
+        super::super::parse(json, "test.json")
+            .expect("valid")
+            .config
     }
 
     #[test]

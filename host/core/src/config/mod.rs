@@ -8,12 +8,14 @@
 //! the field path and what was expected.
 
 //!
-//! - [`raw`]: the file's shape as serde reads it, each field type carrying
+//! - `raw`: the file's shape as serde reads it, each field type carrying
 //!   its own "expected …" wording;
-//! - [`validate`](mod@validate): from the raw shape to a [`HeartbeatConfig`], the rules
+//! - `validate`: from the raw shape to a [`HeartbeatConfig`], the rules
 //!   serde cannot express;
-//! - [`numbers`]: integers and milliseconds as people and Python write them;
-//! - [`diagnostics`]: errors and warnings, positioned by [`spans`];
+//! - `numbers`: integers and milliseconds as people and Python write them;
+//! - `diagnostics`: errors and warnings, positioned by `spans` (a scan of
+//!   the document's structure, never a text search);
+//! - [`reload`]: what a re-read file means for the config in force;
 //! - [`grants`]: what a check's handler may touch;
 //! - [`diff`]: what changed between two configs, for the reload log.
 

@@ -131,4 +131,3 @@ impl<'de> Deserialize<'de> for Millis {
         deserializer.deserialize_any(V)
     }
 }
-

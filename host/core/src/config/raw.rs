@@ -13,7 +13,6 @@ use super::grants::RawGrants;
 use super::numbers::{Integer, Millis, NonNegativeInt, PositiveInt, present};
 use crate::model::{Limits, Quarter};
 
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct RawConfig {
@@ -167,4 +166,3 @@ impl RawLimits {
         }
     }
 }
-

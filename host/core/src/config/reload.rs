@@ -9,7 +9,6 @@ use std::sync::Arc;
 use super::diff::{ConfigDiff, diff};
 use super::{ConfigError, ConfigWarning, HeartbeatConfig};
 
-
 /// What a re-read of the file came to.
 #[derive(Debug)]
 pub enum ReloadOutcome {
@@ -140,7 +139,9 @@ mod tests {
     use super::*;
 
     fn parsed(json: &str) -> HeartbeatConfig {
-        super::super::parse(json, "test.json").expect("valid").config
+        super::super::parse(json, "test.json")
+            .expect("valid")
+            .config
     }
 
     fn reloader(json: &str) -> Reloader {

@@ -40,8 +40,7 @@ impl RawConfig {
                     format!("{path}.memoryMb"),
                     format!(
                         "expected at most {} (MiB), found {}",
-                        MAX_MEMORY_MB,
-                        limits.memory_mb
+                        MAX_MEMORY_MB, limits.memory_mb
                     ),
                 ));
             }
@@ -176,4 +175,3 @@ pub fn parse_hh_mm(text: &str) -> Option<u16> {
     let m: u16 = m.parse().ok()?;
     (h < 24 && m < 60).then_some(h * 60 + m)
 }
-
