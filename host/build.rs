@@ -1,11 +1,15 @@
 //! Builds the built-in handlers (`handlers/*`) for `wasm32-wasip2` and
 //! writes `builtin_handlers.rs`, which embeds them in the host binary.
-//! The handlers the tests use (`tests/handlers/*`) are built alongside,
-//! not embedded; the tests find them through `HEARTBEAT_TEST_HANDLERS`.
 //!
 //! The handlers are built by a nested `cargo build` into a target directory
 //! of their own under `OUT_DIR`, so the outer build's lock is never waited
 //! on. The `wasm32-wasip2` target is added with rustup when it is missing.
+//!
+//! The handlers only the tests use (`tests/handlers/*`) are not built here,
+//! so `cargo build`, `cargo run` and `cargo install` never compile them: the
+//! test binary builds them on first use (tests/e2e/support.rs), into the
+//! same target directory, named to it by `HEARTBEAT_WASM_TARGET_DIR`, so
+//! that it reuses the dependencies compiled here.
 
 use std::env;
 use std::fmt::Write as _;
@@ -24,13 +28,10 @@ fn main() {
         .expect("host/ sits in the workspace")
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for watched in [
-        "handlers",
-        "tests/handlers",
-        "handler-sdk",
-        "wit",
-        "Cargo.lock",
-    ] {
+    // What the built-in handlers are built from: their sources, the SDK and
+    // WIT they use, the lock file, and the workspace manifest, which holds
+    // the `wasm-handlers` profile.
+    for watched in ["handlers", "handler-sdk", "wit", "Cargo.lock", "Cargo.toml"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -38,7 +39,6 @@ fn main() {
     }
 
     let handlers = handler_crates(&workspace.join("handlers"), "handler-");
-    let test_handlers = handler_crates(&workspace.join("tests/handlers"), "test-handler-");
     ensure_target_installed();
     let target_dir = out_dir.join("wasm-target");
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -51,11 +51,12 @@ fn main() {
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
-    for (package, _) in handlers.iter().chain(&test_handlers) {
+    for (package, _) in &handlers {
         cmd.arg("-p").arg(package);
     }
     // What the outer build passes to its own rustc must not leak into a
     // build for another target (coverage flags, clippy as a wrapper, ...).
+    // tests/e2e/lang_support.rs removes the same list for its nested builds.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
@@ -98,9 +99,10 @@ fn main() {
         .expect("write to String");
     }
     generated.push_str("];\n");
+    // The tests build `tests/handlers/*` into this same directory.
     println!(
-        "cargo:rustc-env=HEARTBEAT_TEST_HANDLERS={}",
-        target_dir.join(TARGET).join(PROFILE).display()
+        "cargo:rustc-env=HEARTBEAT_WASM_TARGET_DIR={}",
+        target_dir.display()
     );
     std::fs::write(out_dir.join("builtin_handlers.rs"), generated)
         .expect("write builtin_handlers.rs");

@@ -9,7 +9,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-# RabbitMQ at 127.0.0.1:5672 (guest/guest) for tests/e2e_amqp.rs: installed
+# RabbitMQ at 127.0.0.1:5672 (guest/guest) for tests/e2e/amqp.rs: installed
 # and started when missing, waited for with a bound.
 if ! command -v rabbitmq-server >/dev/null 2>&1; then
     echo "tests/run.sh: installing RabbitMQ" >&2
@@ -35,14 +35,14 @@ if ! timeout 30 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
     done
 fi
 
-# tests/e2e_amqp.rs drives the real beatit package (PyPI) over pika.
+# tests/e2e/amqp.rs drives the real beatit package (PyPI) over pika.
 if ! python3 -c 'import beatit, pika' >/dev/null 2>&1; then
-    echo "tests/run.sh: installing beatit and pika for tests/e2e_amqp.rs" >&2
+    echo "tests/run.sh: installing beatit and pika for tests/e2e/amqp.rs" >&2
     python3 -m pip install -q beatit==2022.3.1 pika==1.4.4
 fi
-# tests/e2e_liveness.rs checks interop with kstlib's Heartbeat.
+# tests/e2e/liveness.rs checks interop with kstlib's Heartbeat.
 if ! python3 -c 'import kstlib.resilience.heartbeat' >/dev/null 2>&1; then
-    echo "tests/run.sh: installing kstlib for tests/e2e_liveness.rs" >&2
+    echo "tests/run.sh: installing kstlib for tests/e2e/liveness.rs" >&2
     python3 -m pip install -q kstlib==3.8.2
 fi
 
@@ -52,7 +52,7 @@ if ! python3 -c 'import aio_pika' >/dev/null 2>&1; then
     python3 -m pip install -q aio-pika==10.2.1 || echo "tests/run.sh: aio-pika not installed; only the benchmarks need it" >&2
 fi
 
-# Handler toolchains for tests/e2e_languages.rs and tests/e2e_new.rs
+# Handler toolchains for tests/e2e/languages.rs and tests/e2e/new.rs
 # (componentize-py, componentize-js, clang/wasi-libc, wit-bindgen,
 # wasm-tools, the WASI adapter; pinned in toolchains/versions.env).
 toolchains/install.sh all

@@ -1,5 +1,5 @@
 """Drives the real `beatit` package (PyPI) over RabbitMQ with pika, for
-tests/e2e_amqp.rs: publishes the beats of one process on the topic exchange.
+tests/e2e/amqp.rs: publishes the beats of one process on the topic exchange.
 
     python3 beatit_publisher.py AMQP_URL EXCHANGE PROCESS
 

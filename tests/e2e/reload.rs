@@ -1,14 +1,14 @@
 //! End to end: the real binary on its own timer while heartbeat.json is
 //! changed under it the ways people and editors change it. What the host
-//! did is read from its log: the reload line with its diff, then which
-//! checks the following ticks selected.
-
-mod support;
+//! did is read from its log: the `config_reloaded` record with its diff,
+//! then which checks the following ticks selected.
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::{RunningHost, field, matching};
+use serde_json::Value;
+
+use crate::support::{RunningHost, event, field, message, records};
 
 /// Bound of every wait; ticks come every 100 ms, reloads within ~50 ms.
 const WAIT: Duration = Duration::from_secs(60);
@@ -42,31 +42,31 @@ fn start(config: &Path) -> RunningHost {
 }
 
 /// The checks selected by the log lines from `from` on.
-fn selected_after(lines: &[String], from: usize) -> Vec<String> {
+fn selected_after(lines: &[Value], from: usize) -> Vec<String> {
     lines[from.min(lines.len())..]
         .iter()
-        .filter(|l| l.contains("selected ("))
+        .filter(|l| event(l) == Some("selected"))
         .filter_map(|l| field(l, "check").map(str::to_string))
         .collect()
 }
 
-/// Index of the first line containing every needle, if any.
-fn position(lines: &[String], needles: &[&str]) -> Option<usize> {
-    lines
-        .iter()
-        .position(|l| needles.iter().all(|n| l.contains(n)))
+/// Index of the first record of event `name`, if any.
+fn position(lines: &[Value], name: &str) -> Option<usize> {
+    lines.iter().position(|l| event(l) == Some(name))
 }
 
 /// Waits for the reload to `ONLY_B` and for a tick after it to select `b`
 /// and none after it to select `a`.
 fn expect_switch_to_b(host: &mut RunningHost) {
     let lines = host.wait_for("the reload to be logged with its diff", WAIT, |l| {
-        position(l, &["config reloaded, applies from the next tick"]).is_some()
+        position(l, "config_reloaded").is_some()
     });
-    let at = position(&lines, &["config reloaded"]).expect("reload line");
+    let at = position(&lines, "config_reloaded").expect("reload record");
+    // The diff is in the message only.
+    let said = message(&lines[at]);
     assert!(
-        lines[at].contains("added: b") && lines[at].contains("changed: a.enabled true → false"),
-        "diff in the reload line: {}",
+        said.contains("added: b") && said.contains("changed: a.enabled true → false"),
+        "diff in the reload record: {}",
         lines[at]
     );
     let lines = host.wait_for("two ticks to select b after the reload", WAIT, |l| {
@@ -123,12 +123,14 @@ fn a_broken_file_is_refused_and_the_last_good_config_runs_until_it_is_fixed() {
     )
     .expect("write broken config");
     let lines = host.wait_for("the broken file to be refused", WAIT, |l| {
-        position(l, &["config change refused"]).is_some()
+        position(l, "config_refused").is_some()
     });
-    let at = position(&lines, &["config change refused"]).expect("refusal line");
+    let at = position(&lines, "config_refused").expect("refusal record");
+    // The error is in the message only.
+    let said = message(&lines[at]);
     assert!(
-        lines[at].contains("last good config stays in force")
-            && lines[at].contains(
+        said.contains("last good config stays in force")
+            && said.contains(
                 "heartbeat.json:2:22: checks.a.cadenceMs: expected a non-negative integer, found \"soon\""
             ),
         "refusal names file, line, column, field: {}",
@@ -143,7 +145,7 @@ fn a_broken_file_is_refused_and_the_last_good_config_runs_until_it_is_fixed() {
         selected_after(&lines, at)
     );
     assert!(
-        position(&lines, &["config reloaded"]).is_none(),
+        position(&lines, "config_reloaded").is_none(),
         "nothing was applied"
     );
 
@@ -161,9 +163,9 @@ fn a_deleted_file_keeps_the_last_good_config_until_it_is_recreated() {
 
     std::fs::remove_file(&config).expect("delete config");
     let lines = host.wait_for("the deletion to be noticed", WAIT, |l| {
-        position(l, &["config file is gone"]).is_some()
+        position(l, "config_missing").is_some()
     });
-    let at = position(&lines, &["config file is gone"]).expect("deletion line");
+    let at = position(&lines, "config_missing").expect("deletion record");
     let lines = host.wait_for("ticks to keep running without the file", WAIT, |l| {
         selected_after(l, at).len() >= 3
     });
@@ -173,7 +175,7 @@ fn a_deleted_file_keeps_the_last_good_config_until_it_is_recreated() {
         selected_after(&lines, at)
     );
     assert_eq!(
-        matching(&lines, &["config file is gone"]).len(),
+        records(&lines, "config_missing", &[]).len(),
         1,
         "the deletion is reported once"
     );

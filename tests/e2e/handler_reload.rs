@@ -3,18 +3,24 @@
 //! build. A file dropped, replaced (by rename or in place), corrupted or
 //! deleted takes effect without a restart; a run in flight finishes on the
 //! version it started with.
-
-mod support;
+//!
+//! `handler_loaded` and `handler_removed` each stand for several outcomes
+//! that only their message tells apart (loaded, replaced, overriding the
+//! built-in; removed, the built-in back in service), as does
+//! `handler_refused` (the previous version stays in service, or none was
+//! there): those waits read the message.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{RunningHost, matching};
+use serde_json::{Value, json};
+
+use crate::support::{RunningHost, details, field, is, message, records, render_line};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn built(file: &str) -> Vec<u8> {
-    let path = Path::new(env!("HEARTBEAT_TEST_HANDLERS")).join(file);
+    let path = crate::support::test_handler(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -53,26 +59,84 @@ fn start(dir: &Path, config: &str) -> (RunningHost, PathBuf) {
     (host, handlers)
 }
 
-/// Waits for a line with all of `first` after line `from`, then for a line
-/// with all of `then` after that one; returns the index of the latter.
-fn wait_after(host: &mut RunningHost, from: usize, first: &[&str], then: &[&str]) -> usize {
-    let what = format!("{first:?} then {then:?} after line {from}");
-    let find = |lines: &[String]| -> Option<usize> {
-        let a = (from..lines.len()).find(|&i| first.iter().all(|n| lines[i].contains(n)))?;
-        (a + 1..lines.len()).find(|&i| then.iter().all(|n| lines[i].contains(n)))
+/// A test on one log line, and what it looks for (for the timeout message).
+struct Want {
+    what: String,
+    test: Box<dyn Fn(&Value) -> bool>,
+}
+
+impl Want {
+    fn new(what: impl Into<String>, test: impl Fn(&Value) -> bool + 'static) -> Want {
+        Want {
+            what: what.into(),
+            test: Box::new(test),
+        }
+    }
+}
+
+/// Waits for a line matching `first` after line `from`, then for a line
+/// matching `then` after that one; returns the index of the latter.
+fn wait_after(host: &mut RunningHost, from: usize, first: Want, then: Want) -> usize {
+    let what = format!("{} then {} after line {from}", first.what, then.what);
+    let find = |lines: &[Value]| -> Option<usize> {
+        let a = (from..lines.len()).find(|&i| (first.test)(&lines[i]))?;
+        (a + 1..lines.len()).find(|&i| (then.test)(&lines[i]))
     };
     let lines = host.wait_for(&what, WAIT, |l| find(l).is_some());
     find(&lines).unwrap_or(0)
 }
 
+/// The host's start-up record.
+fn started() -> Want {
+    Want::new("started", |l| is(l, "started", &[]))
+}
+
+/// A `handler_loaded` of `handler` whose message is `said` (loaded,
+/// replaced, or overriding the built-in).
+fn loaded(handler: &'static str, said: &'static str) -> Want {
+    Want::new(format!("handler_loaded {handler}: {said:?}"), move |l| {
+        is(l, "handler_loaded", &[("handler", handler)]) && message(l) == said
+    })
+}
+
+/// A `selected` of the check `probe`.
+fn probe_selected() -> Want {
+    Want::new("selected probe", |l| {
+        is(l, "selected", &[("check", "probe")])
+    })
+}
+
+/// A failed run of `probe` whose error says its handler is not found.
+fn probe_not_found() -> Want {
+    Want::new("run_finished probe failed: not found", |l| {
+        is(
+            l,
+            "run_finished",
+            &[("check", "probe"), ("status", "failed")],
+        ) && field(l, "error").is_some_and(|e| e.contains("not found"))
+    })
+}
+
+/// A run of `probe` whose details are `want`.
+fn probe_run(want: Value) -> Want {
+    Want::new(
+        format!("run_finished probe with details {want}"),
+        move |l| is(l, "run_finished", &[("check", "probe")]) && details(l).as_ref() == Some(&want),
+    )
+}
+
+/// A run of `probe` on the hostile handler (`mode` ok).
+fn hostile_run() -> Want {
+    probe_run(json!({"handler": "hostile"}))
+}
+
+/// A run of `probe` on the default handler.
+fn default_run() -> Want {
+    probe_run(json!({}))
+}
+
 const PROBE: &str =
     r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "probe", "meta": {"mode": "ok"}}}}"#;
-const HOSTILE_RUN: &[&str] = &[
-    "run finished",
-    "check=probe",
-    r#"details={"handler":"hostile"}"#,
-];
-const DEFAULT_RUN: &[&str] = &["run finished", "check=probe", "details={}"];
 
 #[test]
 fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_without_restart() {
@@ -81,20 +145,15 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
     let probe = handlers.join("probe.wasm");
 
     // No file yet: the check fails, naming the missing handler.
-    let at = wait_after(
-        &mut host,
-        0,
-        &["heartbeat-host started"],
-        &["check=probe", "status=failed", "not found"],
-    );
+    let at = wait_after(&mut host, 0, started(), probe_not_found());
 
     // Dropped in (written in place, as cp does).
     std::fs::write(&probe, hostile()).expect("drop");
     let at = wait_after(
         &mut host,
         at,
-        &["handler loaded", "handler=probe"],
-        HOSTILE_RUN,
+        loaded("probe", "handler loaded"),
+        hostile_run(),
     );
 
     // Replaced by rename, as deploy tools do.
@@ -104,8 +163,8 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
     let at = wait_after(
         &mut host,
         at,
-        &["handler replaced", "handler=probe"],
-        DEFAULT_RUN,
+        loaded("probe", "handler replaced"),
+        default_run(),
     );
 
     // Replaced in place.
@@ -113,27 +172,27 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
     let at = wait_after(
         &mut host,
         at,
-        &["handler replaced", "handler=probe"],
-        HOSTILE_RUN,
+        loaded("probe", "handler replaced"),
+        hostile_run(),
     );
 
     // Corrupted: refused, and the previous version stays in service.
     std::fs::write(&probe, b"\0asm but not really").expect("corrupt");
-    let at = wait_after(
-        &mut host,
-        at,
-        &["handler refused, previous version", "stays in service"],
-        HOSTILE_RUN,
-    );
+    let refused = Want::new("handler_refused probe, previous version in service", |l| {
+        let said = message(l);
+        is(l, "handler_refused", &[("handler", "probe")])
+            && said.contains("handler refused, previous version")
+            && said.contains("stays in service")
+    });
+    let at = wait_after(&mut host, at, refused, hostile_run());
 
     // Deleted: the handler is gone and the check fails again.
     std::fs::remove_file(&probe).expect("delete");
-    wait_after(
-        &mut host,
-        at,
-        &["handler file deleted; handler removed"],
-        &["check=probe", "status=failed", "not found"],
-    );
+    let removed = Want::new("handler_removed probe: handler removed", |l| {
+        is(l, "handler_removed", &[("handler", "probe")])
+            && message(l).contains("handler file deleted; handler removed")
+    });
+    wait_after(&mut host, at, removed, probe_not_found());
 
     assert!(host.terminate(WAIT).success());
 }
@@ -144,22 +203,24 @@ fn a_handler_file_overrides_the_built_in_until_it_is_deleted() {
     let config =
         r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "default", "meta": {"mode": "ok"}}}}"#;
     let (mut host, handlers) = start(dir.path(), config);
-    let at = wait_after(&mut host, 0, &["heartbeat-host started"], DEFAULT_RUN);
+    let at = wait_after(&mut host, 0, started(), default_run());
     let file = handlers.join("default.wasm");
     std::fs::write(&file, hostile()).expect("drop");
     let at = wait_after(
         &mut host,
         at,
-        &["overrides the built-in", "handler=default"],
-        HOSTILE_RUN,
+        loaded(
+            "default",
+            "handler file overrides the built-in of the same name",
+        ),
+        hostile_run(),
     );
     std::fs::remove_file(&file).expect("delete");
-    wait_after(
-        &mut host,
-        at,
-        &["the built-in is back in service"],
-        DEFAULT_RUN,
-    );
+    let back = Want::new("handler_removed default: the built-in is back", |l| {
+        is(l, "handler_removed", &[("handler", "default")])
+            && message(l).contains("the built-in is back in service")
+    });
+    wait_after(&mut host, at, back, default_run());
     assert!(host.terminate(WAIT).success());
 }
 
@@ -174,8 +235,8 @@ fn a_run_in_flight_finishes_on_the_version_it_started_with() {
     let started = wait_after(
         &mut host,
         0,
-        &["handler loaded", "handler=probe"],
-        &["selected", "check=probe"],
+        loaded("probe", "handler loaded"),
+        probe_selected(),
     );
 
     // Replace while the first run is busy for 1.5 s.
@@ -186,19 +247,22 @@ fn a_run_in_flight_finishes_on_the_version_it_started_with() {
     let first_finish = wait_after(
         &mut host,
         started,
-        &["handler replaced", "handler=probe"],
-        &["run finished", "check=probe"],
+        loaded("probe", "handler replaced"),
+        Want::new("run_finished probe", |l| {
+            is(l, "run_finished", &[("check", "probe")])
+        }),
     );
     let lines = host.lines();
-    assert!(
-        lines[first_finish].contains(r#"details={"busy":true,"handler":"hostile"}"#)
-            || lines[first_finish].contains(r#"details={"handler":"hostile","busy":true}"#),
+    assert_eq!(
+        details(&lines[first_finish]),
+        Some(json!({"busy": true, "handler": "hostile"})),
         "the run in flight finished on the old version: {}",
-        lines[first_finish]
+        render_line(&lines[first_finish])
     );
     // The next run, started after the swap, uses the new version.
+    let new_version = default_run();
     host.wait_for("a run on the new version", WAIT, |l| {
-        !matching(&l[first_finish + 1..], DEFAULT_RUN).is_empty()
+        l[first_finish + 1..].iter().any(|r| (new_version.test)(r))
     });
     assert!(host.terminate(WAIT).success());
 }
@@ -239,20 +303,34 @@ fn hostile_checks_fail_with_reasons_while_a_well_behaved_check_keeps_running() {
         ],
     );
     // Each hostile check has failed at least twice and the good one kept succeeding.
+    // The reasons are in each failed run's `error`.
+    let failed = |l: &[Value], check: &str, reason: &str| {
+        records(l, "run_finished", &[("check", check), ("status", "failed")])
+            .iter()
+            .filter(|r| field(r, "error").is_some_and(|e| e.contains(reason)))
+            .count()
+    };
     let lines = host.wait_for("hostile failures and good runs", WAIT, |l| {
-        matching(l, &["check=spin", "status=failed", "timeout after 200 ms"]).len() >= 2
-            && matching(
+        failed(l, "spin", "timeout after 200 ms") >= 2
+            && failed(l, "hog", "memory limit 16 MiB exceeded") >= 2
+            && failed(l, "crash", "unreachable") >= 2
+            && records(
                 l,
-                &["check=hog", "status=failed", "memory limit 16 MiB exceeded"],
+                "run_finished",
+                &[("check", "good"), ("status", "success")],
             )
             .len()
-                >= 2
-            && matching(l, &["check=crash", "status=failed", "unreachable"]).len() >= 2
-            && matching(l, &["check=good", "status=success"]).len() >= 3
+                >= 3
     });
     assert!(
-        matching(&lines, &["check=good", "status=failed"]).is_empty(),
-        "{lines:?}"
+        records(
+            &lines,
+            "run_finished",
+            &[("check", "good"), ("status", "failed")]
+        )
+        .is_empty(),
+        "{}",
+        crate::support::render(&lines)
     );
     assert!(host.terminate(WAIT).success());
     let logged = std::fs::read_to_string(&events).expect("events log");
@@ -274,20 +352,18 @@ fn sigterm_lets_a_run_in_flight_finish_and_a_second_signal_exits_at_once() {
     wait_after(
         &mut host,
         0,
-        &["handler loaded", "handler=probe"],
-        &["selected", "check=probe"],
+        loaded("probe", "handler loaded"),
+        probe_selected(),
     );
     let pid = host.pid().to_string();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status();
     // The first signal waits for the 20 s run in flight ...
-    host.wait_for("graceful shutdown to start", WAIT, |l| {
-        !matching(l, &["shutting down; letting runs in flight finish"]).is_empty()
-    });
+    host.wait_for_event("shutting_down", &[], WAIT);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        matching(&host.lines(), &["heartbeat-host stopped"]).is_empty(),
+        host.events("stopped").is_empty(),
         "it did not wait for the run"
     );
     // ... the second exits at once.

@@ -2,14 +2,12 @@
 //! directory outside the workspace, builds with its own build script and
 //! passes `invoke` as generated, in every language.
 
-mod lang_support;
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use lang_support::{build, events, invoke, repo_root, run_bounded};
+use crate::lang_support::{build, events, invoke, repo_root, run_bounded};
+use crate::support;
 
 /// Creates, builds and invokes a project in `lang`; returns the invocation.
 fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {

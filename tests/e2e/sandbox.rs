@@ -1,24 +1,22 @@
 //! The sandbox against handlers that misbehave on purpose (built from
-//! `tests/handlers/hostile` by the host's build): each is stopped with a
-//! plain reason within its limit, and a well-behaved handler runs right
-//! after on the same runtime. Also grants, namespaces, refusals and the
+//! `tests/handlers/hostile` on first use, see
+//! [`crate::support::test_handler`]): each is stopped with a plain reason
+//! within its limit, and a well-behaved handler runs right after on the
+//! same runtime. Also grants, namespaces, refusals and the
 //! built-in `quarterly_compaction` through a real directory grant.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use heartbeat_host::config;
-use heartbeat_host::registry;
-use heartbeat_host::runtime::{
-    LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions, TickInfo,
+use heartbeat_host::core::config;
+use heartbeat_host::core::model::RunStatus;
+use heartbeat_host::{
+    self as registry, LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions, Tick,
 };
-use heartbeat_host::state::RunStatus;
+
+use crate::support::test_handler;
 
 const AGENT: &str = "sandbox";
-
-fn test_handler(file: &str) -> PathBuf {
-    Path::new(env!("HEARTBEAT_TEST_HANDLERS")).join(file)
-}
 
 fn runtime() -> Runtime {
     Runtime::new(&RuntimeOptions {
@@ -39,17 +37,13 @@ fn request(check_json: &str, dir: &Path, tick_ms: u64) -> RunRequest {
     let text = format!(r#"{{"checks": {{"probe": {check_json}}}}}"#);
     let loaded = config::parse(&text, "test.json").expect("valid check");
     let check = &loaded.config.checks[0];
-    RunRequest::for_check(
-        AGENT,
-        TickInfo {
-            id: "t1".into(),
-            time_ms: tick_ms,
-            envelope: "{}".into(),
-        },
-        check,
-        0,
-        dir,
-    )
+    let tick = Tick {
+        id: "t1".into(),
+        time_ms: tick_ms,
+        envelope: serde_json::json!({}),
+        done: None,
+    };
+    heartbeat_host::run_request(AGENT, &tick, check, 0, dir)
 }
 
 async fn run(rt: &Runtime, handler: &LoadedHandler, check_json: &str) -> (RunReport, Duration) {
@@ -372,9 +366,9 @@ async fn quarterly_compaction_with_a_read_only_grant_fails_and_changes_nothing()
 
 fn process(
     name: &str,
-    status: heartbeat_host::runtime::ProcessState,
-) -> heartbeat_host::runtime::ProcessInfo {
-    heartbeat_host::runtime::ProcessInfo {
+    status: heartbeat_host::core::model::ProcessState,
+) -> heartbeat_host::core::model::ProcessInfo {
+    heartbeat_host::core::model::ProcessInfo {
         name: name.into(),
         status,
         last_message: "beat/5".into(),
@@ -385,7 +379,7 @@ fn process(
 
 async fn sub_health(
     rt: &Runtime,
-    table: Vec<heartbeat_host::runtime::ProcessInfo>,
+    table: Vec<heartbeat_host::core::model::ProcessInfo>,
     meta: &str,
 ) -> RunReport {
     let handler = registry::load_builtin(rt, "sub_health")
@@ -402,7 +396,7 @@ async fn sub_health(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sub_health_reports_the_table_and_fails_on_a_dead_or_missing_process() {
-    use heartbeat_host::runtime::ProcessState::{Alive, Dead, Late};
+    use heartbeat_host::core::model::ProcessState::{Alive, Dead, Late};
     let rt = runtime();
     let report = sub_health(&rt, vec![process("a", Alive), process("b", Late)], "{}").await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");

@@ -14,8 +14,8 @@
 //! restart); an event whose confirm was lost with the connection is sent
 //! again from the outbox with the same `event_id`, so a consumer can drop
 //! duplicates by `event_id`.
-
-mod support;
+//!
+//! What the host did is read from its JSON log records (`event` and fields).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -31,7 +31,10 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
-use support::{RunningHost, field, matching, read_json};
+
+use crate::support::{
+    self, RunningHost, event, field, message, number, read_json, records, render, render_line, text,
+};
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/";
 const WAIT: Duration = Duration::from_secs(60);
@@ -376,9 +379,7 @@ fn start_host(config: &Path, exchange: &str, extra: &[&str]) -> RunningHost {
     ];
     args.extend_from_slice(extra);
     let mut host = RunningHost::start(&args, &[]);
-    host.wait_for("the bus connection", WAIT, |l| {
-        !matching(l, &["connected; ticks come from the bus"]).is_empty()
-    });
+    host.wait_for_event("connected", &[], WAIT);
     host
 }
 
@@ -443,8 +444,32 @@ fn wait_for_beat(client: &Client, beats: &str, body: &str, mut between: impl FnM
     }
 }
 
-fn runs_finished(lines: &[String]) -> usize {
-    matching(lines, &["run finished"]).len()
+fn runs_finished(lines: &[Value]) -> usize {
+    records(lines, "run_finished", &[]).len()
+}
+
+/// Whether the `tick` field of `line` starts with `prefix`.
+fn tick_starts(line: &Value, prefix: &str) -> bool {
+    field(line, "tick").is_some_and(|t| t.starts_with(prefix))
+}
+
+/// Whether `line` is a `run_finished` of a tick whose id starts with `prefix`.
+fn run_on(line: &Value, prefix: &str) -> bool {
+    event(line) == Some("run_finished") && tick_starts(line, prefix)
+}
+
+/// Whether `line` says how a tick was handled: a check selected, or none due.
+fn tick_handled(line: &Value) -> bool {
+    matches!(event(line), Some("selected" | "no_check_due"))
+}
+
+/// Records, one readable line each.
+fn shown(lines: &[&Value]) -> String {
+    lines
+        .iter()
+        .map(|l| render_line(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -463,9 +488,14 @@ fn declares_the_consumers_exchange_queue_arguments_and_bindings_exactly() {
     )
     .expect("write config");
     let mut host = start_host(&config, "bloodbank.events.v1", &[]);
+    // A config warning has no event of its own: no line says it, anywhere.
     assert!(
-        matching(&host.lines(), &["unknown field"]).is_empty(),
-        "`watch` is known"
+        !host
+            .lines()
+            .iter()
+            .any(|l| text(l).contains("unknown field")),
+        "`watch` is known: {}",
+        host.log()
     );
 
     let queues = ctl(&["list_queues", "name", "durable", "arguments"]);
@@ -572,7 +602,12 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
     assert_eq!(client.count(&format!("agent.{agent}.inbox")), 0);
     assert!(host.terminate(WAIT).success());
     let lines = host.lines();
-    assert!(matching(&lines, &["PRECONDITION"]).is_empty(), "{lines:?}");
+    // A broker error (PRECONDITION_FAILED) may be in any record's message or fields.
+    assert!(
+        !lines.iter().any(|l| text(l).contains("PRECONDITION")),
+        "{}",
+        render(&lines)
+    );
 }
 
 #[test]
@@ -616,9 +651,7 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
         &format!("agent.{agent}.note"),
         &json!({"hello": 1}),
     );
-    host.wait_for("the cron tick", WAIT, |l| {
-        !matching(l, &["no check due", "tick=cron-tick-2"]).is_empty()
-    });
+    host.wait_for_event("no_check_due", &[("tick", "cron-tick-2")], WAIT);
     wait_idle(&format!("agent.{agent}.inbox"));
 
     let events = client.drain(&observer);
@@ -669,31 +702,27 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
         properties.content_type().as_ref().map(|c| c.as_str()),
         Some("application/json")
     );
-    assert!(header(properties, heartbeat_host::amqp::OWN_HEADER).is_some());
+    assert!(header(properties, heartbeat_host::bus::OWN_HEADER).is_some());
 
     // Everything that reached the inbox was acknowledged; nothing dead-lettered.
     assert_eq!(client.count(&format!("agent.{agent}.inbox")), 0);
     assert_eq!(client.count(&format!("agent.{agent}.dlq")), 0);
     assert!(host.terminate(WAIT).success());
     let lines = host.lines();
-    let stopped = matching(&lines, &["bus stopped"]);
-    assert_eq!(stopped.len(), 1, "{lines:?}");
+    let stopped = records(&lines, "bus_stopped", &[]);
+    assert_eq!(stopped.len(), 1, "{}", render(&lines));
     // Its own result event came back through agent.{name}.# and was skipped.
+    assert_eq!(number(stopped[0], "own_skipped"), Some(1), "{}", stopped[0]);
+    assert_eq!(number(stopped[0], "ignored"), Some(2), "{}", stopped[0]);
+    assert_eq!(number(stopped[0], "rejected"), Some(0), "{}", stopped[0]);
     assert_eq!(
-        field(stopped[0], "own_skipped"),
-        Some("1"),
-        "{}",
-        stopped[0]
-    );
-    assert_eq!(field(stopped[0], "ignored"), Some("2"), "{}", stopped[0]);
-    assert_eq!(field(stopped[0], "rejected"), Some("0"), "{}", stopped[0]);
-    assert_eq!(
-        matching(&lines, &["selected (", "check=due"]).len(),
+        records(&lines, "selected", &[("check", "due")]).len(),
         1,
-        "{lines:?}"
+        "{}",
+        render(&lines)
     );
-    assert!(matching(&lines, &["check=later", "selected ("]).is_empty());
-    assert!(!matching(&lines, &["closed the broker connection"]).is_empty());
+    assert!(records(&lines, "selected", &[("check", "later")]).is_empty());
+    assert!(!records(&lines, "connection_closed", &[]).is_empty());
     let state = read_json(&dir.path().join("heartbeat.state.json"));
     assert_eq!(state["checks"]["due"]["lastStatus"], "success");
 }
@@ -754,13 +783,23 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
     std::thread::sleep(Duration::from_millis(500));
 
     let lines = host.lines();
-    let refused = matching(&lines, &["message refused, dead-lettered"]);
-    assert_eq!(refused.len(), bad.len(), "each logged once: {refused:#?}");
+    let refused = records(&lines, "message_refused", &[]);
+    assert_eq!(
+        refused.len(),
+        bad.len(),
+        "each logged once:\n{}",
+        shown(&refused)
+    );
+    // The reason is in the message only.
     for (key, _, reason) in &bad {
         assert_eq!(
-            matching(&lines, &["message refused", reason]).len(),
+            refused
+                .iter()
+                .filter(|r| message(r).contains(reason))
+                .count(),
             1,
-            "{key}: {reason} in {refused:#?}"
+            "{key}: {reason} in\n{}",
+            shown(&refused)
         );
     }
     let dead = client.drain(&dlq);
@@ -796,7 +835,15 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
     let key = |verb: &str| format!("agent.{agent}.control.{verb}");
     let applied = |host: &mut RunningHost, n: usize| {
         host.wait_for("control applied", WAIT, |l| {
-            matching(l, &["control applied"]).len() >= n
+            records(l, "control_applied", &[]).len() >= n
+        });
+    };
+    // Why a check was selected is in the message only.
+    let run_requested = |host: &mut RunningHost, check: &str, tick: &str| {
+        host.wait_for(&format!("the requested run of {check}"), WAIT, |l| {
+            records(l, "selected", &[("check", check), ("tick", tick)])
+                .iter()
+                .any(|r| message(r) == "selected (run requested)")
         });
     };
 
@@ -813,17 +860,7 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
         "system.heartbeat.tick",
         &readme_tick("tick-run-now"),
     );
-    host.wait_for("the requested run", WAIT, |l| {
-        !matching(
-            l,
-            &[
-                "selected (run requested)",
-                "check=slow",
-                "tick=tick-run-now",
-            ],
-        )
-        .is_empty()
-    });
+    run_requested(&mut host, "slow", "tick-run-now");
     client.wait_count(&observer, 1, WAIT);
     host.wait_for("the run request to be cleared on disk", WAIT, |_| {
         read_json(&state_path).get("runRequests").is_none()
@@ -880,9 +917,7 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
         "system.heartbeat.tick",
         &readme_tick("tick-while-paused"),
     );
-    host.wait_for("the paused tick", WAIT, |l| {
-        !matching(l, &["no check due", "tick=tick-while-paused"]).is_empty()
-    });
+    host.wait_for_event("no_check_due", &[("tick", "tick-while-paused")], WAIT);
 
     // Resume: the pending run request now runs it.
     client.publish_json(
@@ -897,17 +932,7 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
         "system.heartbeat.tick",
         &readme_tick("tick-after-resume"),
     );
-    host.wait_for("the resumed run", WAIT, |l| {
-        !matching(
-            l,
-            &[
-                "selected (run requested)",
-                "check=other",
-                "tick=tick-after-resume",
-            ],
-        )
-        .is_empty()
-    });
+    run_requested(&mut host, "other", "tick-after-resume");
     client.wait_count(&observer, 2, WAIT);
     assert!(host.terminate(WAIT).success());
     let state = read_json(&state_path);
@@ -922,9 +947,9 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
 
 #[test]
 fn handler_events_go_out_with_their_own_routing_key_after_confirms() {
-    use heartbeat_host::amqp::{Bus, BusOptions};
-    use heartbeat_host::runtime::{EmittedEvent, RunReport};
-    use heartbeat_host::state::RunStatus;
+    use heartbeat_host::bus::{Bus, BusOptions};
+    use heartbeat_host::core::model::RunStatus;
+    use heartbeat_host::{EmittedEvent, RunReport};
 
     let _broker = shared_broker();
     let (agent, exchange, client, observer, _cleanup) =
@@ -1015,15 +1040,17 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
         &[],
     );
     let lines = offline.wait_for("six runs and a full outbox", WAIT, |l| {
-        runs_finished(l) >= 6 && !matching(l, &["outbox full"]).is_empty()
+        runs_finished(l) >= 6 && !records(l, "outbox_full", &[]).is_empty()
     });
-    assert!(!matching(&lines, &["cannot use the broker", "degraded"]).is_empty());
     assert!(
-        !matching(
-            &lines,
-            &["degraded: broker unreachable, tick from the host's own timer"]
-        )
-        .is_empty()
+        !records(&lines, "broker_unreachable", &[]).is_empty(),
+        "{}",
+        render(&lines)
+    );
+    assert!(
+        !records(&lines, "fallback_tick", &[("cause", "broker_unreachable")]).is_empty(),
+        "{}",
+        render(&lines)
     );
     assert!(offline.terminate(WAIT).success());
     let lines = offline.lines();
@@ -1036,16 +1063,19 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
         .collect();
     assert_eq!(waiting.len(), 3, "{text}");
     assert_eq!(header["dropped"].as_u64(), Some(runs as u64 - 3), "{text}");
-    let full = matching(&lines, &["outbox full"]);
+    let full = records(&lines, "outbox_full", &[]);
     assert!(
         full.iter()
-            .any(|l| field(l, "outbox_dropped_total") == Some(&(runs - 3).to_string())),
-        "{full:#?}"
+            .any(|l| number(l, "outbox_dropped_total") == Some(runs as u64 - 3)),
+        "{}",
+        shown(&full)
     );
-    let stopped = matching(&lines, &["bus stopped"]);
+    let stopped = records(&lines, "bus_stopped", &[]);
+    let stopped = stopped.first().expect("a bus_stopped record");
     assert_eq!(
-        field(stopped[0], "outbox_dropped_total"),
-        Some((runs - 3).to_string().as_str())
+        number(stopped, "outbox_dropped_total"),
+        Some(runs as u64 - 3),
+        "{stopped}"
     );
     let expected: Vec<String> = waiting
         .iter()
@@ -1061,9 +1091,7 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
     // A long interval: the tick-source monitor (silent after 2 × the
     // interval without a bus tick) must not start the timer during this test.
     let mut online = start_host(&config, &exchange, &["--tick-interval", "30s"]);
-    online.wait_for("the outbox drained", WAIT, |l| {
-        !matching(l, &["outbox drained"]).is_empty()
-    });
+    online.wait_for_event("outbox_drained", &[], WAIT);
     client.wait_count(&observer, 3, WAIT);
     std::thread::sleep(Duration::from_millis(300));
     let events = client.drain(&observer);
@@ -1171,7 +1199,7 @@ fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged(
     let handlers = dir.path().join("handlers");
     std::fs::create_dir(&handlers).expect("handlers dir");
     std::fs::copy(
-        Path::new(env!("HEARTBEAT_TEST_HANDLERS")).join("test_handler_hostile.wasm"),
+        support::test_handler("test_handler_hostile.wasm"),
         handlers.join("slow.wasm"),
     )
     .expect("copy the hostile handler");
@@ -1191,9 +1219,7 @@ fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged(
         "system.heartbeat.tick",
         &readme_tick("slow-tick-1"),
     );
-    host.wait_for("the slow run to start", WAIT, |l| {
-        !matching(l, &["tick=slow-tick-1", "selected"]).is_empty()
-    });
+    host.wait_for_event("selected", &[("tick", "slow-tick-1")], WAIT);
     for n in 2..=4 {
         client.publish_json(
             &exchange,
@@ -1201,9 +1227,7 @@ fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged(
             &readme_tick(&format!("slow-tick-{n}")),
         );
     }
-    host.wait_for("the later ticks", WAIT, |l| {
-        !matching(l, &["no check due", "tick=slow-tick-4"]).is_empty()
-    });
+    host.wait_for_event("no_check_due", &[("tick", "slow-tick-4")], WAIT);
     // Ticks 2-4 found the check running: acknowledged at once, while tick 1
     // stays unacknowledged until its run and its state are done.
     wait_queue_counts(&inbox, 0, 1);
@@ -1289,8 +1313,11 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
             }
             assert!(
                 Instant::now() < deadline,
-                "{what}: not drained: {row}; log tail: {:?}",
-                host.lines().iter().rev().take(5).collect::<Vec<_>>()
+                "{what}: not drained: {row}; log tail:\n{}",
+                {
+                    let lines = host.lines();
+                    render(&lines[lines.len().saturating_sub(5)..])
+                }
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -1318,9 +1345,9 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
         "memory grows with the backlog: {peak_after_1000} KiB -> {peak_after_2000} KiB"
     );
     let lines = host.lines();
-    let ticks_seen = matching(&lines, &["tick="])
+    let ticks_seen = lines
         .iter()
-        .filter(|l| l.contains("selected (") || l.contains("no check due"))
+        .filter(|l| tick_handled(l))
         .filter_map(|l| field(l, "tick"))
         .collect::<BTreeSet<_>>()
         .len();
@@ -1375,10 +1402,9 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
         );
     }
     host.wait_for("runs on bus ticks", WAIT, |l| {
-        !matching(l, &["run finished", "tick=before-"]).is_empty()
-            && matching(l, &["tick=before-"])
-                .iter()
-                .filter(|x| x.contains("selected (") || x.contains("no check due"))
+        l.iter().any(|x| run_on(x, "before-"))
+            && l.iter()
+                .filter(|x| tick_handled(x) && tick_starts(x, "before-"))
                 .count()
                 >= 5
     });
@@ -1392,17 +1418,11 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
 
     let restart = RestartBrokerOnDrop;
     ctl(&["stop_app"]);
-    let lines = host.wait_for("the loss to be noticed", WAIT, |l| {
-        !matching(l, &["lost the broker"]).is_empty()
-    });
+    let lines = host.wait_for_event("broker_lost", &[], WAIT);
     let lost_at = lines.len();
     // The host's own timer keeps the check running meanwhile; events wait in the outbox.
     host.wait_for("timer runs while the broker is down", WAIT, |l| {
-        l[lost_at..]
-            .iter()
-            .filter(|x| x.contains("run finished") && x.contains("tick=timer-"))
-            .count()
-            >= 3
+        l[lost_at..].iter().filter(|x| run_on(x, "timer-")).count() >= 3
     });
     assert!(
         read_outbox_records(&outbox) >= 3,
@@ -1412,13 +1432,12 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
     ctl(&["await_startup", "--timeout", "110"]);
     drop(restart);
     let lines = host.wait_for("the reconnect", WAIT, |l| {
-        !matching(l, &["broker is back: bus ticks take over"]).is_empty()
-            && !matching(l, &["outbox drained"]).is_empty()
+        !records(l, "broker_back", &[]).is_empty() && !records(l, "outbox_drained", &[]).is_empty()
     });
     let back_at = lines
         .iter()
-        .position(|l| l.contains("broker is back"))
-        .expect("back line");
+        .position(|l| event(l) == Some("broker_back"))
+        .expect("broker_back record");
 
     // Bus ticks after the outage; the timer stays quiet while connected.
     let client = Client::connect();
@@ -1430,26 +1449,27 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
         );
     }
     host.wait_for("runs on the new bus ticks", WAIT, |l| {
-        matching(l, &["tick=after-"])
-            .iter()
-            .filter(|x| x.contains("selected (") || x.contains("no check due"))
+        l.iter()
+            .filter(|x| tick_handled(x) && tick_starts(x, "after-"))
             .count()
             >= 5
     });
     std::thread::sleep(Duration::from_millis(1000));
     assert!(host.terminate(WAIT).success());
     let lines = host.lines();
-    let timer_after_back: Vec<&String> = lines[back_at..]
-        .iter()
-        .filter(|l| l.contains("degraded: broker unreachable, tick from the host's own timer"))
-        .collect();
+    let timer_after_back: Vec<&Value> = records(
+        &lines[back_at..],
+        "fallback_tick",
+        &[("cause", "broker_unreachable")],
+    );
     assert!(
         timer_after_back.is_empty(),
-        "timer ticks while connected: {timer_after_back:#?}"
+        "timer ticks while connected:\n{}",
+        shown(&timer_after_back)
     );
 
     // Every run's result event reached the exchange at least once.
-    let runs: Vec<&String> = matching(&lines, &["run finished"]);
+    let runs: Vec<&Value> = records(&lines, "run_finished", &[]);
     let events = client.drain(&observer);
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     for (_, _, event) in &events {
@@ -1481,7 +1501,7 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
         }
     }
     assert!(
-        runs.iter().any(|r| r.contains("tick=timer-")),
+        runs.iter().any(|r| run_on(r, "timer-")),
         "the timer filled in"
     );
     assert_eq!(read_outbox_records(&outbox), 0, "outbox empty at the end");
@@ -1515,9 +1535,7 @@ fn the_host_beats_start_beat_degraded_and_stop_on_the_bus() {
         r#"{"$schema": "heartbeat.v1", "checks": {"a": {"cadenceMs": "soon"}}}"#,
     )
     .expect("write config");
-    host.wait_for("the refused config", WAIT, |l| {
-        !matching(l, &["config change refused"]).is_empty()
-    });
+    host.wait_for_event("config_refused", &[], WAIT);
     let before = client.count(&observer);
     client.wait_count(&observer, before + 2, Duration::from_secs(20));
     let status = host.terminate(Duration::from_secs(30));
@@ -1528,7 +1546,7 @@ fn the_host_beats_start_beat_degraded_and_stop_on_the_bus() {
         .iter()
         .map(|(routing_key, properties, body)| {
             assert_eq!(routing_key, &key);
-            assert!(header(properties, heartbeat_host::amqp::OWN_HEADER).is_some());
+            assert!(header(properties, heartbeat_host::bus::OWN_HEADER).is_some());
             match body {
                 Value::String(s) => s.clone(),
                 other => panic!("not a raw beat body: {other}"),
@@ -1746,9 +1764,9 @@ fn beatit_beats_drive_the_sub_process_table_seen_by_sub_health() {
     );
     assert!(host.terminate(WAIT).success());
     let lines = host.lines();
-    let stopped = matching(&lines, &["bus stopped"]);
-    let stopped = stopped.last().expect("bus stopped line");
-    assert_eq!(field(stopped, "malformed_beats"), Some("1"), "{stopped}");
+    let stopped = records(&lines, "bus_stopped", &[]);
+    let stopped = stopped.last().expect("a bus_stopped record");
+    assert_eq!(number(stopped, "malformed_beats"), Some(1), "{stopped}");
 }
 
 /// The tick-source monitor: connected but no bus tick within 2 × the tick
@@ -1768,22 +1786,13 @@ fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return
         &["--tick-interval", "500ms", "--beat-period", "1s"],
     );
     let lines = host.wait_for("the timer taking over", WAIT, |l| {
-        !matching(
-            l,
-            &["tick source silent: no bus tick within 2 × the tick interval"],
-        )
-        .is_empty()
-            && l.iter()
-                .filter(|x| x.contains("run finished") && x.contains("tick=timer-"))
-                .count()
-                >= 2
+        !records(l, "tick_source_silent", &[]).is_empty()
+            && l.iter().filter(|x| run_on(x, "timer-")).count() >= 2
     });
     assert!(
-        !matching(
-            &lines,
-            &["degraded: tick source silent, tick from the host's own timer"]
-        )
-        .is_empty()
+        !records(&lines, "fallback_tick", &[("cause", "tick_source_silent")]).is_empty(),
+        "{}",
+        render(&lines)
     );
     // The host's beats say degraded.
     wait_for_beat(&client, &beats, "degraded/1", |_| {});
@@ -1799,9 +1808,7 @@ fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return
         );
     };
     tick(&client);
-    let lines = host.wait_for("bus ticks back", WAIT, |l| {
-        !matching(l, &["bus ticks are back"]).is_empty()
-    });
+    let lines = host.wait_for_event("bus_ticks_back", &[], WAIT);
     let back_at = lines.len();
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
@@ -1812,13 +1819,11 @@ fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return
     client.drain(&beats);
     wait_for_beat(&client, &beats, "beat/1", tick);
     let lines = host.lines();
-    let timer_after_back: Vec<&String> = lines[back_at..]
-        .iter()
-        .filter(|l| l.contains("tick from the host's own timer"))
-        .collect();
+    let timer_after_back: Vec<&Value> = records(&lines[back_at..], "fallback_tick", &[]);
     assert!(
         timer_after_back.is_empty(),
-        "timer ticks while bus ticks flow: {timer_after_back:#?}"
+        "timer ticks while bus ticks flow:\n{}",
+        shown(&timer_after_back)
     );
     assert!(host.terminate(WAIT).success());
 }

@@ -6,15 +6,13 @@
 //! The toolchains come from `toolchains/install.sh` (tests/run.sh runs it);
 //! a missing one fails the test with the build script's message naming it.
 
-mod lang_support;
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use lang_support::{build_example, deploy, events, invoke, json_field, run_bounded};
 use serde_json::json;
-use support::{RunningHost, matching};
+
+use crate::lang_support::{self, build_example, deploy, events, invoke, run_bounded};
+use crate::support::{RunningHost, details, number, records, render};
 
 /// Bound on every wait for the running host: it may have to compile the
 /// component if the cache was missed.
@@ -33,10 +31,10 @@ fn write_config(dir: &Path, file: &str, name: &str, check: serde_json::Value) ->
 }
 
 /// What the running host did with a dropped-in handler: the first
-/// successful `run finished` line of the check, and the events of that
+/// successful `run_finished` record of the check, and the events of that
 /// check in the host's events log (`--events-log`).
 struct HostRun {
-    line: String,
+    line: serde_json::Value,
     events: Vec<serde_json::Value>,
 }
 
@@ -62,18 +60,16 @@ fn run_in_host(work: &Path, config: &str, check: &str, name: &str, wasm: &Path) 
         ],
         &[("XDG_CACHE_HOME", cache.to_str().expect("utf-8"))],
     );
-    host.wait_for("the host to start", WAIT, |l| {
-        !matching(l, &["heartbeat-host started"]).is_empty()
-    });
+    host.wait_for_event("started", &[], WAIT);
     deploy(wasm, &handlers, name);
-    let check_field = format!("check={check}");
+    let succeeded = [("check", check), ("status", "success")];
     let lines = host.wait_for(
         &format!("a successful run of {name} after it was dropped in"),
         WAIT,
-        |l| !matching(l, &["run finished", &check_field, "status=success"]).is_empty(),
+        |l| !records(l, "run_finished", &succeeded).is_empty(),
     );
-    assert!(host.terminate(WAIT).success(), "{}", lines.join("\n"));
-    let line = matching(&lines, &["run finished", &check_field, "status=success"])[0].clone();
+    assert!(host.terminate(WAIT).success(), "{}", render(&lines));
+    let line = records(&lines, "run_finished", &succeeded)[0].clone();
     let events = std::fs::read_to_string(&events_log)
         .unwrap_or_default()
         .lines()
@@ -163,9 +159,9 @@ fn python_deadlines_warns_of_what_is_due() {
 
     let run = run_in_host(work.path(), &config, "deadlines", "deadlines", &wasm);
     let line = &run.line;
-    assert!(line.contains("events=1"), "{line}");
+    assert_eq!(number(line, "events"), Some(1), "{line}");
     assert_eq!(
-        json_field(line, "details"),
+        details(line),
         Some(json!({"checked": 3, "dueSoon": 1, "overdue": 1, "next": soon})),
         "{line}"
     );
@@ -249,8 +245,8 @@ fn javascript_error_budget_reports_the_burn() {
     let config = write_config(work.path(), "heartbeat.json", "budget", ok);
     let run = run_in_host(work.path(), &config, "budget", "error_budget", &wasm);
     let line = &run.line;
-    assert!(line.contains("events=1"), "{line}");
-    let details = json_field(line, "details").expect("details");
+    assert_eq!(number(line, "events"), Some(1), "{line}");
+    let details = details(line).expect("details");
     assert_eq!(details["state"], "ok", "{line}");
     assert_eq!(details["consumedMinutes"].as_f64(), Some(12.0), "{line}");
     assert_eq!(details["remainingMinutes"].as_f64(), Some(31.2), "{line}");
@@ -320,8 +316,8 @@ fn c_disk_usage_adds_up_a_granted_directory() {
     let config = write_config(work.path(), "heartbeat.json", "disk", ok);
     let run = run_in_host(work.path(), &config, "disk", "disk_usage", &wasm);
     let line = &run.line;
-    assert!(line.contains("events=1"), "{line}");
-    let details = json_field(line, "details").expect("details");
+    assert_eq!(number(line, "events"), Some(1), "{line}");
+    let details = details(line).expect("details");
     assert_eq!(details["bytes"], 6000, "{line}");
     assert_eq!(details["files"], 3, "{line}");
     assert_eq!(details["state"], "ok", "{line}");
@@ -377,8 +373,8 @@ fn rust_backup_age_flags_a_stale_backup() {
     let config = write_config(work.path(), "heartbeat.json", "backups", check(&fresh));
     let run = run_in_host(work.path(), &config, "backups", "backup_age", &wasm);
     let line = &run.line;
-    assert!(line.contains("events=1"), "{line}");
-    let details = json_field(line, "details").expect("details");
+    assert_eq!(number(line, "events"), Some(1), "{line}");
+    let details = details(line).expect("details");
     assert_eq!(details["newest"], "today.tar.gz", "{line}");
     assert_eq!(details["stale"], false, "{line}");
     let event = run.events.first().expect("an event in the events log");

@@ -2,12 +2,10 @@
 //! to end: written every period with the host's health, degraded while the
 //! config on disk is invalid, `stopped` after a graceful shutdown.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{RunningHost, host_bin, read_json};
+use crate::support::{RunningHost, host_bin, read_json};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -96,7 +96,7 @@ fn every_shipped_example_validates_against_the_schema_and_the_host() {
         let errors = schema_errors(&validator, &read_json(path));
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
         let text = std::fs::read_to_string(path).expect("read");
-        if let Err(e) = heartbeat_host::config::parse(&text, &path.display().to_string()) {
+        if let Err(e) = heartbeat_host::core::config::parse(&text, &path.display().to_string()) {
             panic!("the host refuses a shipped example: {e}");
         }
     }
@@ -134,7 +134,7 @@ fn the_host_and_the_schema_refuse_the_same_invalid_files() {
         let name = path.display().to_string();
         let schema = schema_errors(&validator, &read_json(path));
         let text = std::fs::read_to_string(path).expect("read");
-        let host = heartbeat_host::config::parse(&text, &name);
+        let host = heartbeat_host::core::config::parse(&text, &name);
         match (&host, schema.is_empty()) {
             (Ok(_), true) => disagreements.push(format!("{name}: both accept it")),
             (Ok(_), false) => {
@@ -170,7 +170,7 @@ fn an_unknown_time_zone_is_refused_by_the_host_only() {
     let doc = r#"{"checks": {"a": {"window": {"start": "09:00", "end": "17:00", "tz": "Mars/Olympus"}}}}"#;
     let instance: Value = serde_json::from_str(doc).expect("json");
     assert!(validator().is_valid(&instance));
-    let err = heartbeat_host::config::parse(doc, "heartbeat.json").expect_err("unknown zone");
+    let err = heartbeat_host::core::config::parse(doc, "heartbeat.json").expect_err("unknown zone");
     assert_eq!(err.field(), Some("checks.a.window.tz"));
 }
 
@@ -179,6 +179,6 @@ fn unknown_fields_are_allowed_by_both() {
     let doc = r#"{"owner": "ops", "checks": {"a": {"colour": "red", "window": {"start": "09:00", "end": "10:00", "tz": "UTC", "note": 1}}}}"#;
     let instance: Value = serde_json::from_str(doc).expect("json");
     assert!(validator().is_valid(&instance));
-    let loaded = heartbeat_host::config::parse(doc, "heartbeat.json").expect("valid");
+    let loaded = heartbeat_host::core::config::parse(doc, "heartbeat.json").expect("valid");
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
 }

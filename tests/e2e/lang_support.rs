@@ -2,8 +2,6 @@
 //! `heartbeat-host invoke` with a bound on their time, and read what they
 //! printed.
 
-#![allow(dead_code)]
-
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -40,7 +38,8 @@ impl Finished {
 }
 
 /// Variables of the outer `cargo test` that must not reach a nested build
-/// for another target (coverage flags, wrappers, a target directory).
+/// for another target (coverage flags, wrappers, a target directory); the
+/// host's build script removes the same ones.
 const CARGO_LEAKS: &[&str] = &[
     "CARGO_ENCODED_RUSTFLAGS",
     "RUSTFLAGS",
@@ -62,6 +61,16 @@ pub fn clean_cargo_env(cmd: &mut Command) {
 /// Runs `cmd` to completion, killing it (and its children) after
 /// `timeout`, when it panics with what it printed so far.
 pub fn run_bounded(cmd: &mut Command, what: &str, timeout: Duration) -> Finished {
+    try_run_bounded(cmd, what, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_bounded`], but a command that cannot start or does not finish in
+/// time is an error (with what it printed so far), not a panic.
+pub fn try_run_bounded(
+    cmd: &mut Command,
+    what: &str,
+    timeout: Duration,
+) -> Result<Finished, String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -69,7 +78,7 @@ pub fn run_bounded(cmd: &mut Command, what: &str, timeout: Duration) -> Finished
         .process_group(0);
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
     let drain = |stream: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -93,26 +102,29 @@ pub fn run_bounded(cmd: &mut Command, what: &str, timeout: Duration) -> Finished
     );
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
+        let polled = child
+            .try_wait()
+            .map_err(|e| format!("cannot wait for {what}: {e}"))?;
+        if let Some(status) = polled {
             break status;
         }
         if Instant::now() >= deadline {
             let group = format!("-{}", child.id());
             let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.wait();
-            panic!(
+            return Err(format!(
                 "{what} did not finish within {timeout:?}; it printed:\n--- stdout\n{}\n--- stderr\n{}",
                 stdout.join().unwrap_or_default(),
                 stderr.join().unwrap_or_default()
-            );
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    Finished {
+    Ok(Finished {
         status,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
-    }
+    })
 }
 
 /// How long a build may take: a cold Rust build compiles wit-bindgen and
@@ -220,14 +232,4 @@ pub fn deploy(wasm: &Path, dir: &Path, name: &str) {
     std::fs::copy(wasm, &staging)
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", wasm.display(), staging.display()));
     std::fs::rename(&staging, dir.join(format!("{name}.wasm"))).expect("rename into place");
-}
-
-/// The JSON value of `key=` in a log line, e.g. `details={...}` (up to the
-/// next ` key=`).
-pub fn json_field(line: &str, key: &str) -> Option<serde_json::Value> {
-    let start = line.find(&format!(" {key}="))? + key.len() + 2;
-    let rest = &line[start..];
-    // The value is a JSON object or array: parse the longest prefix that is one.
-    let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
-    stream.next()?.ok()
 }

@@ -1,19 +1,19 @@
 //! End to end on the host's own timer: the real binary, a temporary
 //! config, real files; which checks ran, in which order, is read from the
-//! logs and the state file.
-
-mod support;
+//! logs (`event` and fields of the JSON records) and the state file.
 
 use std::time::Duration;
 
-use support::{RunningHost, field, matching, read_json};
+use serde_json::Value;
+
+use crate::support::{self, RunningHost, field, read_json, records, render, values};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn selected_checks(lines: &[String]) -> Vec<String> {
-    matching(lines, &["selected ("])
-        .iter()
-        .filter_map(|l| field(l, "check").map(str::to_string))
+fn selected_checks(lines: &[Value]) -> Vec<String> {
+    values(lines, "selected", "check")
+        .into_iter()
+        .map(str::to_string)
         .collect()
 }
 
@@ -43,12 +43,12 @@ fn runs_the_most_overdue_check_first_and_records_it() {
         &[],
     );
     let lines = host.wait_for("three runs", WAIT, |l| {
-        matching(l, &["run finished", "status=success"]).len() >= 3
+        records(l, "run_finished", &[("status", "success")]).len() >= 3
     });
     assert_eq!(selected_checks(&lines)[..3], ["b", "a", "c"]);
     // A fourth tick finds nothing due.
     host.wait_for("an idle tick", WAIT, |l| {
-        !matching(l, &["no check due"]).is_empty()
+        !records(l, "no_check_due", &[]).is_empty()
     });
     assert!(host.terminate(WAIT).success());
 
@@ -101,14 +101,33 @@ fn a_missing_handler_is_named_at_startup_fails_its_check_and_others_keep_running
         &[("AGENT_NAME", "e2e")],
     );
     let lines = host.wait_for("the healthy check to run", WAIT, |l| {
-        !matching(l, &["run finished", "check=alive", "status=success"]).is_empty()
+        !records(
+            l,
+            "run_finished",
+            &[("check", "alive"), ("status", "success")],
+        )
+        .is_empty()
     });
-    let startup = matching(&lines, &["missing handler"]);
-    assert_eq!(startup.len(), 1, "{lines:?}");
-    assert!(startup[0].contains("check=ghost") && startup[0].contains("handler=no_such_handler"));
-    let failed = matching(&lines, &["run finished", "check=ghost", "status=failed"]);
-    assert_eq!(failed.len(), 1, "{lines:?}");
-    assert!(failed[0].contains("not found"), "{}", failed[0]);
+    let startup = records(&lines, "missing_handler", &[]);
+    assert_eq!(startup.len(), 1, "{}", render(&lines));
+    assert_eq!(field(startup[0], "check"), Some("ghost"), "{}", startup[0]);
+    assert_eq!(
+        field(startup[0], "handler"),
+        Some("no_such_handler"),
+        "{}",
+        startup[0]
+    );
+    let failed = records(
+        &lines,
+        "run_finished",
+        &[("check", "ghost"), ("status", "failed")],
+    );
+    assert_eq!(failed.len(), 1, "{}", render(&lines));
+    assert!(
+        field(failed[0], "error").is_some_and(|e| e.contains("not found")),
+        "{}",
+        failed[0]
+    );
     assert!(host.terminate(WAIT).success());
 
     let state = read_json(&dir.path().join("agent.state.json"));

@@ -2,14 +2,13 @@
 //! the real binary against files in a temporary directory; exit codes,
 //! stdout and stderr are what is checked.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{RunningHost, field, matching};
+
+use crate::support::{self, RunningHost, field, records};
 
 /// Bound of every command and wait.
 const WAIT: Duration = Duration::from_secs(60);
@@ -290,9 +289,9 @@ fn explain_predicts_what_the_running_host_selects_first() {
         &[],
     );
     let lines = running.wait_for("the first tick's selection", WAIT, |l| {
-        matching(l, &["selected ("]).len() >= 2
+        records(l, "selected", &[]).len() >= 2
     });
-    let selected: Vec<&str> = matching(&lines, &["selected (", "tick=timer-1"])
+    let selected: Vec<&str> = records(&lines, "selected", &[("tick", "timer-1")])
         .iter()
         .filter_map(|l| field(l, "check"))
         .collect();
@@ -395,8 +394,7 @@ fn check_resolves_handlers_from_the_directory_and_the_built_ins() {
 
     // A real component as mine.wasm resolves and compiles; a file that is
     // not one is refused even though its name matches.
-    let component =
-        heartbeat_host::registry::builtin_bytes("default").expect("the default built-in");
+    let component = heartbeat_host::builtin_bytes("default").expect("the default built-in");
     std::fs::write(handlers.join("mine.wasm"), component).expect("write component");
     std::fs::write(handlers.join("ghost.wasm"), b"not wasm").expect("write junk");
     let out = host(&[

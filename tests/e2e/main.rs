@@ -1,0 +1,21 @@
+//! Every test of heartbeat-host, in one test binary (wasmtime and lapin are
+//! linked once): one module per area. The tests run as parallel threads of
+//! this one process, so none of them changes process-wide state (the
+//! environment, the current directory) and each uses its own temporary
+//! directory and, on the broker, its own agent and exchange names.
+//!
+//! Run one area with a filter: `cargo test -p heartbeat-host --test e2e -- amqp::`.
+
+mod lang_support;
+mod support;
+
+mod amqp;
+mod cli;
+mod handler_reload;
+mod languages;
+mod liveness;
+mod new;
+mod reload;
+mod sandbox;
+mod schema;
+mod timer;
