@@ -24,6 +24,7 @@ pub mod events;
 pub mod outbox;
 mod publisher;
 mod session;
+mod sink;
 pub mod ticker;
 pub mod topology;
 

@@ -2,13 +2,13 @@
 //! pipeline and a transport. A [`Sink`] takes each finished run and answers
 //! with a [`Receipt`] that resolves once the run's events are safe (for the
 //! bus: confirmed by the broker, or in the on-disk outbox). The bus is one
-//! sink (`impl Sink for crate::amqp::Bus`, in [`bus`]), the JSON-lines
-//! events log another ([`events_log`]); without either, [`Discard`].
+//! sink (`impl Sink for Bus` lives with the bus, in `amqp/sink.rs`: this
+//! room knows no transport), the JSON-lines events log another
+//! ([`events_log`]); without either, [`Discard`].
 //!
 //! Adding a transport means implementing [`Sink`] and choosing it in
 //! `daemon::run`; the pipeline does not change.
 
-pub mod bus;
 pub mod events_log;
 
 use tokio::sync::oneshot;

@@ -1,9 +1,10 @@
 //! The bus as a sink: each run's emitted events, then its result event
 //! `agent.{name}.check.completed`, published with confirms (see
-//! [`crate::amqp::Bus::publish_run`]).
+//! [`Bus::publish_run`]). Here rather than in `publish`, so that the
+//! publish room knows no transport.
 
-use super::{FinishedRun, Receipt, Sink};
-use crate::amqp::Bus;
+use super::Bus;
+use crate::publish::{FinishedRun, Receipt, Sink};
 
 impl Sink for Bus {
     fn publish(&self, run: FinishedRun<'_>) -> Receipt {
