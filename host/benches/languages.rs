@@ -15,7 +15,7 @@
 //!   pooling settings, to see what the host can change and what is the
 //!   guest's own start-up.
 //!
-//! `cargo bench -p heartbeat-host --features bench --bench languages` (add `-- --quick` for
+//! `cargo bench -p heartbeat-host --bench languages` (add `-- --quick` for
 //! a short run). The components are built into `target/bench-noop/` when
 //! missing (`HANDLER_BENCH_REBUILD=1` to rebuild).
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the no-op handler in each language into OUT_DIR, for
-# `cargo bench --features bench --bench languages` (which runs this when they are missing):
+# `cargo bench --bench languages` (which runs this when they are missing):
 #   noop-rust.wasm    handlers/default (the built-in no-op), wasm-handlers profile
 #   noop-python.wasm  noop.py, componentize-py
 #   noop-js.wasm      noop.js, componentize-js
