@@ -172,3 +172,58 @@ fn an_invalid_config_at_startup_is_refused_with_file_line_and_field() {
     );
     assert!(!dir.path().join("heartbeat.state.json").exists());
 }
+
+/// heartbeat-consumer's unit file starts it as `ExecStart=heartbeat-host`
+/// with the environment alone (issue 15, item 3).
+#[test]
+fn exec_start_with_no_arguments_runs_the_host_from_the_consumers_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(
+        &config,
+        r#"{"agent": "from-file", "checks": {"keepalive": {"cadenceMs": 0}}}"#,
+    )
+    .expect("write config");
+    let mut host = RunningHost::start(
+        &[],
+        &[
+            ("HEARTBEAT_PATH", config.to_str().expect("utf-8")),
+            ("AGENT_NAME", "consumer-agent"),
+            ("LOG_LEVEL", "INFO"),
+        ],
+    );
+    let lines = host.wait_for("a run from the environment's config", WAIT, |lines| {
+        !records(
+            lines,
+            "run_finished",
+            &[("check", "keepalive"), ("status", "success")],
+        )
+        .is_empty()
+    });
+    let started = records(&lines, "started", &[]);
+    assert_eq!(
+        started.first().and_then(|l| field(l, "agent")),
+        Some("consumer-agent"),
+        "{}",
+        render(&lines)
+    );
+    assert!(host.terminate(WAIT).success());
+    assert!(dir.path().join("heartbeat.state.json").exists());
+}
+
+/// Without a subcommand and without `HEARTBEAT_PATH` there is nothing to
+/// run: the help, and exit 2.
+#[test]
+fn no_arguments_and_no_heartbeat_path_prints_the_help_and_exits_2() {
+    let out = std::process::Command::new(support::host_bin())
+        .env_remove("HEARTBEAT_PATH")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run heartbeat-host");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Usage: heartbeat-host"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

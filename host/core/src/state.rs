@@ -13,8 +13,10 @@ use crate::model::{Pause, RunStatus};
 /// The state file's format version.
 pub const STATE_VERSION: u32 = 1;
 
-/// Everything the state file holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Everything the state file holds. A new state is at [`STATE_VERSION`];
+/// files without a version, or at version 0 (what hosts before it wrote),
+/// read the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
     /// Format version ([`STATE_VERSION`]).
@@ -35,6 +37,17 @@ pub struct State {
 
 fn state_version() -> u32 {
     STATE_VERSION
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            version: STATE_VERSION,
+            checks: foldhash::HashMap::default(),
+            paused: BTreeMap::new(),
+            run_requests: BTreeSet::new(),
+        }
+    }
 }
 
 fn sorted_by_name<S: serde::Serializer>(
@@ -128,5 +141,20 @@ mod tests {
         let text = serde_json::to_string(&state).expect("serialise");
         let at = |n: &str| text.find(&format!("\"{n}\"")).expect("written");
         assert!(at("alpha") < at("mid") && at("mid") < at("zeta"), "{text}");
+    }
+
+    #[test]
+    fn the_state_file_is_written_with_version_1() {
+        let text = String::from_utf8(State::default().to_text()).expect("utf-8");
+        let written: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(written["version"], 1, "{text}");
+    }
+
+    #[test]
+    fn a_version_0_state_file_still_reads() {
+        let state = State::parse(r#"{"version": 0, "checks": {"a": {"lastRun": 5}}}"#)
+            .expect("version 0 reads");
+        assert_eq!(state.checks["a"].last_run, Some(5));
+        assert!(State::parse(r#"{"version": 2, "checks": {}}"#).is_err());
     }
 }

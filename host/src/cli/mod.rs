@@ -18,11 +18,22 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 /// Keeps an agent's periodic checks running as sandboxed WebAssembly handlers.
+///
+/// With no subcommand and `HEARTBEAT_PATH` set, runs the host (`run`), as
+/// heartbeat-consumer's unit file (`ExecStart=` with no arguments) expects.
 #[derive(Parser)]
 #[command(name = "heartbeat-host", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// `run`'s flags alone, for the bare start: all of them from the environment.
+#[derive(Parser)]
+#[command(name = "heartbeat-host")]
+struct RunFromEnvironment {
+    #[command(flatten)]
+    args: run::RunArgs,
 }
 
 #[derive(Subcommand)]
@@ -48,9 +59,21 @@ enum Command {
 /// Parses the command line, sets up logging and runs the subcommand; an
 /// error that reaches here is printed and exits 2.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        // heartbeat-consumer's unit file starts it bare, configured by the
+        // environment alone.
+        None if std::env::var_os("HEARTBEAT_PATH").is_some_and(|p| !p.is_empty()) => {
+            Command::Run(RunFromEnvironment::parse_from(["heartbeat-host"]).args)
+        }
+        None => {
+            let help = <Cli as clap::CommandFactory>::command().render_help();
+            eprintln!("{help}");
+            return ExitCode::from(2);
+        }
+    };
     logging::init();
-    let result = match cli.command {
+    let result = match command {
         Command::Run(args) => run::execute(args),
         Command::Explain(args) => explain::execute(args),
         Command::Check(args) => check::execute(args),

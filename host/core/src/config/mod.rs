@@ -416,4 +416,12 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn an_empty_trigger_on_quarters_runs_every_quarter_with_a_warning() {
+        let loaded = parse_ok(r#"{"checks": {"a": {"triggerOnQuarters": []}}}"#);
+        assert_eq!(loaded.config.checks[0].trigger_on_quarters, None);
+        let paths: Vec<_> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(paths, ["checks.a.triggerOnQuarters"]);
+    }
 }

@@ -8,7 +8,7 @@ use super::{
     CheckConfig, ConfigError, ConfigWarning, DEFAULT_CADENCE_MS, DEFAULT_HANDLER, DEFAULT_PRIORITY,
     DEFAULT_WINDOW_TZ, Grants, HeartbeatConfig, SUPPORTED_SCHEMAS,
 };
-use crate::model::{Limits, MAX_MEMORY_MB, Pause, Window};
+use crate::model::{Limits, MAX_MEMORY_MB, Pause, Quarter, Window};
 
 impl RawConfig {
     pub(super) fn validate(
@@ -68,7 +68,7 @@ impl RawConfig {
                 enabled: raw.enabled.unwrap_or(true),
                 last_run_ms: raw.last_run.map_or(0, |m| m.0),
                 window,
-                trigger_on_quarters: raw.trigger_on_quarters,
+                trigger_on_quarters: quarters(raw.trigger_on_quarters, &path, warnings),
                 meta: raw.meta.unwrap_or_default(),
                 limits,
                 grants,
@@ -174,4 +174,24 @@ pub fn parse_hh_mm(text: &str) -> Option<u16> {
     let h: u16 = h.parse().ok()?;
     let m: u16 = m.parse().ok()?;
     (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// `triggerOnQuarters` as the consumer reads it: an empty list restricts
+/// nothing (the consumer runs such a check every quarter), so it is no
+/// restriction here either, with a warning, since it reads as "never".
+fn quarters(
+    given: Option<Vec<Quarter>>,
+    path: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Option<Vec<Quarter>> {
+    match given {
+        Some(list) if list.is_empty() => {
+            warnings.push(ConfigWarning {
+                path: format!("{path}.triggerOnQuarters"),
+                message: "empty: runs in every quarter, as in heartbeat-consumer (leave it out, or list the quarters)".into(),
+            });
+            None
+        }
+        other => other,
+    }
 }
