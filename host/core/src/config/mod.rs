@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn bad_window_fields_are_named() {
         let err = parse_err(
-            r#"{"checks": {"a": {"window": {"start": "9:00", "end": "17:00", "tz": "UTC"}}}}"#,
+            r#"{"checks": {"a": {"window": {"start": "9:0", "end": "17:00", "tz": "UTC"}}}}"#,
         );
         assert!(
             err.contains("checks.a.window.start: expected \"HH:MM\""),
@@ -400,7 +400,9 @@ mod tests {
         assert_eq!(parse_hh_mm("00:00"), Some(0));
         assert_eq!(parse_hh_mm("23:59"), Some(1439));
         assert_eq!(parse_hh_mm("24:00"), None);
-        assert_eq!(parse_hh_mm("7:00"), None);
+        assert_eq!(parse_hh_mm("7:00"), Some(420));
+        assert_eq!(parse_hh_mm("7:0"), None);
+        assert_eq!(parse_hh_mm("+7:00"), None);
         assert_eq!(parse_hh_mm("07:60"), None);
     }
 
@@ -423,5 +425,12 @@ mod tests {
         assert_eq!(loaded.config.checks[0].trigger_on_quarters, None);
         let paths: Vec<_> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
         assert_eq!(paths, ["checks.a.triggerOnQuarters"]);
+    }
+
+    #[test]
+    fn a_one_digit_hour_window_is_accepted_as_the_consumer_does() {
+        let c = parse_ok(r#"{"checks": {"a": {"window": {"start": "9:00", "end": "17:30", "tz": "UTC"}}}}"#).config;
+        let w = c.checks[0].window.as_ref().expect("window");
+        assert_eq!((w.start_minute, w.end_minute), (9 * 60, 17 * 60 + 30));
     }
 }

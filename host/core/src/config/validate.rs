@@ -165,10 +165,11 @@ impl RawWindow {
     }
 }
 
-/// Parses `HH:MM` (24-hour) into minutes after midnight.
+/// Parses `HH:MM` (24-hour) into minutes after midnight; a one-digit hour
+/// (`9:00`) is accepted, as heartbeat-consumer's schema and parser accept it.
 pub fn parse_hh_mm(text: &str) -> Option<u16> {
     let (h, m) = text.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
+    if !(1..=2).contains(&h.len()) || m.len() != 2 || !h.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let h: u16 = h.parse().ok()?;
