@@ -342,6 +342,23 @@ async fn quarterly_compaction_archives_through_its_grant_and_is_idempotent() {
     assert_eq!(count_lines(dir.path()), before);
 }
 
+/// The consumer's example config names `quarterly_compaction` with no
+/// directory granted (issue 15, item 4): nothing to compact is `skipped`
+/// with the reason, not a failure that backs the check off.
+#[tokio::test(flavor = "multi_thread")]
+async fn quarterly_compaction_without_a_directory_grant_is_skipped_with_the_reason() {
+    let rt = runtime();
+    let handler = registry::load_builtin(&rt, "quarterly_compaction")
+        .expect("built-in")
+        .expect("loads");
+    let (report, _) = run(&rt, &handler, r#"{"handler": "quarterly_compaction"}"#).await;
+    assert_eq!(report.status, RunStatus::Skipped, "{report:?}");
+    assert_eq!(
+        report.details["reason"],
+        "no directory granted at /data: nothing to compact"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn quarterly_compaction_with_a_read_only_grant_fails_and_changes_nothing() {
     let rt = runtime();

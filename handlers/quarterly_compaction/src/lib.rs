@@ -7,7 +7,8 @@
 //! [`compact`] for the guarantees.
 //!
 //! `meta`: `dir` (default `/data`), `timestampField` (default `timestamp`;
-//! ISO 8601 text or milliseconds since the epoch).
+//! ISO 8601 text or milliseconds since the epoch). With no directory
+//! granted at `dir` the run is `skipped`, its reason in `details.reason`.
 
 pub mod compact;
 
@@ -25,6 +26,14 @@ impl Handler for QuarterlyCompaction {
             .get("timestampField")
             .and_then(|v| v.as_str())
             .unwrap_or("timestamp");
+        // Nothing granted at `dir` (the consumer's placeholder config grants
+        // nothing): nothing to compact, which is no failure of the agent.
+        if std::fs::metadata(dir).is_err() {
+            let reason = format!("no directory granted at {dir}: nothing to compact");
+            handler_sdk::log::write(handler_sdk::log::LogLevel::Info, &reason, &[("dir", dir)]);
+            let details = serde_json::json!({ "reason": reason });
+            return Ok(Outcome::with_details(Status::Skipped, details.to_string()));
+        }
         let cutoff = compact::quarter_start_ms(tick.time_ms)?;
         let summary = compact::compact_dir(std::path::Path::new(dir), field, cutoff)?;
         handler_sdk::log::write(

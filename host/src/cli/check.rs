@@ -140,6 +140,9 @@ pub fn check(
         }
     };
     report.warnings = loaded.warnings;
+    report
+        .warnings
+        .extend(ungranted_compactions(&loaded.config));
     let files = match handlers_dir {
         None => Vec::new(),
         Some(dir) => match registry::handler_files(dir) {
@@ -174,6 +177,32 @@ pub fn check(
     }
     report.config = Some(loaded.config);
     report
+}
+
+/// `quarterly_compaction` checks whose `meta.dir` (default `/data`) no
+/// directory grant covers: each run will be `skipped`, nothing compacted.
+fn ungranted_compactions(config: &HeartbeatConfig) -> Vec<ConfigWarning> {
+    config
+        .checks
+        .iter()
+        .filter(|check| check.handler == "quarterly_compaction")
+        .filter_map(|check| {
+            let dir = check
+                .meta
+                .get("dir")
+                .and_then(|d| d.as_str())
+                .unwrap_or("/data");
+            let granted = check.grants.dirs.iter().any(|g| {
+                dir == g.guest_path || dir.starts_with(&format!("{}/", g.guest_path.trim_end_matches('/')))
+            });
+            (!granted).then(|| ConfigWarning {
+                path: format!("checks.{}.grants.dirs", check.name),
+                message: format!(
+                    "no directory granted at {dir}: quarterly_compaction will skip every run with nothing to compact"
+                ),
+            })
+        })
+        .collect()
 }
 
 #[derive(clap::Args)]
@@ -329,5 +358,24 @@ mod tests {
             text.ends_with("valid: 1 check, maxPerTick 1, 0 errors, 1 warning\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_compaction_without_a_grant_for_its_dir_is_warned_about() {
+        let c = heartbeat_core::config::parse(
+            r#"{"checks": {
+                "bare": {"handler": "quarterly_compaction"},
+                "granted": {"handler": "quarterly_compaction", "grants": {"dirs": {"/data": {"path": "/tmp"}}}},
+                "elsewhere": {"handler": "quarterly_compaction", "meta": {"dir": "/mem/x"}, "grants": {"dirs": {"/mem": {"path": "/tmp"}}}},
+                "other": {"handler": "default"}}}"#,
+            "test.json",
+        )
+        .expect("valid")
+        .config;
+        let warned: Vec<_> = ungranted_compactions(&c)
+            .into_iter()
+            .map(|w| w.path)
+            .collect();
+        assert_eq!(warned, ["checks.bare.grants.dirs"]);
     }
 }

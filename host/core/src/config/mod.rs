@@ -429,7 +429,10 @@ mod tests {
 
     #[test]
     fn a_one_digit_hour_window_is_accepted_as_the_consumer_does() {
-        let c = parse_ok(r#"{"checks": {"a": {"window": {"start": "9:00", "end": "17:30", "tz": "UTC"}}}}"#).config;
+        let c = parse_ok(
+            r#"{"checks": {"a": {"window": {"start": "9:00", "end": "17:30", "tz": "UTC"}}}}"#,
+        )
+        .config;
         let w = c.checks[0].window.as_ref().expect("window");
         assert_eq!((w.start_minute, w.end_minute), (9 * 60, 17 * 60 + 30));
     }
