@@ -9,7 +9,7 @@
 //! store are injected, so the whole path is tested in-process against the
 //! real runtime (see the tests below).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -18,7 +18,7 @@ use heartbeat_core::control::{self, Applied, Command, Refused};
 use heartbeat_core::health::Health;
 use heartbeat_core::model::RunStatus;
 use heartbeat_core::processes::Tracker;
-use heartbeat_core::schedule::{self, Ratio};
+use heartbeat_core::schedule::{self, NotRunning, Ratio};
 use heartbeat_core::state::State;
 use tracing::{error, info, warn};
 
@@ -59,7 +59,10 @@ pub struct Parts {
 /// The bookkeeping that selection and recording change together.
 struct Book {
     state: State,
+    /// Checks with a run in flight.
     running: HashSet<String>,
+    /// The tick each run in flight started on, by check.
+    started_on: HashMap<String, String>,
 }
 
 /// Takes ticks through select → run → record → publish; shared by every
@@ -92,6 +95,7 @@ impl Pipeline {
             book: Mutex::new(Book {
                 state: parts.state,
                 running: HashSet::new(),
+                started_on: HashMap::new(),
             }),
             store: parts.store,
             sink: parts.sink,
@@ -207,7 +211,20 @@ impl Pipeline {
         let mut book = self.lock_book();
         let plan = schedule::plan(config, &book.state, &book.running, tick.time_ms);
         if plan.selected.is_empty() {
-            info!(event = "no_check_due", tick = %tick.id, "no check due");
+            let busy = still_running(&plan, config, &book.started_on);
+            if busy.is_empty() {
+                info!(event = "no_check_due", tick = %tick.id, "no check due");
+            } else {
+                // Only checks still running would be due: say so, rather
+                // than "no check due" (heartbeat-consumer's habit).
+                info!(
+                    event = "no_check_due",
+                    tick = %tick.id,
+                    still_running = busy.len(),
+                    "nothing eligible: {}",
+                    busy.join(", ")
+                );
+            }
             return Vec::new();
         }
         let mut jobs = Vec::with_capacity(plan.selected.len());
@@ -230,6 +247,7 @@ impl Pipeline {
             };
             info!(event = "selected", tick = %tick.id, check = %check.name, handler = %check.handler, "selected ({why})");
             book.running.insert(check.name.clone());
+            book.started_on.insert(check.name.clone(), tick.id.clone());
             book.state.run_requests.remove(&check.name);
             let mut request = run_request(
                 &self.agent,
@@ -270,6 +288,7 @@ impl Pipeline {
         for (check, report) in finished {
             log_outcome(tick, &check, &report);
             book.running.remove(&check.name);
+            book.started_on.remove(&check.name);
             self.health.record_run(report.status == RunStatus::Failed);
             let record = book.state.checks.entry(check.name.clone()).or_default();
             schedule::record_outcome(
@@ -284,6 +303,25 @@ impl Pipeline {
         // Sent under the lock, so the store sees snapshots in the order they were taken.
         self.store.persist(book.state.clone())
     }
+}
+
+/// For a tick that selects nothing: each check held back only because its
+/// run from an earlier tick is in flight, with that tick
+/// (`keepalive still running since tick t-41`).
+fn still_running(
+    plan: &schedule::Plan,
+    config: &HeartbeatConfig,
+    started_on: &HashMap<String, String>,
+) -> Vec<String> {
+    plan.checks
+        .iter()
+        .filter(|e| e.not_running == Some(NotRunning::StillRunning))
+        .map(|e| {
+            let name = &config.checks[e.index].name;
+            let since = started_on.get(name).map_or("?", String::as_str);
+            format!("{name} still running since tick {since}")
+        })
+        .collect()
 }
 
 /// The request for running `check` on `tick`: its limits, its grants
@@ -611,5 +649,26 @@ mod tests {
                 run("after", "always", RunStatus::Success)
             ]
         );
+    }
+
+    #[test]
+    fn a_tick_held_back_by_a_run_in_flight_says_which_and_since_when() {
+        let config = heartbeat_core::config::parse(
+            r#"{"checks": {"keepalive": {"cadenceMs": 0}, "later": {"cadenceMs": 3600000, "lastRun": 1767225600000}}}"#,
+            "heartbeat.json",
+        )
+        .expect("valid")
+        .config;
+        let running: HashSet<String> = ["keepalive".to_string()].into();
+        let plan = schedule::plan(&config, &State::default(), &running, T0 + 1);
+        assert!(plan.selected.is_empty());
+        let started_on: HashMap<String, String> =
+            [("keepalive".to_string(), "t-41".to_string())].into();
+        assert_eq!(
+            still_running(&plan, &config, &started_on),
+            ["keepalive still running since tick t-41"]
+        );
+        let idle = schedule::plan(&config, &State::default(), &HashSet::new(), T0 + 1);
+        assert!(still_running(&idle, &config, &HashMap::new()).is_empty());
     }
 }
