@@ -26,7 +26,7 @@ impl Handler for QuarterlyCompaction {
             .get("timestampField")
             .and_then(|v| v.as_str())
             .unwrap_or("timestamp");
-        // Nothing granted at `dir` (the consumer's placeholder config grants
+        // Nothing granted at `dir` (the consumer's example config grants
         // nothing): nothing to compact, which is no failure of the agent.
         if std::fs::metadata(dir).is_err() {
             let reason = format!("no directory granted at {dir}: nothing to compact");
