@@ -1187,6 +1187,45 @@ fn tick_subcommand_publishes_ticks_in_the_consumers_envelope() {
 }
 
 #[test]
+fn drop_in_8_tick_exits_quietly_and_an_unroutable_tick_is_one_readable_warning() {
+    // lapin's I/O thread outliving the runtime logged `ERROR ... being
+    // shutdown` on about 1 run in 17, and its warning for a returned
+    // message dumped the tick's bytes. Twenty runs against an exchange no
+    // queue is bound to: each says once, in words, what happened.
+    let _broker = shared_broker();
+    let exchange = unique("ex-unbound");
+    let _cleanup = Cleanup {
+        queues: vec![],
+        exchanges: vec![exchange.clone()],
+    };
+    for run in 0..20 {
+        let output = Command::new(support::host_bin())
+            .args(["tick", "--amqp-url", URL, "--exchange", &exchange])
+            .args(["--count", "2"])
+            .env_remove("RABBIT_URL")
+            .env_remove("EXCHANGE_NAME")
+            .env_remove("LOG_LEVEL")
+            .output()
+            .expect("run tick");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "run {run}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "heartbeat-host: 2 tick(s) published to {exchange} as system.heartbeat.tick"
+                ),
+                format!(
+                    "heartbeat-host: warning: 2 tick(s) reached no queue (no agent inbox is bound to system.heartbeat.# on {exchange})"
+                ),
+            ],
+            "run {run}"
+        );
+    }
+}
+
+#[test]
 fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged() {
     // Acks are batched with `multiple`: this pins that a later tick's ack
     // never takes in an earlier tick whose run is still going, and that it

@@ -11,6 +11,12 @@ use crate::support;
 
 /// Creates, builds and invokes a project in `lang`; returns the invocation.
 fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
+    new_edit_build_invoke(lang, name, |_| {})
+}
+
+/// [`new_build_invoke`], with `edit` applied to the project before it is
+/// built (a user's own code in place of the starter's).
+fn new_edit_build_invoke(lang: &str, name: &str, edit: impl FnOnce(&Path)) -> serde_json::Value {
     let work = tempfile::tempdir().expect("tempdir");
     let project = work.path().join("projects").join(name);
     let mut cmd = Command::new(support::host_bin());
@@ -44,6 +50,8 @@ fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
         std::fs::read_to_string(repo_root().join("wit/handler.wit")).expect("repo wit"),
         "the project carries the host's WIT"
     );
+
+    edit(&project);
 
     // A Rust project builds into a shared target directory so repeated runs
     // do not compile wit-bindgen again.
@@ -117,6 +125,26 @@ fn new_c_project_builds_and_invokes() {
     let out = new_build_invoke("c", "ping_c");
     assert_starter_ran("c", "ping_c", &out);
     assert_eq!(out["details"], serde_json::json!({"emitted": 1}));
+}
+
+#[test]
+fn drop_in_readme_port_of_the_consumers_ping_handler_answers_pong() {
+    // README, "Coming from heartbeat-consumer": the port it shows is the
+    // file this test builds, and it behaves as the consumer's handler did.
+    let port = repo_root().join("examples/consumer-ping/app.py");
+    let code = std::fs::read_to_string(&port).expect("examples/consumer-ping/app.py");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    assert!(
+        readme.contains(&format!("```python\n{code}```")),
+        "the README's port differs from {}",
+        port.display()
+    );
+    let out = new_edit_build_invoke("python", "ping", |project| {
+        std::fs::copy(&port, project.join("app.py")).expect("copy the port");
+    });
+    assert_eq!(out["status"], "success", "{out}");
+    assert_eq!(out["handler"], "ping", "{out}");
+    assert_eq!(out["details"], serde_json::json!({"message": "pong"}));
 }
 
 #[test]

@@ -295,10 +295,13 @@ impl<'a> TickView<'a> {
 fn evaluate<'a>(index: usize, check: &'a CheckConfig, tick: &mut TickView<'a>) -> Evaluation {
     let now_ms = tick.now_ms;
     let recorded = tick.state.checks.get(&check.name);
-    let last_run_ms = recorded
-        .and_then(|s| s.last_run)
-        .unwrap_or(check.last_run_ms);
-    let ratio = ratio(now_ms, last_run_ms, check.cadence_ms);
+    // The state file holds whole ms the host wrote; a `lastRun` from the
+    // file may carry a fraction, kept for the ratio (drop-in item 6).
+    let (last_run_ms, fraction_ms) = match recorded.and_then(|s| s.last_run) {
+        Some(ms) => (ms, 0.0),
+        None => (check.last_run_ms, check.last_run_fraction_ms),
+    };
+    let ratio = exact_ratio(now_ms, last_run_ms as f64 + fraction_ms, check.cadence_ms);
     let next_due_ms = (check.cadence_ms > 0).then(|| last_run_ms.saturating_add(check.cadence_ms));
     let run_requested =
         !tick.state.run_requests.is_empty() && tick.state.run_requests.contains(&check.name);
@@ -342,10 +345,15 @@ fn evaluate<'a>(index: usize, check: &'a CheckConfig, tick: &mut TickView<'a>) -
 
 /// `(now − lastRun) / cadenceMs` (rule 2); a cadence of 0 is always overdue.
 pub fn ratio(now_ms: u64, last_run_ms: u64, cadence_ms: u64) -> Ratio {
+    exact_ratio(now_ms, last_run_ms as f64, cadence_ms)
+}
+
+/// [`ratio`] with a `lastRun` that may hold a fraction of a millisecond.
+fn exact_ratio(now_ms: u64, last_run_ms: f64, cadence_ms: u64) -> Ratio {
     if cadence_ms == 0 {
         Ratio::Infinite
     } else {
-        Ratio::Finite((now_ms as f64 - last_run_ms as f64) / cadence_ms as f64)
+        Ratio::Finite((now_ms as f64 - last_run_ms) / cadence_ms as f64)
     }
 }
 
@@ -480,6 +488,21 @@ mod tests {
         let json =
             r#"{"checks": {"slow": {"cadenceMs": 1, "lastRun": 0}, "every": {"cadenceMs": 0}}}"#;
         assert_eq!(select(json, &State::default(), T0), ["every"]);
+    }
+
+    #[test]
+    fn drop_in_6_fractional_last_run_is_kept_for_the_ratio() {
+        // Truncated, both would be 1767261480000: a tie that priority breaks
+        // in favour of `a`. As written, `b` is half a ms more overdue.
+        let c = config(
+            r#"{"checks": {
+            "a": {"cadenceMs": 1000, "lastRun": 1767261480000.75, "priority": 1},
+            "b": {"cadenceMs": 1000, "lastRun": 1767261480000.25, "priority": 9}}}"#,
+        );
+        let p = plan(&c, &State::default(), &HashSet::new(), 1_767_261_490_000);
+        assert_eq!(names(&c, &p), ["b"]);
+        // What is shown stays in whole milliseconds.
+        assert_eq!(p.checks[1].last_run_ms, 1_767_261_480_000);
     }
 
     #[test]

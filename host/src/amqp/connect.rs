@@ -99,6 +99,34 @@ pub async fn connect(uri: &AMQPUri, name: &str) -> Result<Connection, lapin::Err
     }
 }
 
+/// How long [`close`] waits for lapin's I/O thread to finish after the
+/// broker confirmed the close.
+pub const CLOSE_JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes `connection` and waits (at most [`CLOSE_JOIN_TIMEOUT`]) for
+/// lapin's I/O thread to end. That thread does its I/O through the tokio
+/// runtime's reactor: a runtime dropped under it makes it log `error doing
+/// IO ... A Tokio 1.x context was found, but it is being shutdown` after a
+/// clean close (drop-in item 8), so it is joined while the runtime lives.
+pub async fn close(
+    connection: Connection,
+    code: lapin::types::ReplyCode,
+    text: &str,
+) -> Result<(), lapin::Error> {
+    let closed = connection.close(code, text).await;
+    let joined = tokio::task::spawn_blocking(move || connection.run());
+    match tokio::time::timeout(CLOSE_JOIN_TIMEOUT, joined).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::debug!("the broker connection's I/O thread ended with: {e}"),
+        Ok(Err(e)) => tracing::debug!("waiting for the broker connection's I/O thread: {e}"),
+        Err(_) => tracing::debug!(
+            "the broker connection's I/O thread did not end within {}s",
+            CLOSE_JOIN_TIMEOUT.as_secs()
+        ),
+    }
+    closed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

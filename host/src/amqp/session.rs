@@ -398,7 +398,7 @@ impl Session {
         }
         let _ = self.publish.close(200, "shutting down").await;
         let _ = self.consume.close(200, "shutting down").await;
-        match self.connection.close(200, "shutting down").await {
+        match super::connect::close(self.connection, 200, "shutting down").await {
             Ok(()) => info!(event = "connection_closed", "closed the broker connection"),
             Err(e) => debug!("closing the connection: {e}"),
         }

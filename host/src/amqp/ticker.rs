@@ -94,6 +94,6 @@ pub async fn publish_ticks(url: &str, exchange: &str, count: u32) -> Result<Tick
             }
         }
     }
-    let _ = connection.close(200, "ticks sent").await;
+    let _ = connect::close(connection, 200, "ticks sent").await;
     Ok(report)
 }

@@ -175,6 +175,7 @@ fn adhoc_check(limits: Limits) -> CheckConfig {
         priority: config::DEFAULT_PRIORITY,
         enabled: true,
         last_run_ms: 0,
+        last_run_fraction_ms: 0.0,
         window: None,
         trigger_on_quarters: None,
         meta: serde_json::Map::new(),

@@ -15,14 +15,7 @@ use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 /// host's named events); the text format leaves `event` out.
 pub(super) fn init() {
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "INFO".into());
-    let directive = match level.to_ascii_uppercase().as_str() {
-        "TRACE" => "trace".to_string(),
-        "DEBUG" => "debug".to_string(),
-        "INFO" => "info".to_string(),
-        "WARNING" | "WARN" => "warn".to_string(),
-        "ERROR" | "CRITICAL" | "FATAL" => "error".to_string(),
-        _ => level,
-    };
+    let directive = directive(&level);
     let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|e| {
         eprintln!(
             "heartbeat-host: LOG_LEVEL={directive:?} is not a level or filter ({e}); using INFO"
@@ -58,6 +51,26 @@ pub(super) fn init() {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
+}
+
+/// The `tracing` filter for `LOG_LEVEL`. A level name applies to the
+/// host's own target (`heartbeat_host`); dependencies (wasmtime, Cranelift,
+/// lapin) stay at `warn` or quieter, since at `DEBUG` they write hundreds of
+/// thousands of lines a minute about compiler internals. lapin's warning for
+/// a returned message (a `Debug` dump of its bytes) is left out: the host
+/// reports unroutable ticks itself. Anything else is taken as a full filter,
+/// so `LOG_LEVEL=info,wasmtime=debug` still reaches the dependencies.
+fn directive(level: &str) -> String {
+    let own = match level.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARNING" | "WARN" => "warn",
+        "ERROR" | "CRITICAL" | "FATAL" => "error",
+        _ => return level.to_string(),
+    };
+    let others = if own == "error" { "error" } else { "warn" };
+    format!("{others},heartbeat_host={own},lapin::returned_messages=error")
 }
 
 /// tracing-subscriber's default fields, less `event`: the event name is
@@ -106,5 +119,35 @@ impl VisitOutput<fmt::Result> for Visitor<'_> {
 impl VisitFmt for Visitor<'_> {
     fn writer(&mut self) -> &mut dyn fmt::Write {
         self.0.writer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directive;
+
+    #[test]
+    fn log_level_debug_keeps_dependencies_at_warn() {
+        assert_eq!(
+            directive("DEBUG"),
+            "warn,heartbeat_host=debug,lapin::returned_messages=error"
+        );
+        assert_eq!(
+            directive("warning"),
+            "warn,heartbeat_host=warn,lapin::returned_messages=error"
+        );
+    }
+
+    #[test]
+    fn log_level_error_quiets_dependencies_too() {
+        assert_eq!(
+            directive("CRITICAL"),
+            "error,heartbeat_host=error,lapin::returned_messages=error"
+        );
+    }
+
+    #[test]
+    fn a_full_filter_is_taken_as_written() {
+        assert_eq!(directive("info,wasmtime=debug"), "info,wasmtime=debug");
     }
 }

@@ -63,6 +63,9 @@ struct Book {
     running: HashSet<String>,
     /// The tick each run in flight started on, by check.
     started_on: HashMap<String, String>,
+    /// Ticks that selected nothing only because the checks that would have
+    /// been due were still running from earlier ticks.
+    held_back: u64,
 }
 
 /// Takes ticks through select → run → record → publish; shared by every
@@ -96,6 +99,7 @@ impl Pipeline {
                 state: parts.state,
                 running: HashSet::new(),
                 started_on: HashMap::new(),
+                held_back: 0,
             }),
             store: parts.store,
             sink: parts.sink,
@@ -103,6 +107,12 @@ impl Pipeline {
             tracker: parts.tracker,
             clock: parts.clock,
         }
+    }
+
+    /// Ticks so far that ran nothing only because the checks that would
+    /// have been due were still running from earlier ticks.
+    pub fn ticks_held_back(&self) -> u64 {
+        self.lock_book().held_back
     }
 
     /// The config in force.
@@ -216,11 +226,13 @@ impl Pipeline {
                 info!(event = "no_check_due", tick = %tick.id, "no check due");
             } else {
                 // Only checks still running would be due: say so, rather
-                // than "no check due" (heartbeat-consumer's habit).
+                // than "no check due" (heartbeat-consumer's habit), and count it.
+                book.held_back += 1;
                 info!(
                     event = "no_check_due",
                     tick = %tick.id,
                     still_running = busy.len(),
+                    held_back_total = book.held_back,
                     "nothing eligible: {}",
                     busy.join(", ")
                 );
@@ -633,7 +645,10 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert!(h.pipeline.running().contains("always"));
+        assert_eq!(h.pipeline.ticks_held_back(), 0);
         assert!(h.tick("while-running", T0 + 1).await);
+        // drop-in item 5: counted as held back, not as "no check due".
+        assert_eq!(h.pipeline.ticks_held_back(), 1);
         assert!(
             h.runs().is_empty(),
             "the second tick ran the check again: {:?}",

@@ -241,8 +241,8 @@ fn check_fields(old: &CheckConfig, new: &CheckConfig) -> Vec<FieldChange> {
     push_change(
         &mut out,
         "lastRun",
-        old.last_run_ms.to_string(),
-        new.last_run_ms.to_string(),
+        (old.last_run_ms as f64 + old.last_run_fraction_ms).to_string(),
+        (new.last_run_ms as f64 + new.last_run_fraction_ms).to_string(),
     );
     push_change(
         &mut out,

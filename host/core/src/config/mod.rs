@@ -88,9 +88,13 @@ pub struct CheckConfig {
     pub priority: i64,
     /// `false` turns the check off.
     pub enabled: bool,
-    /// The `lastRun` written in the file, in ms since the epoch: the starting
-    /// value when the state file has none for this check.
+    /// The `lastRun` written in the file, in whole ms since the epoch: the
+    /// starting value when the state file has none for this check.
     pub last_run_ms: u64,
+    /// The fraction of a millisecond `lastRun` was written with (in `[0, 1)`;
+    /// Python's `time.time() * 1000` writes one). Only the overdue ratio uses
+    /// it, so two checks a fraction apart are not taken for a tie.
+    pub last_run_fraction_ms: f64,
     /// The time-of-day window the check may run in.
     pub window: Option<Window>,
     /// The calendar quarters (UTC) the check may run in.
@@ -299,6 +303,7 @@ mod tests {
     fn float_last_run_from_python_is_accepted() {
         let c = parse_ok(r#"{"checks": {"a": {"lastRun": 1700000000123.75}}}"#).config;
         assert_eq!(c.checks[0].last_run_ms, 1_700_000_000_123);
+        assert_eq!(c.checks[0].last_run_fraction_ms, 0.75);
     }
 
     #[test]

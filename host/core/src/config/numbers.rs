@@ -99,10 +99,12 @@ where
 }
 
 /// Milliseconds since the epoch. heartbeat-consumer is Python and may have
-/// written `time.time() * 1000`, a float: fractions of a millisecond are
-/// dropped.
+/// written `time.time() * 1000`, a float: the whole milliseconds are `.0`,
+/// and the fraction of a millisecond as written is kept in `.1` (in
+/// `[0, 1)`) for the one place it can matter, the overdue ratio, where
+/// dropping it could turn a clear ordering into a tie.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Millis(pub(super) u64);
+pub(super) struct Millis(pub(super) u64, pub(super) f64);
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -113,16 +115,16 @@ impl<'de> Deserialize<'de> for Millis {
                 f.write_str("milliseconds since the Unix epoch (a non-negative number)")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
-                Ok(Millis(v))
+                Ok(Millis(v, 0.0))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
                 u64::try_from(v)
-                    .map(Millis)
+                    .map(|v| Millis(v, 0.0))
                     .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Millis, E> {
                 if v.is_finite() && v >= 0.0 && v < u64::MAX as f64 {
-                    Ok(Millis(v as u64))
+                    Ok(Millis(v as u64, v.fract()))
                 } else {
                     Err(E::invalid_value(de::Unexpected::Float(v), &self))
                 }

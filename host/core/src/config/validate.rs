@@ -67,6 +67,7 @@ impl RawConfig {
                 priority: raw.priority.map_or(DEFAULT_PRIORITY, |p| p.0),
                 enabled: raw.enabled.unwrap_or(true),
                 last_run_ms: raw.last_run.map_or(0, |m| m.0),
+                last_run_fraction_ms: raw.last_run.map_or(0.0, |m| m.1),
                 window,
                 trigger_on_quarters: quarters(raw.trigger_on_quarters, &path, warnings),
                 meta: raw.meta.unwrap_or_default(),
