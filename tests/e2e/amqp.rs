@@ -558,10 +558,8 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
     let exchange = unique("ex");
     let client = Client::connect();
     let observer;
-    {
-        // What heartbeat-consumer (FastStream/aio-pika) declared.
-        client.exchange(&exchange);
-        client.queue(&format!("agent.{agent}.dlq"), FieldTable::default());
+    // The inbox's arguments as heartbeat-consumer (FastStream/aio-pika) declared them.
+    let consumers_args = || {
         let mut args = FieldTable::default();
         args.insert(
             "x-dead-letter-exchange".into(),
@@ -571,7 +569,12 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(LongString::from(format!("agent.{agent}.dlq"))),
         );
-        client.queue(&format!("agent.{agent}.inbox"), args);
+        args
+    };
+    {
+        client.exchange(&exchange);
+        client.queue(&format!("agent.{agent}.dlq"), FieldTable::default());
+        client.queue(&format!("agent.{agent}.inbox"), consumers_args());
         client.bind(
             &format!("agent.{agent}.inbox"),
             &exchange,
@@ -608,6 +611,9 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
         "{}",
         render(&lines)
     );
+    // And back again: the consumer's own declaration of the inbox still
+    // matches the queue the host used (a difference would be refused).
+    client.queue(&format!("agent.{agent}.inbox"), consumers_args());
 }
 
 #[test]
