@@ -515,6 +515,7 @@ fn main() {
         let options = RuntimeOptions {
             cache_dir: Some(cache.path().to_path_buf()),
             pooling: true,
+            ..RuntimeOptions::default()
         };
         let first = Runtime::new(&options).expect("runtime");
         let started = Instant::now();
@@ -543,6 +544,7 @@ fn main() {
         let unpooled = Runtime::new(&RuntimeOptions {
             cache_dir: Some(cache.path().to_path_buf()),
             pooling: false,
+            ..RuntimeOptions::default()
         })
         .expect("runtime");
         let handler = unpooled.load(lang, "bench", &bytes).expect("load");

@@ -36,6 +36,7 @@ fn fresh_runs(rt: &tokio::runtime::Runtime, pooling: bool, n: usize) -> Stats {
     let runtime = Runtime::new(&RuntimeOptions {
         cache_dir: None,
         pooling,
+        ..RuntimeOptions::default()
     })
     .expect("runtime");
     let handler = registry::load_builtin(&runtime, "default")
@@ -123,6 +124,7 @@ fn file_to_first_run(n: usize) -> Stats {
         Runtime::new(&RuntimeOptions {
             cache_dir: None,
             pooling: true,
+            ..RuntimeOptions::default()
         })
         .expect("runtime"),
     );

@@ -219,6 +219,25 @@ impl Client {
         self.publish(exchange, key, body.to_string().as_bytes());
     }
 
+    /// Publishes `body` with the AMQP `headers` and waits for the confirm.
+    fn publish_with_headers(&self, exchange: &str, key: &str, body: &Value, headers: FieldTable) {
+        let confirm = self.rt.block_on(async {
+            self.channel
+                .basic_publish(
+                    exchange,
+                    key,
+                    BasicPublishOptions::default(),
+                    body.to_string().as_bytes(),
+                    BasicProperties::default()
+                        .with_content_type("application/json".into())
+                        .with_headers(headers),
+                )
+                .await?
+                .await
+        });
+        assert!(confirm.expect("publish").is_ack(), "broker nacked");
+    }
+
     /// Messages ready in `queue`.
     fn count(&self, queue: &str) -> u32 {
         self.rt
@@ -1117,6 +1136,423 @@ fn read_outbox_records(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .map(|t| t.lines().count().saturating_sub(1))
         .unwrap_or(0)
+}
+
+/// One outbox record line as the host writes it (`routingKey`, `eventId`,
+/// `body`), its body a result-like envelope.
+fn outbox_record(routing_key: &str, event_id: &str) -> String {
+    let body = json!({
+        "event_id": event_id,
+        "event_type": routing_key,
+        "timestamp": "2025-06-01T12:00:00.000000+00:00",
+        "version": "1.0.0",
+        "source": {"host": "local", "type": "agent", "app": "heartbeat-host"},
+        "correlation_ids": [],
+        "payload": {"n": event_id}
+    });
+    let mut line =
+        json!({"routingKey": routing_key, "eventId": event_id, "body": body.to_string()})
+            .to_string();
+    line.push('\n');
+    line
+}
+
+/// The broker's `max_message_size` set to a value for as long as this
+/// lives, restored when dropped (even when the test fails). Broker-wide:
+/// hold [`exclusive_broker`] with it.
+struct BrokerMaxMessageSize {
+    was: String,
+}
+
+impl BrokerMaxMessageSize {
+    fn set(bytes: u64) -> BrokerMaxMessageSize {
+        let out = ctl(&["eval", "application:get_env(rabbit, max_message_size)."]);
+        let was = out
+            .trim()
+            .strip_prefix("{ok,")
+            .and_then(|v| v.strip_suffix('}'))
+            .unwrap_or("134217728")
+            .to_string();
+        ctl(&[
+            "eval",
+            &format!("application:set_env(rabbit, max_message_size, {bytes})."),
+        ]);
+        BrokerMaxMessageSize { was }
+    }
+}
+
+impl Drop for BrokerMaxMessageSize {
+    fn drop(&mut self) {
+        let _ = Command::new("timeout")
+            .args([
+                "120",
+                "rabbitmqctl",
+                "eval",
+                &format!(
+                    "application:set_env(rabbit, max_message_size, {}).",
+                    self.was
+                ),
+            ])
+            .status();
+    }
+}
+
+/// Writes an outbox file holding `records` (routing key, event id), oldest first.
+fn write_outbox(path: &Path, records: &[(String, String)]) {
+    let mut text = "{\"heartbeatOutbox\":1,\"dropped\":0}\n".to_string();
+    for (key, id) in records {
+        text.push_str(&outbox_record(key, id));
+    }
+    std::fs::write(path, text).expect("write outbox");
+}
+
+/// The records of a dead-letter file, one JSON object per line.
+fn read_dead_letters(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("dead letter record"))
+        .collect()
+}
+
+/// The `event_id`s of drained events, in arrival order.
+fn event_ids(events: &[(String, BasicProperties, Value)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(_, _, e)| e["event_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Asserts the host never lost its connection: one `connected`, no
+/// `broker_lost`, no `broker_back` (no reconnect loop).
+fn assert_connected_once(lines: &[Value]) {
+    assert_eq!(
+        records(lines, "connected", &[]).len(),
+        1,
+        "{}",
+        render(lines)
+    );
+    assert!(
+        records(lines, "broker_lost", &[]).is_empty()
+            && records(lines, "broker_back", &[]).is_empty(),
+        "{}",
+        render(lines)
+    );
+}
+
+#[test]
+fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowing() {
+    let _broker = shared_broker();
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("poison", |agent| format!("agent.{agent}.check.completed"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
+    );
+    let outbox = dir.path().join("heartbeat.outbox.jsonl");
+    let dead = dir.path().join("heartbeat.outbox.dead.jsonl");
+    // An older host (or a handler without the emit-side check) left an
+    // event whose routing key AMQP cannot carry (a shortstr: 255 bytes)
+    // first in line, with valid events behind it.
+    let prefix = format!("agent.{agent}.");
+    let long_key = format!("{prefix}{}", "x".repeat(300 - prefix.len()));
+    assert_eq!(long_key.len(), 300);
+    let completed = format!("agent.{agent}.check.completed");
+    write_outbox(
+        &outbox,
+        &[
+            (long_key.clone(), "bad-1".to_string()),
+            (completed.clone(), "good-1".to_string()),
+            (completed.clone(), "good-2".to_string()),
+            (completed.clone(), "good-3".to_string()),
+        ],
+    );
+
+    // A long interval: the host's own timer stays idle while connected.
+    let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    client.wait_count(&observer, 3, WAIT);
+    host.wait_for_event("outbox_dead_lettered", &[("event_id", "bad-1")], WAIT);
+    // Later runs' result events get through too.
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("after-dead-1"),
+    );
+    client.wait_count(&observer, 4, WAIT);
+    let events = client.drain(&observer);
+    let ids = event_ids(&events);
+    assert_eq!(ids[..3], ["good-1", "good-2", "good-3"], "{ids:?}");
+    assert_eq!(events.len(), 4, "{ids:?}");
+    assert_eq!(events[3].2["correlation_ids"], json!(["after-dead-1"]));
+
+    // The bad one is in the dead-letter file beside the outbox, with why.
+    let letters = read_dead_letters(&dead);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["eventId"], "bad-1");
+    assert_eq!(letters[0]["routingKey"], json!(long_key));
+    assert!(letters[0]["body"].is_string(), "{}", letters[0]);
+    let reason = letters[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("routing key"), "{}", letters[0]);
+    assert_eq!(read_outbox_records(&outbox), 0, "the outbox emptied");
+
+    // Stay connected a little longer: no reconnect loop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = host.lines();
+    assert_connected_once(&lines);
+    assert_eq!(
+        records(&lines, "outbox_dead_lettered", &[]).len(),
+        1,
+        "logged once: {}",
+        render(&lines)
+    );
+    assert!(host.terminate(WAIT).success());
+    let lines = host.lines();
+    let stopped = records(&lines, "bus_stopped", &[]);
+    let stopped = stopped.first().expect("a bus_stopped record");
+    assert_eq!(number(stopped, "dead_lettered"), Some(1), "{stopped}");
+
+    // A restart sends nothing again, the bad event included.
+    let mut again = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("after-restart-1"),
+    );
+    client.wait_count(&observer, 1, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let events = client.drain(&observer);
+    assert_eq!(events.len(), 1, "{:?}", event_ids(&events));
+    assert_eq!(events[0].2["correlation_ids"], json!(["after-restart-1"]));
+    let lines = again.lines();
+    assert_connected_once(&lines);
+    assert!(
+        records(&lines, "outbox_dead_lettered", &[]).is_empty(),
+        "{}",
+        render(&lines)
+    );
+    assert_eq!(read_dead_letters(&dead).len(), 1);
+    assert!(again.terminate(WAIT).success());
+}
+
+#[test]
+fn an_event_the_broker_nacks_is_dead_lettered_and_the_events_behind_it_go_out() {
+    let _broker = shared_broker();
+    let (agent, exchange, client, observer, mut cleanup) =
+        observed_agent("nack", |agent| format!("agent.{agent}.check.completed"));
+    // A queue that holds nothing and refuses what would overflow it: the
+    // broker nacks every publish routed to it.
+    let full = unique("full");
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString(LongString::from("reject-publish")),
+    );
+    client.queue(&full, args);
+    cleanup.queues.push(full.clone());
+    let refused_key = format!("agent.{agent}.refused");
+    client.bind(&full, &exchange, &refused_key);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
+    );
+    let outbox = dir.path().join("heartbeat.outbox.jsonl");
+    let dead = dir.path().join("heartbeat.outbox.dead.jsonl");
+    let completed = format!("agent.{agent}.check.completed");
+    write_outbox(
+        &outbox,
+        &[
+            (refused_key.clone(), "nacked-1".to_string()),
+            (completed.clone(), "good-1".to_string()),
+            (completed.clone(), "good-2".to_string()),
+        ],
+    );
+    let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    client.wait_count(&observer, 2, WAIT);
+    host.wait_for_event("outbox_dead_lettered", &[("event_id", "nacked-1")], WAIT);
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("after-nack-1"),
+    );
+    client.wait_count(&observer, 3, WAIT);
+    let events = client.drain(&observer);
+    let ids = event_ids(&events);
+    assert_eq!(ids[..2], ["good-1", "good-2"], "{ids:?}");
+    assert_eq!(events[2].2["correlation_ids"], json!(["after-nack-1"]));
+    let letters = read_dead_letters(&dead);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["eventId"], "nacked-1");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nack")),
+        "{}",
+        letters[0]
+    );
+    assert_eq!(read_outbox_records(&outbox), 0, "the outbox emptied");
+    assert_connected_once(&host.lines());
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn an_event_the_broker_keeps_closing_the_channel_on_is_dead_lettered_as_poison() {
+    // The broker refuses bodies over 4 KiB (closing the publishing channel,
+    // 406 PRECONDITION_FAILED) while the host would send up to 1 MiB: the
+    // host's own check lets the big event through, so only the broker's
+    // closes can tell it is poison.
+    let _broker = exclusive_broker();
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("toobig", |agent| format!("agent.{agent}.check.completed"));
+    let _limit = BrokerMaxMessageSize::set(4096);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
+    );
+    let outbox = dir.path().join("heartbeat.outbox.jsonl");
+    let dead = dir.path().join("heartbeat.outbox.dead.jsonl");
+    let completed = format!("agent.{agent}.check.completed");
+    write_outbox(
+        &outbox,
+        &[
+            (completed.clone(), "big-1".to_string()),
+            (completed.clone(), "good-1".to_string()),
+            (completed.clone(), "good-2".to_string()),
+        ],
+    );
+    // Make big-1's body 8 KiB.
+    let text = std::fs::read_to_string(&outbox).expect("outbox");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut big: Value = serde_json::from_str(&lines[1]).expect("record");
+    let mut body: Value = serde_json::from_str(big["body"].as_str().expect("body")).expect("body");
+    body["payload"]["pad"] = json!("x".repeat(8192));
+    big["body"] = json!(body.to_string());
+    lines[1] = big.to_string();
+    std::fs::write(&outbox, lines.join("\n") + "\n").expect("write outbox");
+
+    let url = format!("{URL}?max_message_size=1048576");
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--amqp-url",
+            &url,
+            "--exchange",
+            &exchange,
+            "--tick-interval",
+            "30s",
+        ],
+        &[],
+    );
+    client.wait_count(&observer, 2, WAIT);
+    host.wait_for_event("outbox_dead_lettered", &[("event_id", "big-1")], WAIT);
+    std::thread::sleep(Duration::from_millis(1000));
+    let events = client.drain(&observer);
+    assert_eq!(event_ids(&events), ["good-1", "good-2"]);
+    let letters = read_dead_letters(&dead);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["eventId"], "big-1");
+    let reason = letters[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("3 sessions in a row") && reason.contains("PRECONDITION"),
+        "{reason}"
+    );
+    assert_eq!(read_outbox_records(&outbox), 0, "the outbox emptied");
+    // Three losses to convict it, then none: no reconnect loop.
+    let lines = host.lines();
+    assert_eq!(
+        records(&lines, "broker_lost", &[]).len(),
+        3,
+        "{}",
+        render(&lines)
+    );
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn a_tick_carrying_a_forged_own_header_is_handled_as_a_tick() {
+    let _broker = shared_broker();
+    let (agent, exchange, client, observer, _cleanup) =
+        observed_agent("forged", |agent| format!("agent.{agent}.check.completed"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &agent,
+        json!({"due": {"cadenceMs": 0, "handler": "default"}}),
+    );
+    let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+
+    // The agent header alone, as anyone who saw one of the host's events
+    // could add it.
+    let mut agent_only = FieldTable::default();
+    agent_only.insert(
+        heartbeat_host::bus::OWN_HEADER.into(),
+        AMQPValue::LongString(LongString::from(agent.as_str())),
+    );
+    client.publish_with_headers(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("forged-agent-1"),
+        agent_only,
+    );
+    // The agent header with a made-up instance id.
+    let mut made_up = FieldTable::default();
+    made_up.insert(
+        heartbeat_host::bus::OWN_HEADER.into(),
+        AMQPValue::LongString(LongString::from(agent.as_str())),
+    );
+    made_up.insert(
+        "x-heartbeat-host-instance".into(),
+        AMQPValue::LongString(LongString::from("00000000-0000-4000-8000-000000000000")),
+    );
+    client.publish_with_headers(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("forged-instance-1"),
+        made_up,
+    );
+    client.wait_count(&observer, 2, WAIT);
+    wait_idle(&format!("agent.{agent}.inbox"));
+    let events = client.drain(&observer);
+    let ticks: BTreeSet<String> = events
+        .iter()
+        .map(|(_, _, e)| {
+            e["correlation_ids"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ticks,
+        BTreeSet::from([
+            "forged-agent-1".to_string(),
+            "forged-instance-1".to_string()
+        ])
+    );
+    // The host's own events carry both headers.
+    let (_, properties, _) = &events[0];
+    let instance = header(properties, "x-heartbeat-host-instance");
+    assert!(
+        matches!(instance, Some(AMQPValue::LongString(s)) if s.as_bytes().len() == 36),
+        "{properties:?}"
+    );
+    assert!(host.terminate(WAIT).success());
+    let lines = host.lines();
+    let stopped = records(&lines, "bus_stopped", &[]);
+    let stopped = stopped.first().expect("a bus_stopped record");
+    assert_eq!(number(stopped, "ticks"), Some(2), "{stopped}");
+    // Only its own two result events, back through agent.{name}.#, were skipped.
+    assert_eq!(number(stopped, "own_skipped"), Some(2), "{stopped}");
 }
 
 #[test]

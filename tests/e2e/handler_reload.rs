@@ -198,6 +198,49 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
 }
 
 #[test]
+fn hardening_5_a_relative_handlers_dir_is_hot_reloaded_from_another_working_directory() {
+    // `cd dir && heartbeat-host run --config heartbeat.json --handlers h`:
+    // a file copied into `h/` afterwards used to be ignored for good.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handlers = dir.path().join("h");
+    std::fs::create_dir(&handlers).expect("mkdir");
+    std::fs::write(
+        dir.path().join("heartbeat.json"),
+        r#"{"checks": {"probe": {"cadenceMs": 0, "handler": "default", "meta": {"mode": "ok"}}}}"#,
+    )
+    .expect("config");
+    let cache = dir.path().join("cache");
+    let mut host = RunningHost::start_in(
+        dir.path(),
+        &[
+            "run",
+            "--config",
+            "heartbeat.json",
+            "--handlers",
+            "h",
+            "--tick-interval",
+            "100ms",
+        ],
+        &[
+            ("AGENT_NAME", "relative"),
+            ("HEARTBEAT_CACHE_DIR", cache.to_str().expect("utf-8")),
+        ],
+    );
+    let at = wait_after(&mut host, 0, started(), default_run());
+    std::fs::write(handlers.join("default.wasm"), hostile()).expect("drop");
+    wait_after(
+        &mut host,
+        at,
+        loaded(
+            "default",
+            "handler file overrides the built-in of the same name",
+        ),
+        hostile_run(),
+    );
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
 fn a_handler_file_overrides_the_built_in_until_it_is_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config =
@@ -264,6 +307,56 @@ fn a_run_in_flight_finishes_on_the_version_it_started_with() {
     host.wait_for("a run on the new version", WAIT, |l| {
         l[first_finish + 1..].iter().any(|r| (new_version.test)(r))
     });
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
+fn hardening_6_a_slow_run_does_not_hold_up_a_fast_one_selected_beside_it() {
+    // `maxPerTick` 2: a check that runs into its 1 s timeout beside one of
+    // a fraction of a millisecond. The fast one used to wait for the slow
+    // one's end (log line, state, release) and ran on 3 ticks of 16.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir_all(&handlers).expect("mkdir");
+    std::fs::write(handlers.join("hostile.wasm"), hostile()).expect("drop");
+    let config = r#"{"maxPerTick": 2, "checks": {
+        "slow": {"cadenceMs": 0, "handler": "hostile", "timeoutMs": 1000, "meta": {"mode": "sleep"}},
+        "fast": {"cadenceMs": 0, "handler": "default"}
+    }}"#;
+    let config_path = dir.path().join("heartbeat.json");
+    std::fs::write(&config_path, config).expect("config");
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config_path.to_str().expect("utf-8"),
+            "--handlers",
+            handlers.to_str().expect("utf-8"),
+            "--tick-interval",
+            "100ms",
+        ],
+        &[
+            ("AGENT_NAME", "slowfast"),
+            (
+                "HEARTBEAT_CACHE_DIR",
+                dir.path().join("cache").to_str().expect("utf-8"),
+            ),
+        ],
+    );
+    let lines = host.wait_for("the slow check's first timeout", WAIT, |l| {
+        !records(l, "run_finished", &[("check", "slow")]).is_empty()
+    });
+    let slow_at = lines
+        .iter()
+        .position(|l| is(l, "run_finished", &[("check", "slow")]))
+        .expect("slow finished");
+    let fast_before = records(&lines[..slow_at], "run_finished", &[("check", "fast")]).len();
+    // About ten ticks pass during the slow run; allow for a slow machine.
+    assert!(
+        fast_before >= 4,
+        "the fast check ran {fast_before} times during the slow run:\n{}",
+        crate::support::render(&lines)
+    );
     assert!(host.terminate(WAIT).success());
 }
 

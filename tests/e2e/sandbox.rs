@@ -22,6 +22,7 @@ fn runtime() -> Runtime {
     Runtime::new(&RuntimeOptions {
         cache_dir: None,
         pooling: true,
+        ..RuntimeOptions::default()
     })
     .expect("runtime")
 }
@@ -111,6 +112,106 @@ async fn a_memory_bomb_is_stopped_at_its_memory_limit() {
     assert_failed(&report, "memory limit 16 MiB exceeded");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hardening_7_a_growth_bomb_that_survives_the_refusal_still_fails() {
+    // The guest's allocation is refused, it carries on and says success:
+    // the run was over its memory limit all the same, as the README says.
+    let rt = runtime();
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"memoryMb": 16, "meta": {"mode": "grow_refused"}}"#,
+    )
+    .await;
+    assert_failed(&report, "memory limit 16 MiB exceeded");
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hardening_3_details_past_the_output_cap_are_refused_with_a_plain_reason() {
+    let rt = runtime();
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"maxOutputBytes": 65536, "meta": {"mode": "big_details", "bytes": 100000}}"#,
+    )
+    .await;
+    assert_failed(
+        &report,
+        "details of 100011 bytes refused: over the output cap (maxOutputBytes 65536, 0 used by logs and events)",
+    );
+    assert_eq!(report.details, serde_json::json!({}));
+    // Within the cap they pass whole.
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"maxOutputBytes": 65536, "meta": {"mode": "big_details", "bytes": 1000}}"#,
+    )
+    .await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(report.details["blob"].as_str().map(str::len), Some(1000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hardening_3_a_huge_error_reason_is_truncated_with_a_marker() {
+    let rt = runtime();
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"meta": {"mode": "big_error", "bytes": 4000000}}"#,
+    )
+    .await;
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    let error = report.error.as_deref().unwrap_or_default();
+    assert!(
+        error.ends_with("… [reason truncated: 4096 of 4000000 bytes kept]"),
+        "{} … {}",
+        &error[..error.len().min(200)],
+        &error[error.len().saturating_sub(80)..]
+    );
+    assert!(error.len() < 4200, "{} bytes", error.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hardening_3_deeply_nested_details_fail_to_parse_without_harm() {
+    let rt = runtime();
+    let (report, _) = run(
+        &rt,
+        &hostile(&rt),
+        r#"{"meta": {"mode": "deep_details", "depth": 100000}}"#,
+    )
+    .await;
+    assert_failed(
+        &report,
+        "handler returned details that are not JSON: recursion limit exceeded",
+    );
+    assert_default_still_runs(&rt).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hardening_1_and_8_an_overlong_or_reserved_event_type_is_refused_at_the_emit() {
+    let rt = runtime();
+    let long = format!("agent.{AGENT}.{}", "k".repeat(300));
+    for (event, grants, reason) in [
+        (long.as_str(), "", "a routing key holds at most 255"),
+        (
+            "agent.sandbox.check.completed",
+            r##", "grants": {"emit": ["#"]}"##,
+            "reserved for the host",
+        ),
+        (
+            "agent.sandbox.control.pause",
+            r##", "grants": {"emit": ["#"]}"##,
+            "reserved for the host",
+        ),
+    ] {
+        let check = format!(r#"{{"meta": {{"mode": "emit", "event": "{event}"}}{grants}}}"#);
+        let (report, _) = run(&rt, &hostile(&rt), &check).await;
+        assert_failed(&report, reason);
+        assert!(report.events.is_empty(), "{report:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -455,6 +556,7 @@ fn compiled_code_is_cached_by_content_and_a_broken_entry_is_recompiled() {
     let rt = Runtime::new(&RuntimeOptions {
         cache_dir: Some(dir.path().to_path_buf()),
         pooling: true,
+        ..RuntimeOptions::default()
     })
     .expect("runtime");
     let cache = rt.cache().expect("cache");

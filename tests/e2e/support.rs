@@ -35,7 +35,17 @@ impl RunningHost {
     /// Starts `heartbeat-host` with `args`, `LOG_FORMAT=json` and
     /// `LOG_LEVEL=info` unless `envs` says otherwise.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> RunningHost {
+        Self::start_with(Command::new(host_bin()), args, envs)
+    }
+
+    /// [`RunningHost::start`] with `cwd` as the working directory.
+    pub fn start_in(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> RunningHost {
         let mut cmd = Command::new(host_bin());
+        cmd.current_dir(cwd);
+        Self::start_with(cmd, args, envs)
+    }
+
+    fn start_with(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> RunningHost {
         cmd.args(args)
             .env("LOG_LEVEL", "info")
             .env("LOG_FORMAT", "json")

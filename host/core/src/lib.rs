@@ -27,6 +27,8 @@ pub mod config;
 pub mod control;
 pub mod envelope;
 pub mod explain;
+#[cfg(test)]
+mod fuzz;
 pub mod health;
 pub mod model;
 pub mod processes;

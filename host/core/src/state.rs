@@ -103,7 +103,9 @@ impl State {
     pub fn parse(text: &str) -> Result<State, Unreadable> {
         let state: State = serde_json::from_str(text).map_err(|e| Unreadable {
             line: e.line(),
-            column: e.column(),
+            // serde_json gives column 0 at the very start of a line (an
+            // empty file, the end of input after a newline).
+            column: e.column().max(1),
             message: e.to_string(),
         })?;
         if state.version > STATE_VERSION {
@@ -125,6 +127,47 @@ impl State {
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
         bytes
+    }
+}
+
+/// How far in the future a recorded `lastRun` or `retryAfter` may lie
+/// before it is taken for damage (a hand edit, a clock that was far ahead):
+/// one day, beyond any clock skew. (A backoff the host sets is at most the
+/// check's cadence, so a check with a cadence over a day loses a longer
+/// backoff to this, once, after a restart.)
+pub const FUTURE_HORIZON_MS: u64 = 24 * 3600 * 1000;
+
+impl State {
+    /// Brings `lastRun` and `retryAfter` values more than
+    /// [`FUTURE_HORIZON_MS`] after `now_ms` back to `now_ms`, and says
+    /// which: such a value (`u64::MAX`, say) would stop its check for
+    /// good without a word. `lastRun` at now waits one cadence; a
+    /// `retryAfter` at now retries at once.
+    pub fn clamp_future(&mut self, now_ms: u64) -> Vec<String> {
+        let limit = now_ms.saturating_add(FUTURE_HORIZON_MS);
+        let mut said = Vec::new();
+        let mut names: Vec<&String> = self.checks.keys().collect();
+        names.sort();
+        let names: Vec<String> = names.into_iter().cloned().collect();
+        for name in names {
+            let Some(check) = self.checks.get_mut(&name) else {
+                continue;
+            };
+            for (field, value) in [
+                ("lastRun", &mut check.last_run),
+                ("retryAfter", &mut check.retry_after),
+            ] {
+                if let Some(v) = *value
+                    && v > limit
+                {
+                    said.push(format!(
+                        "checks.{name}.{field}: {v} is more than a day in the future; using now ({now_ms})"
+                    ));
+                    *value = Some(now_ms);
+                }
+            }
+        }
+        said
     }
 }
 
@@ -151,10 +194,48 @@ mod tests {
     }
 
     #[test]
+    fn an_error_at_the_start_of_a_line_is_at_column_1_not_0() {
+        for (text, line) in [("", 1), ("{\n", 2), ("{\n  \"checks\": {\n", 3)] {
+            let e = State::parse(text).expect_err("not a state");
+            assert_eq!((e.line, e.column), (line, 1), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn a_version_0_state_file_still_reads() {
         let state = State::parse(r#"{"version": 0, "checks": {"a": {"lastRun": 5}}}"#)
             .expect("version 0 reads");
         assert_eq!(state.checks["a"].last_run, Some(5));
         assert!(State::parse(r#"{"version": 2, "checks": {}}"#).is_err());
+    }
+
+    #[test]
+    fn hardening_7_a_last_run_or_retry_after_far_in_the_future_is_clamped_and_said() {
+        let now = 1_767_225_600_000;
+        let mut state = State::parse(&format!(
+            r#"{{"checks": {{"b": {{"lastRun": {max}, "retryAfter": {soon}}}, "a": {{"retryAfter": {max}}}}}}}"#,
+            max = u64::MAX,
+            soon = now + 60_000
+        ))
+        .expect("parses");
+        let said = state.clamp_future(now);
+        assert_eq!(
+            said,
+            [
+                format!(
+                    "checks.a.retryAfter: {} is more than a day in the future; using now ({now})",
+                    u64::MAX
+                ),
+                format!(
+                    "checks.b.lastRun: {} is more than a day in the future; using now ({now})",
+                    u64::MAX
+                ),
+            ]
+        );
+        assert_eq!(state.checks["a"].retry_after, Some(now));
+        assert_eq!(state.checks["b"].last_run, Some(now));
+        // A backoff a minute away is left as it is.
+        assert_eq!(state.checks["b"].retry_after, Some(now + 60_000));
+        assert!(state.clamp_future(now).is_empty());
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
 
+use super::wire;
+
 /// How long one connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -55,6 +57,29 @@ pub fn parse_url(text: &str) -> Result<AMQPUri, UrlError> {
         uri.vhost = "/".to_string();
     }
     Ok(uri)
+}
+
+/// The wire limits a URL sets: `?max_message_size=BYTES` (RabbitMQ's
+/// setting of that name; at least 1) bounds the bodies the host sends,
+/// [`wire::DEFAULT_MAX_BODY_BYTES`] without it.
+pub fn limits(text: &str) -> Result<wire::Limits, UrlError> {
+    let mut limits = wire::Limits::default();
+    let parsed = url::Url::parse(text).map_err(|e| UrlError::Invalid {
+        url: redact(text),
+        reason: e.to_string(),
+    })?;
+    if let Some((_, value)) = parsed.query_pairs().find(|(k, _)| k == "max_message_size") {
+        limits.max_body_bytes =
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| UrlError::Invalid {
+                    url: redact(text),
+                    reason: format!("max_message_size={value}: not a positive number of bytes"),
+                })?;
+    }
+    Ok(limits)
 }
 
 /// The URL with its password replaced by `***`, for logs.
@@ -187,6 +212,29 @@ mod tests {
         assert_eq!(tuned(&uri).query.frame_max, Some(DEFAULT_FRAME_MAX));
         let uri = parse_url("amqp://h/?frame_max=131072").expect("url");
         assert_eq!(tuned(&uri).query.frame_max, Some(131_072));
+    }
+
+    #[test]
+    fn max_message_size_in_the_url_bounds_the_bodies_sent() {
+        assert_eq!(
+            limits("amqp://h/").expect("url").max_body_bytes,
+            wire::DEFAULT_MAX_BODY_BYTES
+        );
+        assert_eq!(
+            limits("amqp://h/?frame_max=131072&max_message_size=4096")
+                .expect("url")
+                .max_body_bytes,
+            4096
+        );
+        for bad in ["0", "-1", "lots"] {
+            let err = limits(&format!("amqp://u:secret@h/?max_message_size={bad}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                err.contains("max_message_size") && !err.contains("secret"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

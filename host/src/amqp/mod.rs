@@ -4,8 +4,8 @@
 //!
 //! - the envelope and control messages are parsed in the core
 //!   (`heartbeat_core::envelope`, `heartbeat_core::control`); here
-//!   [`outbox`]'s format, [`backoff`] and [`acks`]' book of delivery tags
-//!   are pure.
+//!   [`outbox`]'s format, [`wire`]'s bounds, [`backoff`] and [`acks`]' book
+//!   of delivery tags are pure.
 //! - [`topology`] declares what the consumer declared, [`connect`] reaches
 //!   the broker, `session` consumes and reconnects, [`acks`] answers each
 //!   delivery (batching acks), `publisher` sends with confirms and falls
@@ -27,6 +27,7 @@ mod session;
 mod sink;
 pub mod ticker;
 pub mod topology;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ use crate::runtime::RunReport;
 use crate::source::Tick;
 use crate::source::timer::Admit;
 
+#[cfg(test)]
+use publisher::INSTANCE_HEADER;
 pub use publisher::{APP_ID, OWN_HEADER};
 #[cfg(test)]
 use session::is_own;
@@ -108,6 +111,10 @@ pub enum BeatError {
     /// The publish or its confirm failed.
     #[error("publish failed: {0}")]
     Publish(String),
+    /// The beat cannot go on the wire (its routing key is too long); it
+    /// is not sent, so that it cannot cost the connection.
+    #[error("not sent: {0}")]
+    Unsendable(#[from] wire::Unsendable),
 }
 
 /// Whether bus ticks are flowing.
@@ -158,6 +165,9 @@ pub struct Metrics {
     pub spooled: AtomicU64,
     /// Events dropped over the outbox's bound, ever (`outbox_dropped_total`).
     pub outbox_dropped: AtomicU64,
+    /// Events set aside in the dead-letter file, never to be sent: the wire
+    /// cannot carry them, the broker nacked them, or they were poison.
+    pub dead_lettered: AtomicU64,
     /// Reconnections after a loss.
     pub reconnects: AtomicU64,
     /// Beats of watched processes recorded.
@@ -169,6 +179,10 @@ pub struct Metrics {
 /// What the bus's tasks share.
 pub(crate) struct Ctx {
     agent: String,
+    /// This process's instance id ([`INSTANCE_HEADER`]).
+    instance: String,
+    /// What a message may carry (`?max_message_size=` in the URL).
+    limits: wire::Limits,
     names: topology::Names,
     uri: lapin::uri::AMQPUri,
     url_shown: String,
@@ -227,7 +241,15 @@ impl Bus {
         controls: mpsc::Sender<ControlRequest>,
     ) -> Result<Bus, BusError> {
         let uri = connect::parse_url(&options.url)?;
-        let (outbox, skipped) = outbox::Outbox::open(&options.outbox_path, options.outbox_max)?;
+        let limits = connect::limits(&options.url)?;
+        let outbox::Opened {
+            outbox,
+            skipped,
+            dead_lettered,
+        } = outbox::Outbox::open(&options.outbox_path, options.outbox_max, &limits)?;
+        for (record, reason) in &dead_lettered {
+            publisher::log_dead_letter(record, reason, outbox.dead_path(), true);
+        }
         if skipped > 0 {
             warn!(outbox = %options.outbox_path.display(), skipped, "outbox lines that were not events were dropped (an interrupted write?)");
         }
@@ -238,8 +260,13 @@ impl Bus {
         metrics
             .outbox_dropped
             .store(outbox.dropped_total(), Ordering::Relaxed);
+        metrics
+            .dead_lettered
+            .store(dead_lettered.len() as u64, Ordering::Relaxed);
         let ctx = Arc::new(Ctx {
             agent: agent.to_string(),
+            instance: publisher::instance_id().to_string(),
+            limits,
             names: topology::Names::new(agent, &options.exchange, &watching.patterns),
             uri,
             url_shown: connect::redact(&options.url),
@@ -330,8 +357,10 @@ impl Bus {
     /// Publishes one beat (a raw beatit body such as `beat/10`) on
     /// `routing_key`, and waits for the broker's confirm (at most 5 s).
     /// Only while connected: beats are never queued in the outbox, a beat
-    /// that cannot go out now is simply not sent.
+    /// that cannot go out now is simply not sent, nor is one the wire cannot
+    /// carry ([`wire::check_parts`]).
     pub async fn publish_beat(&self, routing_key: &str, body: &str) -> Result<(), BeatError> {
+        wire::check_parts(routing_key, None, body.len(), &self.ctx.limits)?;
         if !self.is_connected() {
             return Err(BeatError::NotConnected);
         }
@@ -402,6 +431,7 @@ impl Bus {
             published = m.published.load(Ordering::Relaxed),
             spooled = m.spooled.load(Ordering::Relaxed),
             outbox_dropped_total = m.outbox_dropped.load(Ordering::Relaxed),
+            dead_lettered = m.dead_lettered.load(Ordering::Relaxed),
             reconnects = m.reconnects.load(Ordering::Relaxed),
             beats = m.beats.load(Ordering::Relaxed),
             malformed_beats = m.malformed_beats.load(Ordering::Relaxed),
@@ -486,17 +516,58 @@ mod tests {
         );
     }
 
-    #[test]
-    fn own_events_are_recognised_by_header_alone() {
+    fn with_headers(pairs: &[(&str, &str)]) -> lapin::BasicProperties {
         use lapin::types::{AMQPValue, FieldTable, LongString};
         let mut headers = FieldTable::default();
+        for (key, value) in pairs {
+            headers.insert(
+                (*key).into(),
+                AMQPValue::LongString(LongString::from(*value)),
+            );
+        }
+        lapin::BasicProperties::default().with_headers(headers)
+    }
+
+    #[test]
+    fn own_events_need_the_agent_and_this_process_instance_not_the_agent_header_alone() {
+        let instance = publisher::instance_id();
+        let own = with_headers(&[(OWN_HEADER, "cack"), (INSTANCE_HEADER, instance)]);
+        assert!(is_own(&own, "cack", instance));
+        assert!(!is_own(&own, "other", instance));
+        // A forged agent header, alone or with a made-up instance id, is not
+        // the host's: such a tick is handled as a tick.
+        let forged = with_headers(&[(OWN_HEADER, "cack")]);
+        assert!(!is_own(&forged, "cack", instance));
+        let made_up = with_headers(&[
+            (OWN_HEADER, "cack"),
+            (INSTANCE_HEADER, "00000000-0000-4000-8000-000000000000"),
+        ]);
+        assert!(!is_own(&made_up, "cack", instance));
+        let instance_only = with_headers(&[(INSTANCE_HEADER, instance)]);
+        assert!(!is_own(&instance_only, "cack", instance));
+        assert!(!is_own(
+            &lapin::BasicProperties::default(),
+            "cack",
+            instance
+        ));
+        // Short strings count as well as long ones.
+        let mut headers = lapin::types::FieldTable::default();
         headers.insert(
             OWN_HEADER.into(),
-            AMQPValue::LongString(LongString::from("cack")),
+            lapin::types::AMQPValue::ShortString("cack".into()),
         );
-        let own = lapin::BasicProperties::default().with_headers(headers);
-        assert!(is_own(&own, "cack"));
-        assert!(!is_own(&own, "other"));
-        assert!(!is_own(&lapin::BasicProperties::default(), "cack"));
+        headers.insert(
+            INSTANCE_HEADER.into(),
+            lapin::types::AMQPValue::ShortString(instance.into()),
+        );
+        let short = lapin::BasicProperties::default().with_headers(headers);
+        assert!(is_own(&short, "cack", instance));
+    }
+
+    #[test]
+    fn the_instance_id_is_a_uuid_made_once_per_process() {
+        let id = publisher::instance_id();
+        assert_eq!(id, publisher::instance_id());
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     }
 }

@@ -7,14 +7,25 @@
 //! line (a crash mid-append) is skipped on reading. At most `max` records
 //! are kept: beyond that the oldest are dropped and counted.
 //!
-//! [`encode_header`], [`encode_record`], [`decode`] and [`make_room`] are
-//! the pure format; [`Outbox`] does the file work.
+//! Records the broker refuses for what they are (see [`super::wire`]: one
+//! it cannot carry, one it nacks, one it keeps closing the connection on)
+//! are moved aside to the dead-letter file beside the outbox
+//! ([`dead_letter_path`]): the same record with `reason` and `deadAt`,
+//! appended and fsynced, never sent again. Reading an outbox moves the
+//! records that fail [`super::wire::check`] (written by an older host)
+//! there too, so nothing unsendable is ever first in line.
+//!
+//! [`encode_header`], [`encode_record`], [`encode_dead_letter`],
+//! [`decode`] and [`make_room`] are the pure format; [`Outbox`] does the
+//! file work.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::wire;
 
 /// The outbox file's format version.
 pub const OUTBOX_VERSION: u32 = 1;
@@ -29,6 +40,20 @@ pub struct Record {
     pub event_id: String,
     /// The envelope, as JSON text.
     pub body: String,
+}
+
+/// A record moved to the dead-letter file: the record's fields, why, and
+/// when (RFC 3339).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The record as it waited.
+    #[serde(flatten)]
+    pub record: Record,
+    /// Why it is never sent.
+    pub reason: String,
+    /// When it was moved aside.
+    pub dead_at: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,6 +101,46 @@ pub fn encode_record(record: &Record) -> String {
     let mut line = serde_json::to_string(record).unwrap_or_default();
     line.push('\n');
     line
+}
+
+/// One dead letter's line, newline included.
+pub fn encode_dead_letter(record: &Record, reason: &str, at: jiff::Timestamp) -> String {
+    let letter = DeadLetter {
+        record: record.clone(),
+        reason: reason.to_string(),
+        dead_at: at.to_string(),
+    };
+    // Serialising strings cannot fail.
+    let mut line = serde_json::to_string(&letter).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// The dead-letter file beside an outbox: `x.outbox.jsonl` →
+/// `x.outbox.dead.jsonl` (a name without `.jsonl` gets `.dead.jsonl` added).
+pub fn dead_letter_path(outbox: &Path) -> PathBuf {
+    let name = outbox
+        .file_name()
+        .map_or_else(|| "outbox".into(), |n| n.to_string_lossy().into_owned());
+    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+    outbox.with_file_name(format!("{stem}.dead.jsonl"))
+}
+
+/// Splits records into those that can be sent and those that cannot (with
+/// why), keeping the order of each.
+pub fn sort_out(
+    records: Vec<Record>,
+    limits: &wire::Limits,
+) -> (Vec<Record>, Vec<(Record, wire::Unsendable)>) {
+    let mut sendable = Vec::with_capacity(records.len());
+    let mut unsendable = Vec::new();
+    for record in records {
+        match wire::check(&record, limits) {
+            Ok(()) => sendable.push(record),
+            Err(why) => unsendable.push((record, why)),
+        }
+    }
+    (sendable, unsendable)
 }
 
 /// What an outbox file holds.
@@ -134,10 +199,22 @@ pub fn make_room(
     dropped
 }
 
+/// An outbox as opened, with what reading it found.
+#[derive(Debug)]
+pub struct Opened {
+    /// The outbox.
+    pub outbox: Outbox,
+    /// Lines that were not records (dropped).
+    pub skipped: usize,
+    /// Records that cannot be sent, moved to the dead-letter file, with why.
+    pub dead_lettered: Vec<(Record, String)>,
+}
+
 /// The outbox file and its contents in memory.
 #[derive(Debug)]
 pub struct Outbox {
     path: PathBuf,
+    dead_path: PathBuf,
     max: usize,
     records: VecDeque<Record>,
     dropped_total: u64,
@@ -145,10 +222,16 @@ pub struct Outbox {
 
 impl Outbox {
     /// Opens (or starts) the outbox at `path`, holding at most `max` events
-    /// (at least 1). Returns it with the number of unreadable lines skipped.
-    pub fn open(path: &Path, max: usize) -> Result<(Outbox, usize), OutboxError> {
+    /// (at least 1). Unreadable lines are dropped; records outside `limits`
+    /// are appended to the dead-letter file first (an error there fails the
+    /// opening: nothing is lost) and then dropped from the outbox.
+    pub fn open(path: &Path, max: usize, limits: &wire::Limits) -> Result<Opened, OutboxError> {
         let max = max.max(1);
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::store::read::read_regular_text(
+            path,
+            crate::store::read::MAX_OUTBOX_BYTES,
+            "outbox",
+        ) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => {
@@ -162,18 +245,29 @@ impl Outbox {
             path: path.to_path_buf(),
             reason,
         })?;
+        let (sendable, unsendable) = sort_out(decoded.records, limits);
+        let dead_lettered: Vec<(Record, String)> = unsendable
+            .into_iter()
+            .map(|(record, why)| (record, why.to_string()))
+            .collect();
         let mut outbox = Outbox {
             path: path.to_path_buf(),
+            dead_path: dead_letter_path(path),
             max,
-            records: decoded.records.into(),
+            records: sendable.into(),
             dropped_total: decoded.dropped,
         };
+        outbox.dead_letter(&dead_lettered, jiff::Timestamp::now())?;
         let over = make_room(&mut outbox.records, &mut VecDeque::new(), max);
         outbox.dropped_total += over;
-        if decoded.skipped > 0 || over > 0 {
+        if decoded.skipped > 0 || over > 0 || !dead_lettered.is_empty() {
             outbox.rewrite()?;
         }
-        Ok((outbox, decoded.skipped))
+        Ok(Opened {
+            outbox,
+            skipped: decoded.skipped,
+            dead_lettered,
+        })
     }
 
     /// Events waiting.
@@ -199,6 +293,29 @@ impl Outbox {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The dead-letter file beside it.
+    pub fn dead_path(&self) -> &Path {
+        &self.dead_path
+    }
+
+    /// Appends `letters` (each record with why) to the dead-letter file and
+    /// fsyncs it. Only the file: a record also in the outbox is removed by
+    /// the caller, once this returned.
+    pub fn dead_letter(
+        &self,
+        letters: &[(Record, String)],
+        at: jiff::Timestamp,
+    ) -> Result<(), OutboxError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let text: String = letters
+            .iter()
+            .map(|(record, reason)| encode_dead_letter(record, reason, at))
+            .collect();
+        append_to(&self.dead_path, &text)
     }
 
     /// Up to `n` of the oldest waiting events.
@@ -245,17 +362,7 @@ impl Outbox {
     }
 
     fn append(&self, text: &str) -> Result<(), OutboxError> {
-        let io = |source| OutboxError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_data().map_err(io)
+        append_to(&self.path, text)
     }
 
     /// Replaces the file with the contents in memory; an empty outbox that
@@ -279,6 +386,21 @@ impl Outbox {
     }
 }
 
+/// Appends `text` to the file at `path` (created if missing) and fsyncs it.
+fn append_to(path: &Path, text: &str) -> Result<(), OutboxError> {
+    let io = |source| OutboxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_data().map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +411,11 @@ mod tests {
             event_id: format!("e{n}"),
             body: format!("{{\"n\":{n}}}"),
         }
+    }
+
+    /// Opens with the default limits: the outbox and the lines skipped.
+    fn open(path: &Path, max: usize) -> Result<(Outbox, usize), OutboxError> {
+        Outbox::open(path, max, &wire::Limits::default()).map(|o| (o.outbox, o.skipped))
     }
 
     fn ids(outbox: &Outbox) -> Vec<String> {
@@ -339,14 +466,14 @@ mod tests {
     fn outbox_keeps_order_across_reopen_and_pops_from_the_front() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.outbox.jsonl");
-        let (mut outbox, _) = Outbox::open(&path, 10).expect("open");
+        let (mut outbox, _) = open(&path, 10).expect("open");
         outbox.push(vec![record(1), record(2)]).expect("push");
         outbox.push(vec![record(3)]).expect("push");
-        let (mut reopened, skipped) = Outbox::open(&path, 10).expect("reopen");
+        let (mut reopened, skipped) = open(&path, 10).expect("reopen");
         assert_eq!(skipped, 0);
         assert_eq!(ids(&reopened), ["e1", "e2", "e3"]);
         reopened.pop_front(2).expect("pop");
-        let (reopened, _) = Outbox::open(&path, 10).expect("reopen");
+        let (reopened, _) = open(&path, 10).expect("reopen");
         assert_eq!(ids(&reopened), ["e3"]);
     }
 
@@ -354,17 +481,17 @@ mod tests {
     fn outbox_beyond_its_bound_drops_the_oldest_and_counts_them_durably() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.outbox.jsonl");
-        let (mut outbox, _) = Outbox::open(&path, 3).expect("open");
+        let (mut outbox, _) = open(&path, 3).expect("open");
         assert_eq!(outbox.push((0..2).map(record).collect()).expect("push"), 0);
         assert_eq!(outbox.push((2..5).map(record).collect()).expect("push"), 2);
         assert_eq!(ids(&outbox), ["e2", "e3", "e4"]);
         assert_eq!(outbox.dropped_total(), 2);
-        let (mut reopened, _) = Outbox::open(&path, 3).expect("reopen");
+        let (mut reopened, _) = open(&path, 3).expect("reopen");
         assert_eq!(ids(&reopened), ["e2", "e3", "e4"]);
         assert_eq!(reopened.dropped_total(), 2);
         // A smaller bound on the next start drops the oldest too.
         reopened.pop_front(0).expect("noop");
-        let (smaller, _) = Outbox::open(&path, 1).expect("reopen smaller");
+        let (smaller, _) = open(&path, 1).expect("reopen smaller");
         assert_eq!(ids(&smaller), ["e4"]);
         assert_eq!(smaller.dropped_total(), 4);
     }
@@ -377,10 +504,10 @@ mod tests {
         text.push_str(&encode_record(&record(1)));
         text.push_str("{\"routingKey\":\"x\"");
         std::fs::write(&path, text).expect("write");
-        let (mut outbox, skipped) = Outbox::open(&path, 10).expect("open");
+        let (mut outbox, skipped) = open(&path, 10).expect("open");
         assert_eq!(skipped, 1);
         outbox.push(vec![record(2)]).expect("push");
-        let (reopened, skipped) = Outbox::open(&path, 10).expect("reopen");
+        let (reopened, skipped) = open(&path, 10).expect("reopen");
         assert_eq!(
             (ids(&reopened), skipped),
             (vec!["e1".to_string(), "e2".to_string()], 0)
@@ -391,10 +518,92 @@ mod tests {
     fn an_emptied_outbox_leaves_no_file_unless_it_has_a_drop_count_to_keep() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.outbox.jsonl");
-        let (mut outbox, _) = Outbox::open(&path, 10).expect("open");
+        let (mut outbox, _) = open(&path, 10).expect("open");
         outbox.push(vec![record(1)]).expect("push");
         assert!(path.exists());
         outbox.pop_front(1).expect("pop");
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_dead_letter_file_sits_beside_the_outbox() {
+        assert_eq!(
+            dead_letter_path(Path::new("/a/heartbeat.outbox.jsonl")),
+            Path::new("/a/heartbeat.outbox.dead.jsonl")
+        );
+        assert_eq!(
+            dead_letter_path(Path::new("/a/spool")),
+            Path::new("/a/spool.dead.jsonl")
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_is_the_record_with_its_reason_and_time() {
+        let line = encode_dead_letter(&record(1), "nacked", jiff::Timestamp::UNIX_EPOCH);
+        assert!(line.ends_with('\n'));
+        let letter: DeadLetter = serde_json::from_str(&line).expect("json");
+        assert_eq!(letter.record, record(1));
+        assert_eq!(letter.reason, "nacked");
+        assert_eq!(letter.dead_at, "1970-01-01T00:00:00Z");
+        // The record's own fields, as in the outbox, beside the reason.
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(value["routingKey"], "agent.a.check.completed");
+        assert_eq!(value["eventId"], "e1");
+    }
+
+    #[test]
+    fn reading_an_outbox_moves_records_the_wire_cannot_carry_to_the_dead_letter_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.outbox.jsonl");
+        let bad = Record {
+            routing_key: "k".repeat(300),
+            event_id: "bad".into(),
+            body: "{}".into(),
+        };
+        let mut text = encode_header(0);
+        text.push_str(&encode_record(&bad));
+        text.push_str(&encode_record(&record(1)));
+        text.push_str(&encode_record(&record(2)));
+        std::fs::write(&path, text).expect("write");
+        let opened = Outbox::open(&path, 10, &wire::Limits::default()).expect("open");
+        assert_eq!(ids(&opened.outbox), ["e1", "e2"]);
+        assert_eq!(opened.dead_lettered.len(), 1);
+        assert_eq!(opened.dead_lettered[0].0, bad);
+        assert!(
+            opened.dead_lettered[0]
+                .1
+                .contains("routing key is 300 bytes")
+        );
+        let dead = std::fs::read_to_string(opened.outbox.dead_path()).expect("dead letters");
+        let letters: Vec<DeadLetter> = dead
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("dead letter"))
+            .collect();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].record, bad);
+        assert!(
+            letters[0].reason.contains("routing key"),
+            "{}",
+            letters[0].reason
+        );
+        // Moved, not copied: the next start finds only the sendable ones.
+        let again = Outbox::open(&path, 10, &wire::Limits::default()).expect("reopen");
+        assert_eq!(ids(&again.outbox), ["e1", "e2"]);
+        assert!(again.dead_lettered.is_empty());
+        let dead = std::fs::read_to_string(again.outbox.dead_path()).expect("dead letters");
+        assert_eq!(dead.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_body_over_the_configured_bound_is_dead_lettered_on_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.outbox.jsonl");
+        let (mut outbox, _) = open(&path, 10).expect("open");
+        outbox.push(vec![record(1), record(22)]).expect("push");
+        // record(22)'s body, `{"n":22}`, is 8 bytes.
+        let small = wire::Limits { max_body_bytes: 7 };
+        let opened = Outbox::open(&path, 10, &small).expect("reopen");
+        assert_eq!(ids(&opened.outbox), ["e1"]);
+        assert_eq!(opened.dead_lettered[0].0.event_id, "e22");
     }
 }

@@ -2,11 +2,22 @@
 //! unreachable (or a publish fails) events go to the on-disk [`Outbox`];
 //! once a channel is back the outbox is published first, in order, then
 //! new events. A job is answered once each of its events is confirmed by
-//! the broker or safely in the outbox.
+//! the broker, safely in the outbox, or set aside in the dead-letter file.
+//!
+//! Nothing the broker refuses for what it is can wedge the outbox: an
+//! event that fails [`wire::check`] is never published, one the broker
+//! nacks is not retried, and one that is first among the unconfirmed each
+//! time the broker closes the connection or channel on it
+//! ([`wire::POISON_STRIKES`] sessions in a row, [`wire::Suspect`]) is
+//! poison. Each goes to the dead-letter file beside the outbox, counted
+//! (`dead_lettered`) and logged once (`outbox_dead_lettered`); the events
+//! behind it keep their order. An event lost with an unreachable broker
+//! is kept and sent again (at least once).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -19,12 +30,26 @@ use lapin::{BasicProperties, Channel};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use super::outbox::{Outbox, Record};
-use super::{Ctx, Phase};
+use super::outbox::{self, Outbox, Record};
+use super::{Ctx, Phase, wire};
 
-/// The AMQP header naming the agent whose host published a message: how
-/// the host recognises its own events coming back on its inbox.
+/// The AMQP header naming the agent whose host published a message. With
+/// [`INSTANCE_HEADER`], how the host recognises its own events coming back
+/// on its inbox.
 pub const OWN_HEADER: &str = "x-heartbeat-host-agent";
+
+/// The AMQP header carrying the publishing process's instance id (a UUID
+/// made at start-up, [`instance_id`]): a message is the host's own only
+/// when this and [`OWN_HEADER`] both match, so adding the agent header to
+/// a tick does not make the host drop it.
+pub const INSTANCE_HEADER: &str = "x-heartbeat-host-instance";
+
+/// This process's instance id (random, made on first use, the same for
+/// every bus of the process), sent in [`INSTANCE_HEADER`].
+pub(crate) fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::new_v4().to_string())
+}
 
 /// The AMQP `app_id` of everything the host publishes.
 pub const APP_ID: &str = "heartbeat-host";
@@ -68,9 +93,65 @@ impl PublisherHandle {
     }
 }
 
+/// Why a published event was not confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The broker refused it (basic.nack): not sent again.
+    Nacked,
+    /// The channel or connection went before the confirm (or none came in
+    /// time): sent again from the outbox.
+    Lost {
+        /// What happened.
+        reason: String,
+        /// The reply code when the broker closed the channel or the
+        /// connection with an error.
+        closed_with: Option<u16>,
+    },
+}
+
+impl Failure {
+    /// A loss, with the broker's close code if `error` carries one.
+    fn lost(reason: String, error: &lapin::Error) -> Failure {
+        let closed_with = match error.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
+            _ => None,
+        };
+        Failure::Lost {
+            reason,
+            closed_with,
+        }
+    }
+
+    /// Whether the broker closed on it with an error that can be the
+    /// message's fault ([`wire::blames_the_message`]).
+    fn blamed(&self) -> bool {
+        matches!(self, Failure::Lost { closed_with: Some(code), .. } if wire::blames_the_message(*code))
+    }
+
+    /// What the dead-letter file and the log say about it.
+    fn reason(&self) -> String {
+        match self {
+            Failure::Nacked => "the broker refused it (basic.nack under publisher confirms)".into(),
+            Failure::Lost { reason, .. } => reason.clone(),
+        }
+    }
+
+    /// Why a poison event is set aside, this being its last loss.
+    fn poison_reason(&self) -> String {
+        format!(
+            "in flight each time the broker closed the connection or channel, {} sessions in a row; last: {}",
+            wire::POISON_STRIKES,
+            self.reason()
+        )
+    }
+}
+
+/// What became of one publish.
+type Outcome = Result<(), Failure>;
+
 /// A job whose events are published and whose confirms are awaited:
-/// the job, one result per event, and the session it was published on.
-type Confirmed = (Job, Vec<Result<(), String>>, u64);
+/// the job, one outcome per event, and the session it was published on.
+type Confirmed = (Job, Vec<Outcome>, u64);
 
 /// The publisher task's state.
 pub(crate) struct Publisher {
@@ -90,6 +171,8 @@ pub(crate) struct Publisher {
     broken: Option<u64>,
     /// Whether the current outage has been logged.
     outage_logged: bool,
+    /// The event the broker may be closing the connection on.
+    suspect: wire::Suspect,
 }
 
 impl Publisher {
@@ -113,6 +196,7 @@ impl Publisher {
             in_flight: FuturesOrdered::new(),
             broken: None,
             outage_logged: false,
+            suspect: wire::Suspect::default(),
         };
         (publisher, PublisherHandle { tx })
     }
@@ -128,7 +212,7 @@ impl Publisher {
             }
             tokio::select! {
                 job = self.rx.recv() => match job {
-                    Some(job) => self.pending.push_back(job),
+                    Some(job) => self.admit(job),
                     None => {
                         // Every handle is gone: nothing more will come.
                         self.flush().await;
@@ -151,8 +235,29 @@ impl Publisher {
 
     fn take_queued(&mut self) {
         while let Ok(job) = self.rx.try_recv() {
-            self.pending.push_back(job);
+            self.admit(job);
         }
+    }
+
+    /// Takes a job in: its events the wire cannot carry are dead-lettered
+    /// at once (never published), the rest wait to be published in order.
+    fn admit(&mut self, mut job: Job) {
+        let (sendable, unsendable) =
+            outbox::sort_out(std::mem::take(&mut job.records), &self.ctx.limits);
+        if !unsendable.is_empty() {
+            self.dead_letter(
+                unsendable
+                    .into_iter()
+                    .map(|(record, why)| (record, why.to_string()))
+                    .collect(),
+            );
+        }
+        if sendable.is_empty() {
+            let _ = job.done.send(());
+            return;
+        }
+        job.records = sendable;
+        self.pending.push_back(job);
     }
 
     /// The channel to publish on, unless there is none or it failed.
@@ -203,19 +308,43 @@ impl Publisher {
                     // New events queue behind the outbox to keep the order.
                     self.spool_pending();
                     let batch = self.outbox.front(OUTBOX_BATCH);
-                    let batch: Vec<&Record> = batch.iter().collect();
-                    let started = start_publish(&self.ctx, &channel, &batch).await;
+                    let refs: Vec<&Record> = batch.iter().collect();
+                    let started = start_publish(&self.ctx, &channel, &refs).await;
                     let results = await_confirms(started).await;
-                    let confirmed = results.iter().take_while(|r| r.is_ok()).count();
+                    let settled = settle(&results);
+                    for record in settled.confirmed.iter().filter_map(|&i| batch.get(i)) {
+                        self.suspect.cleared(&record.event_id);
+                    }
                     self.ctx
                         .metrics
                         .published
-                        .fetch_add(confirmed as u64, Ordering::Relaxed);
-                    if let Err(e) = self.outbox.pop_front(confirmed) {
+                        .fetch_add(settled.confirmed.len() as u64, Ordering::Relaxed);
+                    let mut remove = settled.prefix;
+                    let mut letters: Vec<(Record, String)> = settled
+                        .refused
+                        .iter()
+                        .filter_map(|(i, reason)| Some((batch.get(*i)?.clone(), reason.clone())))
+                        .collect();
+                    let loss = settled
+                        .loss
+                        .and_then(|i| Some((batch.get(i)?, results.get(i)?)));
+                    if let Some((record, Err(failure))) = loss
+                        && self
+                            .suspect
+                            .lost(generation, &record.event_id, failure.blamed())
+                    {
+                        // Poison: first in line at every one of the last
+                        // sessions the broker closed on it.
+                        letters.push((record.clone(), failure.poison_reason()));
+                        remove += 1;
+                    }
+                    // The dead-letter file first, then out of the outbox.
+                    self.dead_letter(letters);
+                    if let Err(e) = self.outbox.pop_front(remove) {
                         error!("{e}; confirmed events may be published again");
                     }
-                    if let Some(Err(reason)) = results.into_iter().find(Result::is_err) {
-                        self.channel_failed(generation, &reason);
+                    if let Some((_, Err(failure))) = loss {
+                        self.channel_failed(generation, &failure.reason());
                         return;
                     }
                     if self.outbox.is_empty() {
@@ -230,29 +359,71 @@ impl Publisher {
         }
     }
 
-    /// A job's confirms are in: answers it, spooling what was not confirmed.
+    /// A job's confirms are in: answers it, spooling what was lost and
+    /// dead-lettering what the broker refused (nacked, or poison: the
+    /// first lost of this session, for the last time in a row).
     fn confirmed(&mut self, (job, results, generation): Confirmed) {
         let mut failed = Vec::new();
-        let mut first_error = None;
+        let mut refused = Vec::new();
+        let mut first_loss = None;
         for (record, result) in job.records.into_iter().zip(results) {
             match result {
                 Ok(()) => {
                     self.ctx.metrics.published.fetch_add(1, Ordering::Relaxed);
+                    self.suspect.cleared(&record.event_id);
                 }
-                Err(reason) => {
-                    first_error.get_or_insert(reason);
-                    failed.push(record);
+                Err(Failure::Nacked) => {
+                    let reason = Failure::Nacked.reason();
+                    refused.push((record, reason));
+                }
+                Err(lost) => {
+                    // Only the session's first loss counts (see Suspect).
+                    if self
+                        .suspect
+                        .lost(generation, &record.event_id, lost.blamed())
+                    {
+                        refused.push((record, lost.poison_reason()));
+                    } else {
+                        failed.push(record);
+                    }
+                    first_loss.get_or_insert(lost);
                 }
             }
         }
+        self.dead_letter(refused);
         if !failed.is_empty() {
             self.spool(failed);
         }
         let _ = job.done.send(());
-        if let Some(reason) = first_error
+        if let Some(lost) = first_loss
             && self.broken != Some(generation)
         {
-            self.channel_failed(generation, &reason);
+            self.channel_failed(generation, &lost.reason());
+        }
+    }
+
+    /// Moves `letters` (each event with why) to the dead-letter file,
+    /// counts and logs each once. They are never sent again, even when the
+    /// file cannot be written (that is logged as an error): a message that
+    /// cannot go out must not hold up the ones behind it.
+    fn dead_letter(&mut self, letters: Vec<(Record, String)>) {
+        if letters.is_empty() {
+            return;
+        }
+        let written = self.outbox.dead_letter(&letters, jiff::Timestamp::now());
+        if let Err(e) = &written {
+            error!(
+                events = letters.len(),
+                "{e}; the events set aside below are dropped, not kept"
+            );
+        }
+        for (record, reason) in &letters {
+            self.suspect.cleared(&record.event_id);
+            self.ctx
+                .metrics
+                .dead_lettered
+                .fetch_add(1, Ordering::Relaxed);
+            log_dead_letter(record, reason, self.outbox.dead_path(), written.is_ok());
         }
     }
 
@@ -348,13 +519,86 @@ impl Publisher {
     }
 }
 
-/// The AMQP properties of an event the host publishes.
-fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
+/// Logs an event set aside for good (`outbox_dead_lettered`), once: its
+/// id, routing key (shortened) and sizes, why, and where it went.
+pub(crate) fn log_dead_letter(record: &Record, reason: &str, dead_path: &Path, written: bool) {
+    warn!(
+        event = "outbox_dead_lettered",
+        event_id = %shorten(&record.event_id),
+        routing_key = %shorten(&record.routing_key),
+        routing_key_bytes = record.routing_key.len(),
+        body_bytes = record.body.len(),
+        reason = %reason,
+        dead_letters = %dead_path.display(),
+        written,
+        "event set aside in the dead-letter file, never to be sent: {reason}"
+    );
+}
+
+/// At most 96 bytes of `text` (cut at a character boundary, `…` added).
+fn shorten(text: &str) -> String {
+    const MAX: usize = 96;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// How an outbox batch's outcomes settle: the prefix before the first loss
+/// leaves the outbox (its confirmed events done, its nacked ones to be
+/// dead-lettered, each with why); the first lost event (if any) and those
+/// after it stay, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Settled {
+    /// Outcomes before the first loss.
+    prefix: usize,
+    /// Indices of the confirmed events.
+    confirmed: Vec<usize>,
+    /// Indices of the nacked events, with why.
+    refused: Vec<(usize, String)>,
+    /// Index of the first event lost.
+    loss: Option<usize>,
+}
+
+/// Reads a published outbox batch's outcomes, in order, as [`Settled`].
+fn settle(results: &[Outcome]) -> Settled {
+    let mut settled = Settled::default();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Ok(()) => settled.confirmed.push(i),
+            Err(Failure::Nacked) => settled.refused.push((i, Failure::Nacked.reason())),
+            Err(Failure::Lost { .. }) => {
+                settled.loss = Some(i);
+                break;
+            }
+        }
+        settled.prefix = i + 1;
+    }
+    settled
+}
+
+/// The headers marking what the host publishes as its own: the agent and
+/// this process's instance id.
+fn own_headers(ctx: &Ctx) -> FieldTable {
     let mut headers = FieldTable::default();
     headers.insert(
         OWN_HEADER.into(),
         AMQPValue::LongString(LongString::from(ctx.agent.as_str())),
     );
+    headers.insert(
+        INSTANCE_HEADER.into(),
+        AMQPValue::LongString(LongString::from(ctx.instance.as_str())),
+    );
+    headers
+}
+
+/// The AMQP properties of an event the host publishes.
+fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
+    let headers = own_headers(ctx);
     let now_s = crate::source::now_ms() / 1000;
     BasicProperties::default()
         .with_content_type("application/json".into())
@@ -369,11 +613,7 @@ fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
 /// The AMQP properties of a beat: a raw text body, transient, marked as
 /// the host's own (so its inbox skips it should a binding match).
 pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        OWN_HEADER.into(),
-        AMQPValue::LongString(LongString::from(ctx.agent.as_str())),
-    );
+    let headers = own_headers(ctx);
     BasicProperties::default()
         .with_content_type("text/plain".into())
         .with_app_id(APP_ID.into())
@@ -382,7 +622,8 @@ pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
 }
 
 /// Publishes `records` in order on `channel`; one entry per record: its
-/// pending confirm, or why it was not sent.
+/// pending confirm, or why it was not sent. The records must have passed
+/// [`wire::check`] (every way in does: [`Publisher::admit`], [`Outbox::open`]).
 ///
 /// Every publish's frames are queued (in order: each future queues its
 /// frames when first polled, and `join_all` polls them in order) before
@@ -394,7 +635,7 @@ async fn start_publish(
     ctx: &Ctx,
     channel: &Channel,
     records: &[&Record],
-) -> Vec<Result<PublisherConfirm, String>> {
+) -> Vec<Result<PublisherConfirm, Failure>> {
     futures_util::future::join_all(records.iter().map(|record| async move {
         channel
             .basic_publish(
@@ -405,21 +646,97 @@ async fn start_publish(
                 properties(ctx, record),
             )
             .await
-            .map_err(|e| format!("publish: {e}"))
+            .map_err(|e| Failure::lost(format!("publish: {e}"), &e))
     }))
     .await
 }
 
-/// Waits for each confirm (at most [`CONFIRM_TIMEOUT`]); one result per record.
-async fn await_confirms(started: Vec<Result<PublisherConfirm, String>>) -> Vec<Result<(), String>> {
+/// Waits for each confirm (at most [`CONFIRM_TIMEOUT`]); one outcome per record.
+async fn await_confirms(started: Vec<Result<PublisherConfirm, Failure>>) -> Vec<Outcome> {
     futures_util::future::join_all(started.into_iter().map(|sent| async move {
         let confirm = sent?;
         match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
             Ok(Ok(Confirmation::Ack(_) | Confirmation::NotRequested)) => Ok(()),
-            Ok(Ok(Confirmation::Nack(_))) => Err("the broker refused (nack)".to_string()),
-            Ok(Err(e)) => Err(format!("confirm: {e}")),
-            Err(_) => Err(format!("no confirm within {CONFIRM_TIMEOUT:?}")),
+            Ok(Ok(Confirmation::Nack(_))) => Err(Failure::Nacked),
+            Ok(Err(e)) => Err(Failure::lost(format!("confirm: {e}"), &e)),
+            Err(_) => Err(Failure::Lost {
+                reason: format!("no confirm within {CONFIRM_TIMEOUT:?}"),
+                closed_with: None,
+            }),
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::protocol::{AMQPError, AMQPErrorKind, AMQPHardError};
+
+    fn lost(closed_with: Option<u16>) -> Failure {
+        Failure::Lost {
+            reason: "gone".into(),
+            closed_with,
+        }
+    }
+
+    #[test]
+    fn a_broker_close_keeps_its_code_and_a_frame_error_blames_the_message() {
+        let frame = lapin::Error::from(lapin::ErrorKind::ProtocolError(AMQPError::new(
+            AMQPErrorKind::Hard(AMQPHardError::FRAMEERROR),
+            "FRAME_ERROR - type 3, all octets = <<>>".into(),
+        )));
+        let failure = Failure::lost("confirm: closed".into(), &frame);
+        assert_eq!(failure, lost_with("confirm: closed", Some(501)));
+        assert!(failure.blamed());
+        let forced = lapin::Error::from(lapin::ErrorKind::ProtocolError(AMQPError::new(
+            AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED),
+            "broker forced connection closure".into(),
+        )));
+        assert!(!Failure::lost("x".into(), &forced).blamed());
+        let io = lapin::Error::from(std::io::Error::other("reset"));
+        assert!(!Failure::lost("x".into(), &io).blamed());
+        assert!(!Failure::Nacked.blamed());
+        assert!(Failure::Nacked.reason().contains("nack"));
+    }
+
+    fn lost_with(reason: &str, closed_with: Option<u16>) -> Failure {
+        Failure::Lost {
+            reason: reason.into(),
+            closed_with,
+        }
+    }
+
+    #[test]
+    fn a_nacked_event_leaves_the_outbox_with_the_confirmed_and_the_first_loss_stops_it() {
+        let results = [
+            Ok(()),
+            Err(Failure::Nacked),
+            Ok(()),
+            Err(lost(None)),
+            Ok(()),
+        ];
+        let settled = settle(&results);
+        assert_eq!(settled.prefix, 3);
+        assert_eq!(settled.confirmed, [0, 2]);
+        assert_eq!(settled.refused.len(), 1);
+        assert_eq!(settled.refused[0].0, 1);
+        assert_eq!(settled.loss, Some(3));
+        let all_fine = settle(&[Ok(()), Err(Failure::Nacked)]);
+        assert_eq!((all_fine.prefix, all_fine.loss), (2, None));
+        let first_lost = settle(&[Err(lost(Some(501))), Ok(())]);
+        assert_eq!((first_lost.prefix, first_lost.loss), (0, Some(0)));
+        assert!(first_lost.confirmed.is_empty());
+    }
+
+    #[test]
+    fn shorten_cuts_long_text_at_a_character_boundary() {
+        assert_eq!(shorten("agent.a.x"), "agent.a.x");
+        let long = "é".repeat(100);
+        let short = shorten(&long);
+        assert!(
+            short.ends_with('…') && short.len() <= 96 + '…'.len_utf8(),
+            "{short}"
+        );
+    }
 }

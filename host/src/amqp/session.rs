@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::acks::{Acker, Settle};
-use super::publisher::{ChannelSlot, OWN_HEADER};
+use super::publisher::{ChannelSlot, INSTANCE_HEADER, OWN_HEADER};
 use heartbeat_core::control;
 use heartbeat_core::envelope::{self, Route};
 
@@ -199,7 +199,7 @@ impl Supervisor {
     async fn handle(&self, delivery: Delivery, acker: &Acker) {
         let ctx = &self.ctx;
         let tag = delivery.delivery_tag;
-        if is_own(&delivery.properties, &ctx.agent) {
+        if is_own(&delivery.properties, &ctx.agent, &ctx.instance) {
             ctx.metrics.own_skipped.fetch_add(1, Ordering::Relaxed);
             acker.settle(tag, Settle::Ack);
             return;
@@ -416,19 +416,24 @@ impl Session {
     }
 }
 
-/// Whether a message was published by a host for `agent` (its own events
-/// coming back through the `agent.{name}.#` binding): headers only, the
-/// body is not read.
-pub fn is_own(properties: &BasicProperties, agent: &str) -> bool {
-    properties
-        .headers()
-        .as_ref()
-        .and_then(|headers| headers.inner().get(OWN_HEADER))
-        .is_some_and(|value| match value {
-            AMQPValue::LongString(s) => s.as_bytes() == agent.as_bytes(),
-            AMQPValue::ShortString(s) => s.as_str() == agent,
+/// Whether a message was published by this very process for `agent` (its
+/// own events coming back through the `agent.{name}.#` binding): both
+/// [`OWN_HEADER`] is `agent` and [`INSTANCE_HEADER`] is `instance`, this
+/// process's random id. Anyone can add the agent header to a tick; only
+/// this process knows the id it puts beside it. Headers only, the body is
+/// not read.
+pub fn is_own(properties: &BasicProperties, agent: &str, instance: &str) -> bool {
+    let Some(headers) = properties.headers().as_ref() else {
+        return false;
+    };
+    let is = |key: &str, expected: &str| {
+        headers.inner().get(key).is_some_and(|value| match value {
+            AMQPValue::LongString(s) => s.as_bytes() == expected.as_bytes(),
+            AMQPValue::ShortString(s) => s.as_str() == expected,
             _ => false,
         })
+    };
+    is(OWN_HEADER, agent) && is(INSTANCE_HEADER, instance)
 }
 
 /// Rejects without requeue (the inbox dead-letters it to the DLQ) and logs

@@ -143,6 +143,10 @@ pub fn check(
     report
         .warnings
         .extend(ungranted_compactions(&loaded.config));
+    report.errors.extend(unusable_dir_grants(
+        &loaded.config,
+        crate::store::dir_of(config_path),
+    ));
     let files = match handlers_dir {
         None => Vec::new(),
         Some(dir) => match registry::handler_files(dir) {
@@ -177,6 +181,30 @@ pub fn check(
     }
     report.config = Some(loaded.config);
     report
+}
+
+/// Directory grants whose host path is missing or not a directory: each
+/// run of the check would fail before the handler starts.
+fn unusable_dir_grants(config: &HeartbeatConfig, config_dir: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    for check in &config.checks {
+        for grant in &check.grants.dirs {
+            let host = grant.host_path_from(config_dir);
+            let problem = match std::fs::metadata(&host) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(_) => "is not a directory".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                Err(e) => format!("cannot be read: {e}"),
+            };
+            errors.push(format!(
+                "checks.{}.grants.dirs.{}.path: {} {problem}",
+                check.name,
+                grant.guest_path,
+                host.display()
+            ));
+        }
+    }
+    errors
 }
 
 /// `quarterly_compaction` checks whose `meta.dir` (default `/data`) no
@@ -377,5 +405,35 @@ mod tests {
             .map(|w| w.path)
             .collect();
         assert_eq!(warned, ["checks.bare.grants.dirs"]);
+    }
+
+    #[test]
+    fn hardening_7_a_dir_grant_that_is_missing_or_a_file_fails_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("mem")).expect("mkdir");
+        std::fs::write(dir.path().join("file"), "x").expect("file");
+        let config = dir.path().join("heartbeat.json");
+        std::fs::write(
+            &config,
+            r#"{"checks": {"a": {"grants": {"dirs": {
+                "/ok": {"path": "mem"}, "/gone": {"path": "nope"}, "/file": {"path": "file"}}}}}}"#,
+        )
+        .expect("config");
+        let report = check(&config, None, None);
+        let shown = |p: &str| dir.path().join(p).display().to_string();
+        assert_eq!(
+            report.errors,
+            [
+                format!(
+                    "checks.a.grants.dirs./gone.path: {} does not exist",
+                    shown("nope")
+                ),
+                format!(
+                    "checks.a.grants.dirs./file.path: {} is not a directory",
+                    shown("file")
+                ),
+            ]
+        );
+        assert!(!report.is_ok());
     }
 }

@@ -132,6 +132,7 @@ pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
     let runtime = Runtime::new(&RuntimeOptions {
         cache_dir: options.cache_dir.clone(),
         pooling: true,
+        ..RuntimeOptions::default()
     })
     .map_err(|e| InvokeError::Runtime(format!("{e:#}")))?;
     let started = Instant::now();

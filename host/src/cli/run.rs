@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// With a broker: the warm-up announced by the host's `start` beat.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub beat_warmup: Duration,
+    /// The largest handler component read from the handler directory, in bytes.
+    #[arg(long, env = "HEARTBEAT_MAX_HANDLER_BYTES",
+          default_value_t = crate::store::read::DEFAULT_MAX_HANDLER_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_handler_bytes: u64,
 }
 
 /// Broker flags of `heartbeat-host run`.
@@ -105,8 +110,21 @@ fn parse_beat_period(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `path` made absolute against the working directory at start-up, so that
+/// the watchers (whose events carry absolute paths) and every later open
+/// see the same file whatever the working directory becomes.
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
 /// Starts the host and runs it until SIGTERM or SIGINT.
-pub(super) fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    args.config = absolute(args.config)?;
+    args.state = args.state.map(absolute).transpose()?;
+    args.handlers = args.handlers.map(absolute).transpose()?;
+    args.events_log = args.events_log.map(absolute).transpose()?;
+    args.liveness_file = args.liveness_file.map(absolute).transpose()?;
+    args.bus.outbox = args.bus.outbox.map(absolute).transpose()?;
     let agent = match args.agent {
         Some(agent) => agent,
         None => crate::store::load_config(&args.config)?
@@ -137,6 +155,7 @@ pub(super) fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         events_log: args.events_log,
         liveness_file: args.liveness_file,
         liveness_period: args.liveness_period,
+        max_handler_bytes: args.max_handler_bytes,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(daemon::run(options, shutdown_signal()))?;

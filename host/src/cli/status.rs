@@ -73,7 +73,12 @@ pub struct ProcessRow {
 /// Reads the liveness file at `path`.
 pub fn read(path: &Path) -> Result<HostStatus, StatusError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| StatusError::Read {
+    let text = crate::store::read::read_regular_text(
+        path,
+        crate::store::read::MAX_LIVENESS_BYTES,
+        "liveness file",
+    )
+    .map_err(|source| StatusError::Read {
         path: shown.clone(),
         source,
     })?;

@@ -52,6 +52,8 @@ pub struct HostOptions {
     pub liveness_period: Duration,
     /// The host's own beats on the bus (beatit convention); used only with a bus.
     pub beats: heartbeat_core::beats::BeatOptions,
+    /// The largest handler file read (`--max-handler-bytes`).
+    pub max_handler_bytes: u64,
 }
 
 /// What the side services share with the wiring.
@@ -76,9 +78,23 @@ pub async fn run(
         warn!(file = %options.config_path.display(), "{warning}");
     }
     let config = loaded.config;
-    let state = crate::store::state::load(&options.state_path)?;
+    let mut state = crate::store::state::load(&options.state_path)?;
+    for said in state.clamp_future(crate::source::now_ms()) {
+        warn!(event = "state_clamped", file = %options.state_path.display(), "{said}");
+    }
+    crate::store::remove_stale_temps(&options.state_path);
+    if let Some(path) = &options.liveness_file {
+        crate::store::remove_stale_temps(path);
+    }
+    if let Some(bus) = &options.bus {
+        crate::store::remove_stale_temps(&bus.outbox_path);
+    }
     let runtime = Arc::new(
-        Runtime::new(&RuntimeOptions::default()).context("cannot start the WebAssembly runtime")?,
+        Runtime::new(&RuntimeOptions {
+            max_handler_bytes: options.max_handler_bytes,
+            ..RuntimeOptions::default()
+        })
+        .context("cannot start the WebAssembly runtime")?,
     );
     let registry = Arc::new(Registry::with_builtins(&runtime)?);
     // Loads the directory's handlers over the built-ins, then keeps them current.

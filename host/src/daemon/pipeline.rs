@@ -146,19 +146,16 @@ impl Pipeline {
         self.handlers_dir.as_deref()
     }
 
-    /// One tick: select, run, record, publish. Resolves once the state is
-    /// durable and the runs' events are safe; then the tick is answered.
+    /// One tick: select, run, record, publish. Each run is recorded (log
+    /// line, state, check released) and published the moment it ends, so a
+    /// slow run never holds up a fast one selected beside it. Resolves once
+    /// every run's state is durable and its events are safe; then the tick
+    /// is answered.
     pub async fn handle(self: Arc<Self>, tick: Tick) {
         let config = self.config();
-        let mut jobs = self.select(&config, &tick).into_iter();
-        // The first run goes in this task, any others beside it in tasks of their own.
-        let first = jobs.next();
-        let mut runs = tokio::task::JoinSet::new();
-        for (check, request) in jobs {
-            runs.spawn(Arc::clone(&self).run_check(check, request));
-        }
-        let mut finished = Vec::new();
-        let mut receipts = Vec::new();
+        let jobs = self.select(&config, &tick);
+        let mut saves = Vec::with_capacity(jobs.len());
+        let mut receipts = Vec::with_capacity(jobs.len());
         let mut ended = |(check, report): (CheckConfig, RunReport)| {
             // Events go out as soon as the run ends, while the state is saved.
             receipts.push(self.sink.publish(FinishedRun {
@@ -166,19 +163,27 @@ impl Pipeline {
                 check: &check,
                 report: &report,
             }));
-            finished.push((check, report));
+            saves.push(self.record(&tick, &check, &report));
         };
-        if let Some((check, request)) = first {
-            ended(Arc::clone(&self).run_check(check, request).await);
-        }
-        while let Some(joined) = runs.join_next().await {
-            match joined {
-                Ok(run) => ended(run),
-                Err(e) => error!(tick = %tick.id, "run task failed: {e}"),
+        if jobs.len() == 1 {
+            // The usual case runs in this task: no spawn on the tick path.
+            for (check, request) in jobs {
+                ended(Arc::clone(&self).run_check(check, request).await);
+            }
+        } else {
+            let mut runs = tokio::task::JoinSet::new();
+            for (check, request) in jobs {
+                runs.spawn(Arc::clone(&self).run_check(check, request));
+            }
+            while let Some(joined) = runs.join_next().await {
+                match joined {
+                    Ok(run) => ended(run),
+                    Err(e) => error!(tick = %tick.id, "run task failed: {e}"),
+                }
             }
         }
-        if !finished.is_empty() {
-            match self.record(&tick, finished).await {
+        for saved in saves {
+            match saved.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => error!(tick = %tick.id, "state not saved: {e}"),
                 Err(_) => error!(tick = %tick.id, "state writer stopped; state not saved"),
@@ -290,28 +295,28 @@ impl Pipeline {
         (check, report)
     }
 
-    /// Logs each outcome, applies it to the state and hands the state to the store.
+    /// Logs one outcome, applies it to the state, releases the check for
+    /// later ticks and hands the state to the store.
     fn record(
         &self,
         tick: &Tick,
-        finished: Vec<(CheckConfig, RunReport)>,
+        check: &CheckConfig,
+        report: &RunReport,
     ) -> crate::store::state::Saved {
         let mut book = self.lock_book();
-        for (check, report) in finished {
-            log_outcome(tick, &check, &report);
-            book.running.remove(&check.name);
-            book.started_on.remove(&check.name);
-            self.health.record_run(report.status == RunStatus::Failed);
-            let record = book.state.checks.entry(check.name.clone()).or_default();
-            schedule::record_outcome(
-                record,
-                tick.time_ms,
-                check.cadence_ms,
-                report.status,
-                report.duration_us,
-                report.error.clone(),
-            );
-        }
+        log_outcome(tick, check, report);
+        book.running.remove(&check.name);
+        book.started_on.remove(&check.name);
+        self.health.record_run(report.status == RunStatus::Failed);
+        let record = book.state.checks.entry(check.name.clone()).or_default();
+        schedule::record_outcome(
+            record,
+            tick.time_ms,
+            check.cadence_ms,
+            report.status,
+            report.duration_us,
+            report.error.clone(),
+        );
         // Sent under the lock, so the store sees snapshots in the order they were taken.
         self.store.persist(book.state.clone())
     }
@@ -485,6 +490,7 @@ mod tests {
                 Runtime::new(&RuntimeOptions {
                     cache_dir: None,
                     pooling: true,
+                    ..RuntimeOptions::default()
                 })
                 .expect("runtime"),
             );

@@ -79,7 +79,9 @@ impl CompileCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, bool)> {
         let entry = self.entry(bytes);
-        if entry.exists() {
+        // A regular file only: the entry is mapped, and a FIFO or device
+        // placed in the cache must not hang or feed the loader.
+        if std::fs::symlink_metadata(&entry).is_ok_and(|m| m.file_type().is_file()) {
             // SAFETY: the entry was written by `Component::serialize` of an
             // engine with the same fingerprint, into the host's own cache
             // directory, atomically (temp file + rename); wasmtime checks the

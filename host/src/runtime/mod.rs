@@ -15,7 +15,7 @@ pub mod registry;
 mod sandbox;
 mod stderr;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -64,6 +64,9 @@ pub struct RuntimeOptions {
     /// Use the pooling allocator (fast fresh instances). Off only to
     /// measure what it buys.
     pub pooling: bool,
+    /// The largest handler file read from disk (`--max-handler-bytes`);
+    /// a larger one is refused before it is read whole.
+    pub max_handler_bytes: u64,
 }
 
 impl Default for RuntimeOptions {
@@ -71,6 +74,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             cache_dir: CompileCache::default_dir(),
             pooling: true,
+            max_handler_bytes: crate::store::read::DEFAULT_MAX_HANDLER_BYTES,
         }
     }
 }
@@ -217,6 +221,7 @@ pub struct Runtime {
     linker: Linker<RunState>,
     cache: Option<CompileCache>,
     stop_epoch: Arc<AtomicBool>,
+    max_handler_bytes: u64,
 }
 
 /// The pooling allocator's shape: slots for [`MAX_CONCURRENT_RUNS`]
@@ -288,7 +293,15 @@ impl Runtime {
             linker,
             cache,
             stop_epoch,
+            max_handler_bytes: options.max_handler_bytes,
         })
+    }
+
+    /// Reads a handler file for [`Runtime::load`]: a regular file of at
+    /// most `max_handler_bytes` (a FIFO or a link to a device is refused,
+    /// never read).
+    pub fn read_handler_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        crate::store::read::read_regular(path, self.max_handler_bytes, "handler component")
     }
 
     /// The engine, for callers that precompile.
@@ -546,7 +559,27 @@ fn interpret(
     limits: &Limits,
     stderr: &stderr::StderrTail,
 ) -> RunReport {
+    // What logs and events left of the run's output cap: details and the
+    // reason count toward it too.
+    let budget = limits.max_output_bytes.saturating_sub(state.output.bytes);
     let (status, details, error) = match result {
+        Ok(Ok(_)) if state.limiter.refused => (
+            // The guest survived a refused allocation (and may have said
+            // success): the run was over its limit all the same.
+            RunStatus::Failed,
+            serde_json::json!({}),
+            Some(format!("memory limit {} MiB exceeded", limits.memory_mb)),
+        ),
+        Ok(Ok(outcome)) if outcome.details.len() as u64 > budget => (
+            RunStatus::Failed,
+            serde_json::json!({}),
+            Some(format!(
+                "details of {} bytes refused: over the output cap (maxOutputBytes {}, {} used by logs and events)",
+                outcome.details.len(),
+                limits.max_output_bytes,
+                state.output.bytes
+            )),
+        ),
         Ok(Ok(outcome)) => {
             let status = match outcome.status {
                 wit::Status::Success => RunStatus::Success,
@@ -555,7 +588,9 @@ fn interpret(
             };
             match parse_details(&outcome.details) {
                 Ok(details) => {
-                    let error = (status == RunStatus::Failed).then(|| failure_summary(&details));
+                    let left = budget.saturating_sub(outcome.details.len() as u64);
+                    let error = (status == RunStatus::Failed)
+                        .then(|| bounded_reason(failure_summary(&details), left));
                     (status, details, error)
                 }
                 Err(e) => (
@@ -565,14 +600,21 @@ fn interpret(
                 ),
             }
         }
-        Ok(Err(message)) => (RunStatus::Failed, serde_json::json!({}), Some(message)),
+        Ok(Err(message)) => (
+            RunStatus::Failed,
+            serde_json::json!({}),
+            Some(bounded_reason(message, budget)),
+        ),
         Err(e) => (
             RunStatus::Failed,
             serde_json::json!({}),
-            Some(match stderr.summary(STDERR_IN_REASON) {
-                Some(said) => format!("{}; stderr: {said}", trap_reason(&e, state, limits)),
-                None => trap_reason(&e, state, limits),
-            }),
+            Some(bounded_reason(
+                match stderr.summary(STDERR_IN_REASON) {
+                    Some(said) => format!("{}; stderr: {said}", trap_reason(&e, state, limits)),
+                    None => trap_reason(&e, state, limits),
+                },
+                u64::MAX,
+            )),
         ),
     };
     RunReport {
@@ -586,6 +628,35 @@ fn interpret(
     }
 }
 
+/// The longest failure reason kept: it goes into every log line, event and
+/// state file write about the run, so a line of text, not a document.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+/// `reason` cut to `budget` (what the guest has left of its output cap; the
+/// host's own reasons pass `u64::MAX`) and [`MAX_REASON_BYTES`],
+/// at a character boundary, with a marker saying how much was cut.
+fn bounded_reason(reason: String, budget: u64) -> String {
+    let keep = usize::try_from(budget)
+        .unwrap_or(usize::MAX)
+        .min(MAX_REASON_BYTES);
+    if reason.len() <= keep {
+        return reason;
+    }
+    let mut cut = keep;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… [reason truncated: {} of {} bytes kept]",
+        &reason[..cut],
+        cut,
+        reason.len()
+    )
+}
+
+/// The guest's details text as JSON (serde_json refuses nesting deeper than
+/// 128 levels, so a deep document fails to parse instead of exhausting the
+/// host's stack); its size was bounded by the output cap before this.
 fn parse_details(text: &str) -> Result<serde_json::Value, serde_json::Error> {
     if text.trim().is_empty() {
         Ok(serde_json::json!({}))

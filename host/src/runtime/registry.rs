@@ -155,10 +155,12 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedHandler, LoadEr
         origin: origin.clone(),
         reason: "not a .wasm file".into(),
     })?;
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Compile {
-        origin: origin.clone(),
-        reason: format!("cannot read: {e}"),
-    })?;
+    let bytes = runtime
+        .read_handler_file(path)
+        .map_err(|e| LoadError::Compile {
+            origin: origin.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
     runtime.load(&name, &origin, &bytes)
 }
 

@@ -41,14 +41,46 @@ pub struct EmitPolicy {
     pub extra: Vec<String>,
 }
 
+/// The longest routing key AMQP can carry (a short string): a longer one
+/// makes the broker close the connection, so it is refused at the emit.
+pub const MAX_ROUTING_KEY_BYTES: usize = 255;
+
 impl EmitPolicy {
     /// Whether `event_type` may be emitted.
     pub fn allows(&self, event_type: &str) -> bool {
-        (event_type.starts_with(&self.own_prefix) && event_type.len() > self.own_prefix.len())
+        self.refusal(event_type).is_none()
+    }
+
+    /// Why `event_type` may not be emitted, if it may not: longer than a
+    /// routing key can be, one of the host's own event types (a check's
+    /// result or a control message: no handler may forge them, whatever it
+    /// is granted), or outside the check's namespace and grants.
+    pub fn refusal(&self, event_type: &str) -> Option<String> {
+        if event_type.len() > MAX_ROUTING_KEY_BYTES {
+            return Some(format!(
+                "event type of {} bytes is refused: a routing key holds at most {MAX_ROUTING_KEY_BYTES}",
+                event_type.len()
+            ));
+        }
+        if let Some(own) = event_type.strip_prefix(&self.own_prefix)
+            && (own == "check.completed" || own.starts_with("control.") || own == "control")
+        {
+            return Some(format!(
+                "event type {event_type:?} is reserved for the host (check results and control messages)"
+            ));
+        }
+        let allowed = (event_type.starts_with(&self.own_prefix)
+            && event_type.len() > self.own_prefix.len())
             || self
                 .extra
                 .iter()
-                .any(|p| heartbeat_core::topic::matches(p, event_type))
+                .any(|p| heartbeat_core::topic::matches(p, event_type));
+        (!allowed).then(|| {
+            format!(
+                "event type {event_type:?} is not allowed: a check may emit under \"{}…\" unless granted more",
+                self.own_prefix
+            )
+        })
     }
 }
 
@@ -164,11 +196,8 @@ impl host::Host for RunState {
         event_type: String,
         payload: String,
     ) -> wasmtime::Result<Result<(), String>> {
-        if !self.emit_policy.allows(&event_type) {
-            return Ok(Err(format!(
-                "event type {event_type:?} is not allowed: a check may emit under \"{}…\" unless granted more",
-                self.emit_policy.own_prefix
-            )));
+        if let Some(refused) = self.emit_policy.refusal(&event_type) {
+            return Ok(Err(refused));
         }
         if self.output.events.len() >= self.limits.max_events as usize {
             self.stop(format!(
@@ -268,5 +297,41 @@ mod tests {
         assert!(!policy.allows("agent.other.sub_health"));
         assert!(!policy.allows("system.heartbeat.tick"));
         assert!(policy.allows("alerts.disk"));
+    }
+
+    #[test]
+    fn hardening_1_a_routing_key_longer_than_amqp_carries_is_refused_at_the_emit() {
+        let policy = EmitPolicy {
+            own_prefix: "agent.cack.".into(),
+            extra: vec!["#".into()],
+        };
+        let at_limit = format!("agent.cack.{}", "k".repeat(MAX_ROUTING_KEY_BYTES - 11));
+        assert_eq!(at_limit.len(), MAX_ROUTING_KEY_BYTES);
+        assert!(policy.allows(&at_limit));
+        let over = format!("{at_limit}k");
+        assert_eq!(
+            policy.refusal(&over).as_deref(),
+            Some("event type of 256 bytes is refused: a routing key holds at most 255")
+        );
+    }
+
+    #[test]
+    fn hardening_8_the_hosts_own_event_types_are_reserved_even_under_a_grant() {
+        let policy = EmitPolicy {
+            own_prefix: "agent.cack.".into(),
+            extra: vec!["#".into()],
+        };
+        for forged in [
+            "agent.cack.check.completed",
+            "agent.cack.control.pause",
+            "agent.cack.control.run",
+            "agent.cack.control",
+        ] {
+            let why = policy.refusal(forged).unwrap_or_default();
+            assert!(why.contains("reserved for the host"), "{forged}: {why:?}");
+        }
+        assert!(policy.allows("agent.cack.check.completed.extra"));
+        assert!(policy.allows("agent.cack.controller"));
+        assert!(policy.allows("agent.other.check.completed"));
     }
 }

@@ -84,7 +84,11 @@ impl Probe {
 
 /// Whether the file at `path` shows a beat at most `max_age_s` seconds before `now_ms`.
 pub fn probe(path: &Path, max_age_s: f64, now_ms: u64) -> Probe {
-    let text = match std::fs::read_to_string(path) {
+    let text = match super::read::read_regular_text(
+        path,
+        super::read::MAX_LIVENESS_BYTES,
+        "liveness file",
+    ) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::Missing,
         Err(e) => return Probe::Unreadable(e.to_string()),

@@ -5,6 +5,7 @@
 //! command reads it the same way.
 
 pub mod liveness;
+pub mod read;
 pub mod state;
 
 use std::io::Write as _;
@@ -24,10 +25,12 @@ pub fn dir_of(path: &Path) -> &Path {
 
 /// Reads and validates the `heartbeat.json` at `path`.
 pub fn load_config(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read::read_regular_text(path, read::MAX_CONFIG_BYTES, "heartbeat.json").map_err(
+        |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     config::parse(&text, &path.display().to_string())
 }
 
@@ -40,6 +43,51 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Removes the temp files [`write_atomically`] left beside `path` when a
+/// process was killed between writing and renaming (`.NAME.tmp.PID`, for
+/// a PID that is not running): nothing else ever removes them. Returns how
+/// many went; failures are logged, not fatal.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return 0;
+    };
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = std::fs::read_dir(dir_of(path)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if alive {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(file = %entry.path().display(), "cannot remove a stale temp file: {e}")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            event = "stale_temps_removed",
+            file = %path.display(),
+            removed,
+            "removed {removed} temp file(s) a killed host left beside {}",
+            path.display()
+        );
+    }
+    removed
 }
 
 /// Replaces `path` with `bytes` so that readers see the old or the new
@@ -63,4 +111,29 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardening_7_temp_files_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("heartbeat.state.json");
+        std::fs::write(&state, "{}").expect("state");
+        // PID 4194304 is past Linux's pid_max ceiling: never running.
+        let dead = dir.path().join(".heartbeat.state.json.tmp.4194304");
+        let ours = dir
+            .path()
+            .join(format!(".heartbeat.state.json.tmp.{}", std::process::id()));
+        let other = dir.path().join(".other.json.tmp.4194304");
+        let odd = dir.path().join(".heartbeat.state.json.tmp.notapid");
+        for f in [&dead, &ours, &other, &odd] {
+            std::fs::write(f, "x").expect("temp");
+        }
+        assert_eq!(remove_stale_temps(&state), 1);
+        assert!(!dead.exists());
+        assert!(ours.exists() && other.exists() && odd.exists() && state.exists());
+    }
 }

@@ -48,16 +48,17 @@ pub fn default_path(config_path: &Path) -> PathBuf {
 
 /// Reads the state file; a missing file is an empty state.
 pub fn load(path: &Path) -> Result<State, StateError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
-        Err(source) => {
-            return Err(StateError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
+    let text =
+        match super::read::read_regular_text(path, super::read::MAX_STATE_BYTES, "state file") {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
     State::parse(&text).map_err(|e| StateError::Corrupt {
         path: path.to_path_buf(),
         line: e.line,

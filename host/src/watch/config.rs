@@ -193,7 +193,11 @@ where
     F: FnMut(Arc<HeartbeatConfig>, &ConfigDiff),
 {
     let file = reloader.path().display().to_string();
-    let outcome = reloader.consider(std::fs::read(reloader.path()));
+    let outcome = reloader.consider(crate::store::read::read_regular(
+        reloader.path(),
+        crate::store::read::MAX_CONFIG_BYTES,
+        "heartbeat.json",
+    ));
     if let Some(health) = health {
         match &outcome {
             ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged | ReloadOutcome::Restored => {

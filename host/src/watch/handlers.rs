@@ -107,7 +107,7 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
     let Some(name) = registry::handler_name_of(path) else {
         return;
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match runtime.read_handler_file(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if loaded.remove(&name).is_some() {

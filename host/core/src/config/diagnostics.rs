@@ -99,13 +99,32 @@ impl<'a> Locator<'a> {
         let inner = e.into_inner();
         let (line, column) = self
             .position(&field)
-            .unwrap_or((inner.line(), inner.column()));
+            .unwrap_or_else(|| self.serde_position(&inner));
         self.at(line, column, field, clean_serde_message(&inner))
     }
 
     /// A syntax error after the document (trailing characters).
     pub(super) fn trailing(&self, e: &serde_json::Error) -> ConfigError {
-        self.at(e.line(), e.column(), ".".into(), clean_serde_message(e))
+        let (line, column) = self.serde_position(e);
+        self.at(line, column, ".".into(), clean_serde_message(e))
+    }
+
+    /// serde_json's position in the terms of [`Spans`]: serde_json counts
+    /// columns in bytes, and gives column 0 at the very start of a line
+    /// (an empty file, or the end of input just after a newline); here
+    /// columns count characters and start at 1.
+    fn serde_position(&self, e: &serde_json::Error) -> (usize, usize) {
+        let bytes = e.column();
+        let column = e
+            .line()
+            .checked_sub(1)
+            .and_then(|i| self.text.split('\n').nth(i))
+            .map_or(bytes, |line| {
+                line.char_indices()
+                    .take_while(|&(at, _)| at < bytes)
+                    .count()
+            });
+        (e.line(), column.max(1))
     }
 
     fn at(&self, line: usize, column: usize, field: String, message: String) -> ConfigError {
@@ -190,5 +209,33 @@ fn describe_unexpected(found: &str) -> String {
         "sequence" => "an array".to_string(),
         "unit value" => "null".to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ConfigError, parse};
+
+    fn position(text: &str) -> (usize, usize) {
+        match parse(text, "heartbeat.json") {
+            Err(ConfigError::Invalid { line, column, .. }) => (line, column),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_at_the_start_of_a_line_are_at_column_1_not_0() {
+        assert_eq!(position(""), (1, 1));
+        assert_eq!(position("   \n"), (2, 1));
+        // A control character in a key: the error is serde_json's own.
+        assert_eq!(position("{\"checks\": {\"a\n"), (2, 1));
+    }
+
+    #[test]
+    fn syntax_error_columns_count_characters_not_bytes() {
+        // "é" is 2 bytes, "😀" 4; the stray `x` is the 11th character.
+        assert_eq!(position("{\"é😀\": 1} x"), (1, 11));
+        // Inside the document too, where no value starts at the error.
+        assert_eq!(position("{\"a\": \"é\",\n \"日本\": x}"), (2, 8));
     }
 }

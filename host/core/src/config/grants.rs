@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::raw::objects_only;
+
 /// The validated grants of one check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
@@ -46,9 +48,11 @@ impl DirGrantConfig {
     }
 }
 
+objects_only!(RawGrants, RawDirGrant);
+
 /// `grants` as written.
 #[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub(crate) struct RawGrants {
     #[serde(default)]
     dirs: IndexMap<String, RawDirGrant>,
@@ -57,16 +61,62 @@ pub(crate) struct RawGrants {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 struct RawDirGrant {
     path: String,
     #[serde(default)]
     read_only: bool,
+    /// The one way to grant the whole file system (`"path": "/"`).
+    #[serde(default)]
+    allow_root: bool,
+}
+
+/// System directories a read-write grant is warned about: a handler can
+/// change the host machine through them. Their subdirectories count too.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/sbin", "/sys",
+    "/usr",
+];
+/// Directories warned about only as themselves (`/var/lib/agent` is the
+/// usual home of an agent's data; `/var` whole is not).
+const SYSTEM_DIRS_EXACT: &[&str] = &["/home", "/opt", "/run", "/srv", "/tmp", "/var"];
+
+/// `path` resolved lexically (`//`, `.`, `..` and trailing `/` removed),
+/// when it is absolute; relative paths are relative to the config's
+/// directory, which only the host knows.
+fn normalized(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for part in path.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// Whether `path` (normalized) is a system directory a read-write grant
+/// should be warned about.
+fn is_system_dir(path: &Path) -> bool {
+    SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir))
+        || SYSTEM_DIRS_EXACT.iter().any(|dir| path == Path::new(dir))
 }
 
 impl RawGrants {
-    /// Validates; errors are (field path below `grants`, message).
-    pub(crate) fn validate(self) -> Result<Grants, (String, String)> {
+    /// Validates; errors are (field path below `grants`, message), and so
+    /// are the warnings pushed to `warnings` (a read-write grant of a
+    /// system directory).
+    pub(crate) fn validate(
+        self,
+        warnings: &mut Vec<(String, String)>,
+    ) -> Result<Grants, (String, String)> {
         let mut dirs = Vec::with_capacity(self.dirs.len());
         for (guest, raw) in self.dirs {
             if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
@@ -80,6 +130,26 @@ impl RawGrants {
                     format!("dirs.{guest}.path"),
                     "expected a host directory, found \"\"".into(),
                 ));
+            }
+            if let Some(host) = normalized(Path::new(&raw.path)) {
+                if host == Path::new("/") && !raw.allow_root {
+                    return Err((
+                        format!("dirs.{guest}.path"),
+                        format!(
+                            "{:?} grants the whole file system; name a directory, or add \"allowRoot\": true if that is really meant",
+                            raw.path
+                        ),
+                    ));
+                }
+                if !raw.read_only && (host == Path::new("/") || is_system_dir(&host)) {
+                    warnings.push((
+                        format!("dirs.{guest}.path"),
+                        format!(
+                            "DANGER: {:?} is a system directory granted read-write: the handler can change the host machine through it; set \"readOnly\": true unless it must write there",
+                            raw.path
+                        ),
+                    ));
+                }
             }
             dirs.push(DirGrantConfig {
                 guest_path: guest,
@@ -111,7 +181,61 @@ mod tests {
     fn validate(json: &str) -> Result<Grants, (String, String)> {
         serde_json::from_str::<RawGrants>(json)
             .expect("shape")
-            .validate()
+            .validate(&mut Vec::new())
+    }
+
+    fn warnings_of(json: &str) -> Vec<(String, String)> {
+        let mut warnings = Vec::new();
+        serde_json::from_str::<RawGrants>(json)
+            .expect("shape")
+            .validate(&mut warnings)
+            .expect("valid");
+        warnings
+    }
+
+    #[test]
+    fn grants_and_a_dir_grant_given_as_arrays_are_refused() {
+        assert!(
+            serde_json::from_str::<RawGrants>(r#"[{"/data": {"path": "m"}}, ["a.#"]]"#).is_err()
+        );
+        assert!(serde_json::from_str::<RawGrants>(r#"{"dirs": {"/data": ["m", true]}}"#).is_err());
+    }
+
+    #[test]
+    fn hardening_8_the_whole_file_system_is_refused_unless_allowed_explicitly() {
+        for root in ["/", "//", "/etc/..", "/./"] {
+            let json =
+                format!(r#"{{"dirs": {{"/host": {{"path": "{root}", "readOnly": true}}}}}}"#);
+            let (field, message) = validate(&json).expect_err("refused");
+            assert_eq!(field, "dirs./host.path");
+            assert!(
+                message.contains("grants the whole file system"),
+                "{message}"
+            );
+        }
+        let allowed = r#"{"dirs": {"/host": {"path": "/", "readOnly": true, "allowRoot": true}}}"#;
+        assert!(warnings_of(allowed).is_empty());
+        let writable = r#"{"dirs": {"/host": {"path": "/", "allowRoot": true}}}"#;
+        assert_eq!(warnings_of(writable).len(), 1);
+    }
+
+    #[test]
+    fn hardening_8_a_system_directory_granted_read_write_is_warned_about_loudly() {
+        for dir in ["/etc", "/etc/", "/usr/lib", "/var", "/root/.ssh", "/home"] {
+            let json = format!(r#"{{"dirs": {{"/x": {{"path": "{dir}"}}}}}}"#);
+            let warnings = warnings_of(&json);
+            assert_eq!(warnings.len(), 1, "{dir}");
+            assert_eq!(warnings[0].0, "dirs./x.path");
+            assert!(warnings[0].1.starts_with("DANGER: "), "{:?}", warnings[0]);
+        }
+        for fine in [
+            r#"{"dirs": {"/x": {"path": "/etc", "readOnly": true}}}"#,
+            r#"{"dirs": {"/x": {"path": "/var/lib/agent/memory"}}}"#,
+            r#"{"dirs": {"/x": {"path": "/home/agent/data"}}}"#,
+            r#"{"dirs": {"/x": {"path": "mem"}}}"#,
+        ] {
+            assert!(warnings_of(fine).is_empty(), "{fine}");
+        }
     }
 
     #[test]

@@ -442,3 +442,26 @@ mod tests {
         assert_eq!((w.start_minute, w.end_minute), (9 * 60, 17 * 60 + 30));
     }
 }
+
+#[cfg(test)]
+mod hardening_tests {
+    use super::*;
+
+    #[test]
+    fn hardening_7_an_escaping_guest_path_is_refused_at_its_position() {
+        for guest in ["/..", "/a/../b", "/data/.."] {
+            let text = format!(
+                "{{\"checks\": {{\"a\": {{\"grants\": {{\"dirs\": {{\"{guest}\": {{\"path\": \"/tmp\"}}}}}}}}}}}}"
+            );
+            let e = parse(&text, "heartbeat.json").expect_err("refused");
+            // The value's `{`, 1-based: past the quoted key, `:` and a space.
+            let column = text.find(&format!("\"{guest}\":")).expect("key") + guest.len() + 5;
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "heartbeat.json:1:{column}: checks.a.grants.dirs.{guest}: expected an absolute guest path such as \"/data\", found {guest:?}"
+                )
+            );
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The file's shape, as serde reads it. Field types carry their own
 //! "expected ..." wording so that errors read well; every optional field
-//! refuses an explicit `null` ([`present`]).
+//! refuses an explicit `null` ([`present`]), and every struct is read from
+//! a JSON object only (`objects_only!`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,8 +14,39 @@ use super::grants::RawGrants;
 use super::numbers::{Integer, Millis, NonNegativeInt, PositiveInt, present};
 use crate::model::{Limits, Quarter};
 
+/// `Deserialize` for structs that derive it with `#[serde(remote = "Self")]`
+/// (which makes the derived reader an inherent `deserialize`): the struct
+/// is read from a JSON object only. serde's derived reader also takes an
+/// array and fills the fields in declaration order, so that `[]` was an
+/// empty config, `["heartbeat.v1"]` a config with a `$schema`, and
+/// `"window": ["09:00", "17:00"]` a window.
+macro_rules! objects_only {
+    ($($name:ident),*) => {$(
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> ::serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> Result<$name, A::Error> {
+                        // The inherent reader `remote = "Self"` derives.
+                        $name::deserialize(::serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(V)
+            }
+        }
+    )*};
+}
+
+pub(super) use objects_only;
+
+objects_only!(RawConfig, RawCheck, RawWindow, RawLimits);
+
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub(super) struct RawConfig {
     #[serde(rename = "$schema", default, deserialize_with = "present")]
     pub(super) schema: Option<String>,
@@ -33,7 +65,7 @@ pub(super) struct RawConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub(super) struct RawCheck {
     // `present`: a field given as `null` is an error, not the default
     // (heartbeat-consumer could not run such a file either; the schema agrees).
@@ -82,6 +114,7 @@ impl RawCheck {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 pub(super) struct RawWindow {
     pub(super) start: String,
     pub(super) end: String,
@@ -138,7 +171,7 @@ impl<'de> Deserialize<'de> for RawPause {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub(super) struct RawLimits {
     #[serde(default, deserialize_with = "present")]
     pub(super) timeout_ms: Option<PositiveInt>,
@@ -164,5 +197,49 @@ impl RawLimits {
             max_events: self.max_events.map_or(base.max_events, |v| clamp32(v.0)),
             max_output_bytes: self.max_output_bytes.map_or(base.max_output_bytes, |v| v.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, parse};
+
+    #[test]
+    fn an_array_is_not_read_as_an_object_of_fields() {
+        // Found by fuzz::config_documents_of_real_fields_are_accepted_or_refused_at_the_value_at_fault
+        // (`[""]` was refused at 0:0, as a `$schema` of ""). Each was
+        // accepted, its array read as the fields in declaration order.
+        for (text, field, column) in [
+            ("[]", ".", 1),
+            (r#"["heartbeat.v1"]"#, ".", 1),
+            (r#"{"checks": {"a": [1000]}}"#, "checks.a", 18),
+            (
+                r#"{"checks": {"a": {"window": ["09:00", "17:00", "UTC"]}}}"#,
+                "checks.a.window",
+                29,
+            ),
+            (r#"{"defaults": [500]}"#, "defaults", 14),
+        ] {
+            match parse(text, "heartbeat.json") {
+                Err(ConfigError::Invalid {
+                    line: 1,
+                    column: c,
+                    field: f,
+                    message,
+                    ..
+                }) => {
+                    assert_eq!((f.as_str(), c), (field, column), "{text}");
+                    assert_eq!(message, "expected an object, found an array", "{text}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Objects still read, unknown fields still warned about.
+        let loaded = parse(
+            r#"{"checks": {"a": {"window": {"start": "09:00", "end": "17:00", "tz": "UTC", "x": 1}}}}"#,
+            "heartbeat.json",
+        )
+        .expect("valid");
+        assert_eq!(loaded.warnings[0].path, "checks.a.window.x");
     }
 }

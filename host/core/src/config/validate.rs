@@ -28,6 +28,17 @@ impl RawConfig {
             ));
         }
         let defaults = self.defaults.over(Limits::default());
+        // Checked here, where it is written: a check that inherits it has no
+        // `memoryMb` of its own to point at.
+        if defaults.memory_mb > MAX_MEMORY_MB {
+            return Err(invalid(
+                "defaults.memoryMb".into(),
+                format!(
+                    "expected at most {} (MiB), found {}",
+                    MAX_MEMORY_MB, defaults.memory_mb
+                ),
+            ));
+        }
         let mut checks = Vec::with_capacity(self.checks.len());
         for (name, raw) in self.checks {
             let path = format!("checks.{name}");
@@ -45,9 +56,17 @@ impl RawConfig {
                 ));
             }
             let grants = match raw.grants {
-                Some(g) => g.validate().map_err(|(field, message)| {
-                    invalid(format!("{path}.grants.{field}"), message)
-                })?,
+                Some(g) => {
+                    let mut said = Vec::new();
+                    let grants = g.validate(&mut said).map_err(|(field, message)| {
+                        invalid(format!("{path}.grants.{field}"), message)
+                    })?;
+                    warnings.extend(said.into_iter().map(|(field, message)| ConfigWarning {
+                        path: format!("{path}.grants.{field}"),
+                        message,
+                    }));
+                    grants
+                }
                 None => Grants::default(),
             };
             let window = match raw.window {
@@ -195,5 +214,29 @@ fn quarters(
             None
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    #[test]
+    fn a_defaults_memory_mb_over_the_limit_is_refused_at_defaults() {
+        // Found by fuzz::config_documents_of_real_fields_are_accepted_or_refused_at_the_value_at_fault:
+        // with no check it was accepted; with a check inheriting it, refused
+        // at `checks.a.memoryMb`, a field the file does not have (0:0).
+        for text in [
+            r#"{"defaults": {"memoryMb": 4097}}"#,
+            r#"{"defaults": {"memoryMb": 4097}, "checks": {"a": {}}}"#,
+            r#"{"defaults": {"memoryMb": 4097}, "checks": {"a": {"memoryMb": 8}}}"#,
+        ] {
+            let e = parse(text, "heartbeat.json").expect_err("over the limit");
+            assert_eq!(
+                e.to_string(),
+                "heartbeat.json:1:27: defaults.memoryMb: expected at most 4096 (MiB), found 4097",
+                "{text}"
+            );
+        }
     }
 }

@@ -51,6 +51,47 @@ impl Handler for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
+            "grow_refused" => {
+                // Asks for far more than the limit, survives the refusal
+                // and claims success.
+                let mut hoard: Vec<u8> = Vec::new();
+                let refused = hoard.try_reserve(1 << 30).is_err();
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    serde_json::json!({ "refused": refused }).to_string(),
+                ))
+            }
+            "big_details" => {
+                // A details string of `bytes` bytes (a JSON string).
+                let bytes = meta
+                    .get("bytes")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(1 << 20);
+                let text = "x".repeat(usize::try_from(bytes).unwrap_or(0));
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    serde_json::json!({ "blob": text }).to_string(),
+                ))
+            }
+            "big_error" => {
+                let bytes = meta
+                    .get("bytes")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(1 << 20);
+                Err("e".repeat(usize::try_from(bytes).unwrap_or(0)))
+            }
+            "deep_details" => {
+                // Nested arrays `depth` deep: `[[[...]]]`.
+                let depth = meta
+                    .get("depth")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(100_000);
+                let depth = usize::try_from(depth).unwrap_or(0);
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    format!("{}{}", "[".repeat(depth), "]".repeat(depth)),
+                ))
+            }
             "trap" => panic!("deliberate panic in a hostile handler"),
             "recursion" => Ok(Outcome::with_details(
                 Status::Success,
