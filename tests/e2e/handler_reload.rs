@@ -323,26 +323,7 @@ fn hardening_6_a_slow_run_does_not_hold_up_a_fast_one_selected_beside_it() {
         "slow": {"cadenceMs": 0, "handler": "hostile", "timeoutMs": 1000, "meta": {"mode": "sleep"}},
         "fast": {"cadenceMs": 0, "handler": "default"}
     }}"#;
-    let config_path = dir.path().join("heartbeat.json");
-    std::fs::write(&config_path, config).expect("config");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config_path.to_str().expect("utf-8"),
-            "--handlers",
-            handlers.to_str().expect("utf-8"),
-            "--tick-interval",
-            "100ms",
-        ],
-        &[
-            ("AGENT_NAME", "slowfast"),
-            (
-                "HEARTBEAT_CACHE_DIR",
-                dir.path().join("cache").to_str().expect("utf-8"),
-            ),
-        ],
-    );
+    let (mut host, _) = start(dir.path(), config);
     let lines = host.wait_for("the slow check's first timeout", WAIT, |l| {
         !records(l, "run_finished", &[("check", "slow")]).is_empty()
     });
