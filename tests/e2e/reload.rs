@@ -184,3 +184,76 @@ fn a_deleted_file_keeps_the_last_good_config_until_it_is_recreated() {
     expect_switch_to_b(&mut host);
     assert!(host.terminate(WAIT).success());
 }
+
+#[test]
+fn sighup_reads_a_config_and_a_handler_that_no_watch_event_announced() {
+    // Both paths are links into a directory the host does not watch (as a
+    // Kubernetes ConfigMap mounts them): editing the targets in place sends
+    // the watchers nothing. SIGHUP makes the host read them anyway.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elsewhere = dir.path().join("elsewhere");
+    let live = dir.path().join("live");
+    let handlers = live.join("handlers");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    std::fs::create_dir_all(&handlers).expect("mkdir");
+    std::fs::write(elsewhere.join("heartbeat.json"), ONLY_A).expect("config");
+    let config = live.join("heartbeat.json");
+    std::os::unix::fs::symlink(elsewhere.join("heartbeat.json"), &config).expect("link");
+    // The handler `late` is a link to a file that is not a component yet.
+    std::fs::write(elsewhere.join("late.wasm"), b"not yet").expect("placeholder bytes");
+    std::os::unix::fs::symlink(elsewhere.join("late.wasm"), handlers.join("late.wasm"))
+        .expect("link");
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--handlers",
+            handlers.to_str().expect("utf-8"),
+            "--tick-interval",
+            "100ms",
+        ],
+        &[(
+            "HEARTBEAT_CACHE_DIR",
+            dir.path().join("cache").to_str().expect("utf-8"),
+        )],
+    );
+    host.wait_for("a runs", WAIT, |l| {
+        !records(l, "run_finished", &[("check", "a")]).is_empty()
+    });
+    let b_late = r#"{"$schema": "heartbeat.v1", "agent": "e2e", "checks": {
+        "a": {"cadenceMs": 0, "enabled": false},
+        "b": {"cadenceMs": 0, "handler": "late"}
+    }}"#;
+    std::fs::write(elsewhere.join("heartbeat.json"), b_late).expect("edit in place");
+    std::fs::copy(
+        crate::support::test_handler("handler_default.wasm"),
+        elsewhere.join("late.wasm"),
+    )
+    .expect("deploy in place");
+    std::thread::sleep(Duration::from_millis(1000));
+    let unseen = host.lines();
+    assert!(
+        records(&unseen, "config_reloaded", &[]).is_empty()
+            && records(&unseen, "handler_loaded", &[("handler", "late")]).is_empty(),
+        "the watchers saw the edits after all, so this test proves nothing:\n{}",
+        crate::support::render(&unseen)
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &host.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    host.wait_for("b runs on the handler read at SIGHUP", WAIT, |l| {
+        !records(l, "run_finished", &[("check", "b"), ("status", "success")]).is_empty()
+    });
+    let lines = host.lines();
+    for name in ["sighup", "reload_requested", "rescan_requested", "config_reloaded"] {
+        assert!(
+            lines.iter().any(|l| event(l) == Some(name)),
+            "no {name}:\n{}",
+            crate::support::render(&lines)
+        );
+    }
+    assert!(host.terminate(WAIT).success());
+}

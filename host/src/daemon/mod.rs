@@ -98,7 +98,7 @@ pub async fn run(
     );
     let registry = Arc::new(Registry::with_builtins(&runtime)?);
     // Loads the directory's handlers over the built-ins, then keeps them current.
-    let _handler_watch = match &options.handlers_dir {
+    let handler_watch = match &options.handlers_dir {
         Some(dir) => Some(
             crate::watch::handlers::start(dir, Arc::clone(&runtime), Arc::clone(&registry))
                 .with_context(|| format!("cannot watch the handler directory {}", dir.display()))?,
@@ -179,7 +179,17 @@ pub async fn run(
         .as_ref()
         .map(|_| tokio::spawn(services::publish_beats(Arc::clone(&shared))));
     // From here on a valid change to heartbeat.json applies from the next tick.
-    let _config_watch = services::watch_config(&shared);
+    let config_watch = services::watch_config(&shared);
+    // SIGHUP reads heartbeat.json and the handler directory again at once.
+    // Listened for before the first tick, so a SIGHUP from then on never
+    // meets the default action (terminate).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    let hangup = tokio::spawn(services::reload_on_sighup(
+        hangups,
+        config_watch.as_ref().map(|w| w.trigger()),
+        handler_watch.as_ref().map(|w| w.trigger()),
+    ));
 
     let interval = shared.options.tick_interval;
     let monitor = Arc::new(Mutex::new(TickMonitor::new(
@@ -224,6 +234,7 @@ pub async fn run(
         }
     }
     timer.abort();
+    hangup.abort();
     if let Some(bus) = &shared.bus {
         bus.stop_consuming();
     }

@@ -70,6 +70,27 @@ pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config:
     }
 }
 
+/// On every SIGHUP, has the config watcher read `heartbeat.json` and the
+/// handler watcher rescan its directory, at once (file systems without
+/// inotify, `ExecReload=kill -HUP $MAINPID`). What they find is logged as
+/// for a change they saw themselves.
+pub(super) async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    config: Option<crate::watch::config::ReloadTrigger>,
+    handlers: Option<crate::watch::handlers::RescanTrigger>,
+) {
+    while hangups.recv().await.is_some() {
+        let config_read = config.as_ref().is_some_and(|c| c.fire());
+        let handlers_read = handlers.as_ref().is_some_and(|h| h.fire());
+        info!(
+            event = "sighup",
+            config = config_read,
+            handlers = handlers_read,
+            "SIGHUP: reloading"
+        );
+    }
+}
+
 /// Applies the bus's control messages (pause, resume, run) to the state,
 /// one at a time, answering each once the state file has it.
 pub(super) async fn apply_controls(

@@ -76,7 +76,21 @@ pub enum WatchError {
 
 enum Message {
     Event(notify::Result<notify::Event>),
+    /// Read the file now (SIGHUP): for file systems without inotify and
+    /// for `ExecReload=`.
+    Reload,
     Stop,
+}
+
+/// Asks a [`ConfigWatcher`] to read the file at once; cheap to clone.
+#[derive(Clone)]
+pub struct ReloadTrigger(mpsc::Sender<Message>);
+
+impl ReloadTrigger {
+    /// Queues a reload; false when the watcher has stopped.
+    pub fn fire(&self) -> bool {
+        self.0.send(Message::Reload).is_ok()
+    }
 }
 
 /// Watches `heartbeat.json` and applies each valid change; stops when dropped.
@@ -139,6 +153,13 @@ impl ConfigWatcher {
     }
 }
 
+impl ConfigWatcher {
+    /// A handle that makes the watcher read the file at once.
+    pub fn trigger(&self) -> ReloadTrigger {
+        ReloadTrigger(self.messages.clone())
+    }
+}
+
 impl Drop for ConfigWatcher {
     fn drop(&mut self) {
         self.watcher.take();
@@ -177,6 +198,11 @@ fn watch_loop<F>(
             Ok(Message::Event(Err(e))) => {
                 warn!("config watch: {e}; reading the file again");
                 debounce.event(Instant::now());
+            }
+            Ok(Message::Reload) => {
+                info!(event = "reload_requested", file = %reloader.path().display(), "reload requested (SIGHUP): reading the config again");
+                act(&mut reloader, &mut apply, options.health.as_deref());
+                continue;
             }
             Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -30,6 +30,32 @@ pub const DEBOUNCE: Duration = Duration::from_millis(40);
 /// Keeps the watch alive; dropping it stops watching.
 pub struct HandlerWatch {
     _watcher: notify::RecommendedWatcher,
+    messages: mpsc::Sender<Message>,
+}
+
+/// What the watcher thread is told.
+enum Message {
+    Event(notify::Result<notify::Event>),
+    /// Look at every file again now (SIGHUP).
+    Rescan,
+}
+
+/// Asks a [`HandlerWatch`] to rescan its directory at once; cheap to clone.
+#[derive(Clone)]
+pub struct RescanTrigger(mpsc::Sender<Message>);
+
+impl RescanTrigger {
+    /// Queues a rescan; false when the watcher has stopped.
+    pub fn fire(&self) -> bool {
+        self.0.send(Message::Rescan).is_ok()
+    }
+}
+
+impl HandlerWatch {
+    /// A handle that makes the watcher rescan the directory at once.
+    pub fn trigger(&self) -> RescanTrigger {
+        RescanTrigger(self.messages.clone())
+    }
 }
 
 /// What the watcher knows of each file it has loaded: its content hash,
@@ -42,9 +68,10 @@ pub fn start(
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
 ) -> Result<HandlerWatch, notify::Error> {
-    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
+    let (tx, rx) = mpsc::channel::<Message>();
+    let events = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
+        let _ = events.send(Message::Event(event));
     })?;
     watcher.watch(dir, RecursiveMode::NonRecursive)?;
 
@@ -64,12 +91,15 @@ pub fn start(
         .map_err(|e| {
             notify::Error::generic(&format!("cannot start the handler watcher thread: {e}"))
         })?;
-    Ok(HandlerWatch { _watcher: watcher })
+    Ok(HandlerWatch {
+        _watcher: watcher,
+        messages: tx,
+    })
 }
 
 fn watch_loop(
     dir: &Path,
-    rx: &mpsc::Receiver<notify::Result<notify::Event>>,
+    rx: &mpsc::Receiver<Message>,
     runtime: &Runtime,
     registry: &Registry,
     loaded: &mut Loaded,
@@ -82,7 +112,25 @@ fn watch_loop(
             Some(deadline) => rx.recv_timeout(deadline.saturating_duration_since(Instant::now())),
         };
         match message {
-            Ok(Ok(event)) => {
+            Ok(Message::Rescan) => {
+                info!(event = "rescan_requested", dir = %dir.display(), "rescan requested (SIGHUP): reading the handler directory again");
+                // Every file there now, and every one loaded before (gone
+                // ones are removed), at once.
+                let mut all: BTreeSet<PathBuf> = registry::handler_files(dir)
+                    .unwrap_or_else(|e| {
+                        error!(dir = %dir.display(), "cannot list the handler directory: {e}");
+                        Vec::new()
+                    })
+                    .into_iter()
+                    .collect();
+                all.extend(loaded.keys().map(|name| dir.join(format!("{name}.wasm"))));
+                all.extend(std::mem::take(&mut pending));
+                for path in all {
+                    reload(&path, runtime, registry, loaded);
+                }
+                continue;
+            }
+            Ok(Message::Event(Ok(event))) => {
                 for path in event.paths {
                     if path.parent() == Some(dir) && registry::handler_name_of(&path).is_some() {
                         pending.insert(path);
@@ -90,7 +138,9 @@ fn watch_loop(
                     }
                 }
             }
-            Ok(Err(e)) => warn!(dir = %dir.display(), "handler directory watch error: {e}"),
+            Ok(Message::Event(Err(e))) => {
+                warn!(dir = %dir.display(), "handler directory watch error: {e}")
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
