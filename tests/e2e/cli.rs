@@ -435,3 +435,48 @@ fn check_resolves_handlers_from_the_directory_and_the_built_ins() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn every_run_flag_can_come_from_the_environment() {
+    // A bare start, as a unit file's `Environment=` lines configure it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(
+        &config,
+        r#"{"agent": "envy", "checks": {"a": {"cadenceMs": 0}}}"#,
+    )
+    .expect("config");
+    let state = dir.path().join("elsewhere.state.json");
+    let mut host = RunningHost::start(
+        &[],
+        &[
+            ("HEARTBEAT_PATH", path_str(&config)),
+            ("TICK_INTERVAL", "100ms"),
+            ("STATE_PATH", path_str(&state)),
+            ("HEARTBEAT_CACHE_DIR", path_str(&dir.path().join("cache"))),
+        ],
+    );
+    // The first tick comes at start-up; two more mean TICK_INTERVAL held.
+    host.wait_for("three runs", WAIT, |l| {
+        records(l, "run_finished", &[("check", "a")]).len() >= 3
+    });
+    assert!(host.terminate(WAIT).success());
+    assert!(state.exists(), "no state at STATE_PATH");
+    assert!(!dir.path().join("heartbeat.state.json").exists());
+}
+
+#[test]
+fn an_option_from_the_environment_does_not_read_as_required_in_the_usage_line() {
+    let output = Command::new(support::host_bin())
+        .arg("invoke")
+        .env("HEARTBEAT_CACHE_DIR", "/tmp/some-cache")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let said = stderr(&output);
+    assert!(
+        said.contains("Usage: heartbeat-host invoke [OPTIONS] <HANDLER>")
+            && !said.contains("--cache-dir"),
+        "{said}"
+    );
+}

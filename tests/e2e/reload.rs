@@ -248,7 +248,12 @@ fn sighup_reads_a_config_and_a_handler_that_no_watch_event_announced() {
         !records(l, "run_finished", &[("check", "b"), ("status", "success")]).is_empty()
     });
     let lines = host.lines();
-    for name in ["sighup", "reload_requested", "rescan_requested", "config_reloaded"] {
+    for name in [
+        "sighup",
+        "reload_requested",
+        "rescan_requested",
+        "config_reloaded",
+    ] {
         assert!(
             lines.iter().any(|l| event(l) == Some(name)),
             "no {name}:\n{}",

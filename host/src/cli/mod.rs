@@ -36,23 +36,35 @@ struct RunFromEnvironment {
     args: run::RunArgs,
 }
 
+/// Each usage line is written out: clap's own lists the options that came
+/// from the environment too (`--cache-dir <CACHE_DIR>` with
+/// `HEARTBEAT_CACHE_DIR` set), as if they were required. `--config` and
+/// `--amqp-url` may come from `HEARTBEAT_PATH` and `RABBIT_URL` instead.
 #[derive(Subcommand)]
 enum Command {
     /// Run the host: take ticks, run due checks, record outcomes.
+    #[command(override_usage = "heartbeat-host run [OPTIONS] --config <CONFIG>")]
     Run(run::RunArgs),
     /// Show what would run at an instant, and why (the host's own selection).
+    #[command(override_usage = "heartbeat-host explain [OPTIONS] --config <CONFIG>")]
     Explain(explain::ExplainArgs),
     /// Validate a heartbeat.json and resolve its handlers; exit 0 only when valid.
+    #[command(override_usage = "heartbeat-host check [OPTIONS] --config <CONFIG>")]
     Check(check::CheckArgs),
     /// Publish heartbeat tick(s) in heartbeat-consumer's envelope.
+    #[command(override_usage = "heartbeat-host tick [OPTIONS] --amqp-url <AMQP_URL>")]
     Tick(tick::TickArgs),
     /// Run one handler once under the host's sandbox and print what it did as JSON.
+    #[command(override_usage = "heartbeat-host invoke [OPTIONS] <HANDLER>")]
     Invoke(invoke::InvokeArgs),
     /// Create a handler project (Rust, Python, JavaScript or C) that builds and passes `invoke`.
+    #[command(override_usage = "heartbeat-host new [OPTIONS] --lang <LANG> <NAME>")]
     New(new::NewArgs),
     /// Probe a liveness file: exit 0 when fresh, 1 when stale or missing, 2 when unreadable.
+    #[command(override_usage = "heartbeat-host is-alive [OPTIONS] <FILE>")]
     IsAlive(is_alive::IsAliveArgs),
     /// Show a running host's health and its watched sub-processes, from its --liveness-file.
+    #[command(override_usage = "heartbeat-host status <FILE>")]
     Status(status::StatusArgs),
 }
 

@@ -25,10 +25,10 @@ pub struct RunArgs {
     #[arg(long, env = "HANDLERS_DIR")]
     pub handlers: Option<PathBuf>,
     /// Period of the host's own timer, e.g. `500ms`, `10s`, `1m`.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "TICK_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub tick_interval: Duration,
     /// The state file (default: `<config stem>.state.json` beside the config).
-    #[arg(long)]
+    #[arg(long, env = "STATE_PATH")]
     pub state: Option<PathBuf>,
     #[command(flatten)]
     pub bus: BusArgs,
@@ -39,17 +39,17 @@ pub struct RunArgs {
     #[arg(long, env = "LIVENESS_FILE")]
     pub liveness_file: Option<PathBuf>,
     /// How often the liveness file is written.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "LIVENESS_PERIOD", default_value = "10s", value_parser = parse_duration)]
     pub liveness_period: Duration,
     /// With a broker: the process name of the host's own beats, published on
     /// `heartbeat.<process>` (default `heartbeat-host.<agent>`).
-    #[arg(long)]
+    #[arg(long, env = "BEAT_PROCESS")]
     pub process: Option<String>,
     /// With a broker: time between the host's beats (at least 1s).
-    #[arg(long, default_value = "10s", value_parser = parse_beat_period)]
+    #[arg(long, env = "BEAT_PERIOD", default_value = "10s", value_parser = parse_beat_period)]
     pub beat_period: Duration,
     /// With a broker: the warm-up announced by the host's `start` beat.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "BEAT_WARMUP", default_value = "30s", value_parser = humantime::parse_duration)]
     pub beat_warmup: Duration,
     /// The largest handler component read from the handler directory, in bytes.
     #[arg(long, env = "HEARTBEAT_MAX_HANDLER_BYTES",
@@ -69,14 +69,14 @@ pub struct BusArgs {
     #[arg(long, env = "EXCHANGE_NAME", default_value = DEFAULT_EXCHANGE)]
     pub exchange: String,
     /// Unacknowledged deliveries the broker may hand the host at once.
-    #[arg(long, default_value_t = DEFAULT_PREFETCH, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "PREFETCH", default_value_t = DEFAULT_PREFETCH, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
     /// Where events wait while the broker is unreachable (default:
     /// `<state stem>.outbox.jsonl` beside the state file).
-    #[arg(long)]
+    #[arg(long, env = "OUTBOX_PATH")]
     pub outbox: Option<PathBuf>,
     /// Most events the outbox keeps; beyond it the oldest are dropped (and counted).
-    #[arg(long, default_value_t = DEFAULT_OUTBOX_MAX as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "OUTBOX_MAX", default_value_t = DEFAULT_OUTBOX_MAX as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub outbox_max: u64,
 }
 
