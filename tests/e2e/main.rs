@@ -20,4 +20,5 @@ mod reload;
 mod sandbox;
 mod schema;
 mod special_files;
+mod systemd;
 mod timer;

@@ -147,6 +147,11 @@ impl RunningHost {
     pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.wait(timeout)
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -154,7 +159,7 @@ impl RunningHost {
             }
             assert!(
                 Instant::now() < deadline,
-                "heartbeat-host did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                "heartbeat-host did not exit within {timeout:?}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));

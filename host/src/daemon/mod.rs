@@ -7,6 +7,7 @@
 
 pub mod pipeline;
 mod services;
+mod systemd;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,10 @@ struct Shared {
     /// The watched sub-processes, fed by their beats on the bus.
     tracker: Arc<Mutex<Tracker>>,
 }
+
+/// How often the tick loop tells systemd its status (and pings the
+/// watchdog, at least this often when one is set).
+const NOTIFY_PERIOD: Duration = Duration::from_secs(1);
 
 /// Runs the host until `shutdown` resolves, then lets runs in flight finish.
 pub async fn run(
@@ -214,10 +219,34 @@ pub async fn run(
         )),
     };
     let mut in_flight = tokio::task::JoinSet::new();
+    // systemd (`Type=notify`): ready now that the config is loaded and the
+    // tick source runs. The watchdog pings come from this loop's own turns,
+    // so a wedged loop stops them and systemd restarts the host.
+    let notifier = systemd::Notifier::from_env();
+    let watchdog = systemd::watchdog_interval();
+    let mut sent_status = systemd::status_line(&shared.health.status());
+    if let Some(notifier) = &notifier {
+        notifier.send(&format!("READY=1\n{sent_status}"));
+    }
+    let mut notify_every =
+        tokio::time::interval(watchdog.map_or(NOTIFY_PERIOD, |w| w.min(NOTIFY_PERIOD)));
+    notify_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            _ = notify_every.tick(), if notifier.is_some() => {
+                if let Some(notifier) = &notifier {
+                    let status = systemd::status_line(&shared.health.status());
+                    if watchdog.is_some() {
+                        notifier.send("WATCHDOG=1");
+                    }
+                    if status != sent_status {
+                        notifier.send(&status);
+                        sent_status = status;
+                    }
+                }
+            }
             tick = tick_rx.recv() => match tick {
                 Some(tick) => {
                     // Bus ticks carry an acknowledgement; the timer's do not.
@@ -232,6 +261,9 @@ pub async fn run(
                 if let Err(e) = done { error!("tick task failed: {e}"); }
             }
         }
+    }
+    if let Some(notifier) = &notifier {
+        notifier.send("STOPPING=1\nSTATUS=stopping: letting runs in flight finish");
     }
     timer.abort();
     hangup.abort();
