@@ -480,3 +480,62 @@ fn an_option_from_the_environment_does_not_read_as_required_in_the_usage_line() 
         "{said}"
     );
 }
+
+#[test]
+fn completions_for_bash_load_and_complete_the_run_flags() {
+    let script = host(&["completions", "bash"]);
+    assert!(script.status.success(), "{}", stderr(&script));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("heartbeat-host.bash");
+    std::fs::write(&file, &script.stdout).expect("write");
+    // Sourced in a real bash, then asked what follows `heartbeat-host run --tick`.
+    let probe = format!(
+        "source {}; COMP_WORDS=(heartbeat-host run --tick); COMP_CWORD=2; _heartbeat__host heartbeat-host --tick run; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "--tick-interval");
+    for shell in ["zsh", "fish"] {
+        let script = host(&["completions", shell]);
+        assert!(script.status.success(), "{shell}: {}", stderr(&script));
+        assert!(stdout(&script).contains("tick-interval"), "{shell}");
+    }
+}
+
+#[test]
+fn the_man_page_has_a_section_per_subcommand_and_renders_cleanly() {
+    let page = host(&["man"]);
+    assert!(page.status.success(), "{}", stderr(&page));
+    let text = stdout(&page);
+    for title in [
+        ".TH heartbeat-host 1",
+        ".TH heartbeat-host-run 1",
+        ".TH heartbeat-host-invoke 1",
+    ] {
+        assert!(text.contains(title), "no {title:?}");
+    }
+    assert!(
+        text.contains("HEARTBEAT_PATH"),
+        "the environment is documented"
+    );
+    // groff with every warning on: a malformed page fails here.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("heartbeat-host.1");
+    std::fs::write(&file, &page.stdout).expect("write");
+    let groff = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&file)
+        .output();
+    match groff {
+        Ok(out) => assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("groff not installed, page not rendered: {e}"),
+    }
+}

@@ -3,6 +3,7 @@
 //! This is the binary's edge: errors become `anyhow` here, and exit codes.
 
 mod check;
+mod docs;
 mod explain;
 mod invoke;
 mod is_alive;
@@ -66,6 +67,12 @@ enum Command {
     /// Show a running host's health and its watched sub-processes, from its --liveness-file.
     #[command(override_usage = "heartbeat-host status <FILE>")]
     Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(override_usage = "heartbeat-host completions <SHELL>")]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff): `heartbeat-host man | man -l -`.
+    #[command(override_usage = "heartbeat-host man")]
+    Man,
 }
 
 /// Parses the command line, sets up logging and runs the subcommand; an
@@ -94,6 +101,8 @@ pub fn main() -> ExitCode {
         Command::New(args) => new::execute(args),
         Command::IsAlive(args) => Ok(is_alive::execute(&args)),
         Command::Status(args) => Ok(status::execute(&args)),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man => docs::man(),
     };
     match result {
         Ok(code) => code,
