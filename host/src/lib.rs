@@ -26,6 +26,7 @@
 pub(crate) mod amqp;
 pub mod cli;
 pub(crate) mod daemon;
+pub(crate) mod observe;
 pub(crate) mod publish;
 pub(crate) mod runtime;
 pub(crate) mod source;

@@ -11,6 +11,7 @@ mod support;
 
 mod amqp;
 mod cli;
+mod endpoint;
 mod handler_reload;
 mod kill;
 mod languages;

@@ -84,6 +84,17 @@ impl Health {
         self.tick_source_silent.store(silent, Ordering::Relaxed);
     }
 
+    /// Whether the config on disk failed validation (the host runs on the
+    /// last good one).
+    pub fn config_invalid(&self) -> bool {
+        self.config_invalid.load(Ordering::Relaxed)
+    }
+
+    /// Whether the tick source has gone silent.
+    pub fn tick_source_silent(&self) -> bool {
+        self.tick_source_silent.load(Ordering::Relaxed)
+    }
+
     /// Records a run's outcome.
     pub fn record_run(&self, failed: bool) {
         let mut recent = self.recent_failed.lock().unwrap_or_else(|p| p.into_inner());

@@ -56,6 +56,10 @@ pub struct RunArgs {
           default_value_t = crate::store::read::DEFAULT_MAX_HANDLER_BYTES,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_handler_bytes: u64,
+    /// Serve /metrics (Prometheus), /healthz and /readyz here, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port, logged at start-up). Off unless given.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Broker flags of `heartbeat-host run`.
@@ -156,6 +160,7 @@ pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         liveness_file: args.liveness_file,
         liveness_period: args.liveness_period,
         max_handler_bytes: args.max_handler_bytes,
+        metrics_addr: args.metrics_addr,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(daemon::run(options, shutdown_signal()))?;

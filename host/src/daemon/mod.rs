@@ -5,11 +5,13 @@
 //! the runs in flight finish. Everything a tick goes through is in
 //! [`pipeline`]; this module only connects the parts.
 
+mod observed;
 pub mod pipeline;
 mod services;
 mod systemd;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use tracing::{error, info, warn};
 pub use pipeline::Pipeline;
 
 use crate::amqp::{Bus, ControlRequest, FallbackGate, Watching};
+use crate::observe::metrics::TickSource;
 use crate::publish::{Discard, Sink, events_log::EventsLog};
 use crate::runtime::registry::Registry;
 use crate::runtime::{Runtime, RuntimeOptions};
@@ -55,6 +58,8 @@ pub struct HostOptions {
     pub beats: heartbeat_core::beats::BeatOptions,
     /// The largest handler file read (`--max-handler-bytes`).
     pub max_handler_bytes: u64,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`--metrics-addr`); off when `None`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// What the side services share with the wiring.
@@ -219,6 +224,24 @@ pub async fn run(
         )),
     };
     let mut in_flight = tokio::task::JoinSet::new();
+    let last_turn_ms = Arc::new(AtomicU64::new(clock.now_ms()));
+    let ticks_seen = Arc::new(AtomicU64::new(0));
+    let endpoint = match shared.options.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let view = Arc::new(observed::Observed {
+                shared: Arc::clone(&shared),
+                clock: Arc::clone(&clock),
+                last_turn_ms: Arc::clone(&last_turn_ms),
+                ticks_seen: Arc::clone(&ticks_seen),
+            });
+            let (bound, serve) = crate::observe::http::bind(addr, view)
+                .await
+                .with_context(|| format!("cannot serve --metrics-addr {addr}"))?;
+            info!(event = "endpoint_listening", addr = %bound, "serving /metrics, /healthz and /readyz on http://{bound}");
+            Some(tokio::spawn(serve))
+        }
+    };
     // systemd (`Type=notify`): ready now that the config is loaded and the
     // tick source runs. The watchdog pings come from this loop's own turns,
     // so a wedged loop stops them and systemd restarts the host.
@@ -235,7 +258,9 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = notify_every.tick(), if notifier.is_some() => {
+            _ = notify_every.tick() => {
+                // The loop's own pulse: `/healthz` and the watchdog read it.
+                last_turn_ms.store(clock.now_ms(), Ordering::Relaxed);
                 if let Some(notifier) = &notifier {
                     let status = systemd::status_line(&shared.health.status());
                     if watchdog.is_some() {
@@ -250,9 +275,16 @@ pub async fn run(
             tick = tick_rx.recv() => match tick {
                 Some(tick) => {
                     // Bus ticks carry an acknowledgement; the timer's do not.
-                    if tick.done.is_some() {
+                    let source = if tick.done.is_some() {
                         services::note_bus_tick(&shared, &monitor, clock.now_ms());
-                    }
+                        TickSource::Bus
+                    } else if shared.bus.is_some() {
+                        TickSource::Fallback
+                    } else {
+                        TickSource::Timer
+                    };
+                    crate::observe::METRICS.record_tick(source);
+                    ticks_seen.fetch_add(1, Ordering::Relaxed);
                     in_flight.spawn(Arc::clone(&pipeline).handle(tick));
                 }
                 None => break,
@@ -267,6 +299,9 @@ pub async fn run(
     }
     timer.abort();
     hangup.abort();
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
     if let Some(bus) = &shared.bus {
         bus.stop_consuming();
     }

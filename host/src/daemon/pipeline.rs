@@ -225,6 +225,7 @@ impl Pipeline {
     fn select(&self, config: &HeartbeatConfig, tick: &Tick) -> Vec<(CheckConfig, RunRequest)> {
         let mut book = self.lock_book();
         let plan = schedule::plan(config, &book.state, &book.running, tick.time_ms);
+        crate::observe::METRICS.record_plan(&plan);
         if plan.selected.is_empty() {
             let busy = still_running(&plan, config, &book.started_on);
             if busy.is_empty() {
@@ -305,6 +306,12 @@ impl Pipeline {
     ) -> crate::store::state::Saved {
         let mut book = self.lock_book();
         log_outcome(tick, check, report);
+        crate::observe::METRICS.record_run(
+            &check.name,
+            &check.handler,
+            report.status,
+            report.duration_us,
+        );
         book.running.remove(&check.name);
         book.started_on.remove(&check.name);
         self.health.record_run(report.status == RunStatus::Failed);

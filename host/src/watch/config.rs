@@ -233,6 +233,13 @@ where
             ReloadOutcome::StillMissing => {}
         }
     }
+    crate::observe::METRICS.record_config_reload(match &outcome {
+        ReloadOutcome::Applied { .. } => "applied",
+        ReloadOutcome::Unchanged => "unchanged",
+        ReloadOutcome::Restored => "restored",
+        ReloadOutcome::Refused(_) => "refused",
+        ReloadOutcome::Missing | ReloadOutcome::StillMissing => "missing",
+    });
     match outcome {
         ReloadOutcome::Applied {
             config,

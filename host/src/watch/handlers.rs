@@ -161,11 +161,13 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if loaded.remove(&name).is_some() {
+                crate::observe::METRICS.record_handler_reload("removed");
                 removed(&name, path, runtime, registry);
             }
             return;
         }
         Err(e) => {
+            crate::observe::METRICS.record_handler_reload("refused");
             error!(event = "handler_refused", handler = %name, file = %path.display(), "handler refused: cannot read: {e}");
             return;
         }
@@ -177,6 +179,7 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
     let started = Instant::now();
     match runtime.load(&name, &path.display().to_string(), &bytes) {
         Ok(handler) => {
+            crate::observe::METRICS.record_handler_reload("loaded");
             let replaced = registry.insert(handler);
             loaded.insert(name.clone(), digest);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -193,6 +196,7 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
             }
         }
         Err(e) => {
+            crate::observe::METRICS.record_handler_reload("refused");
             let previous = registry.get(&name).map(|h| h.origin.clone());
             match previous {
                 Some(origin) => {

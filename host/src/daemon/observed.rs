@@ -1,0 +1,104 @@
+//! The daemon as the operations endpoint sees it ([`HostView`]): metrics
+//! rendered from the pipeline's live state, liveness from the tick loop's
+//! last turn, readiness from the config, the handlers and the ticks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use heartbeat_core::schedule;
+
+use super::Shared;
+use crate::observe::http::HostView;
+use crate::observe::metrics::{BusFigures, Snapshot};
+use crate::source::Clock;
+
+/// How long the tick loop may go without a turn before `/healthz` fails:
+/// it turns at least once a second (its notify timer).
+const LOOP_SILENCE_MS: u64 = 5_000;
+
+/// The running host, read by the endpoint.
+pub(super) struct Observed {
+    pub(super) shared: Arc<Shared>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// When the tick loop last turned (ms since the epoch).
+    pub(super) last_turn_ms: Arc<AtomicU64>,
+    /// Whether the host has taken a tick yet.
+    pub(super) ticks_seen: Arc<AtomicU64>,
+}
+
+impl HostView for Observed {
+    fn metrics(&self) -> String {
+        let now = self.clock.now_ms();
+        let pipeline = &self.shared.pipeline;
+        let config = pipeline.config();
+        let state = pipeline.state();
+        let running = pipeline.running();
+        let plan = schedule::plan(&config, &state, &running, now);
+        let processes = self
+            .shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot(now);
+        let health = self.shared.health.status();
+        let bus = self
+            .shared
+            .bus
+            .as_ref()
+            .map(|bus| BusFigures::read(bus.is_connected(), bus.metrics()));
+        crate::observe::METRICS.render(&Snapshot {
+            plan: &plan,
+            names: config.checks.iter().map(|c| c.name.as_str()).collect(),
+            state: &state,
+            running: &running,
+            processes: &processes,
+            health: &health,
+            bus,
+        })
+    }
+
+    fn alive(&self) -> Result<(), String> {
+        let silent = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.last_turn_ms.load(Ordering::Relaxed));
+        if silent > LOOP_SILENCE_MS {
+            Err(format!("the tick loop has not turned for {silent} ms"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn ready(&self) -> Result<(), Vec<String>> {
+        let mut reasons = Vec::new();
+        let health = &self.shared.health;
+        if health.config_invalid() {
+            reasons.push(format!(
+                "{} is invalid; running on the last good config",
+                self.shared.options.config_path.display()
+            ));
+        }
+        let pipeline = &self.shared.pipeline;
+        for check in &pipeline.config().checks {
+            if let Err(e) = pipeline
+                .registry()
+                .resolve(&check.handler, pipeline.handlers_dir())
+            {
+                reasons.push(format!("check {}: {e}", check.name));
+            }
+        }
+        if self.ticks_seen.load(Ordering::Relaxed) == 0 {
+            reasons.push("no tick has arrived yet".to_string());
+        } else if health.tick_source_silent() {
+            reasons.push("the tick source has gone silent".to_string());
+        }
+        if let Err(why) = self.alive() {
+            reasons.push(why);
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+}

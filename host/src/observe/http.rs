@@ -1,0 +1,76 @@
+//! The operations endpoint (`--metrics-addr`): `GET /metrics` (OpenMetrics
+//! text), `/healthz` (200 while the host's tick loop turns) and `/readyz`
+//! (200 when the config is valid, its handlers are loaded and ticks
+//! arrive; else 503 with the reasons as JSON). What it serves comes from a
+//! [`HostView`], so this file knows HTTP and nothing of the daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// What the endpoint reads from a running host.
+pub trait HostView: Send + Sync + 'static {
+    /// The metrics, rendered now.
+    fn metrics(&self) -> String;
+    /// `Ok` while the host's loops are alive; else why not.
+    fn alive(&self) -> Result<(), String>;
+    /// `Ok` when the host is ready to do its work; else the reasons.
+    fn ready(&self) -> Result<(), Vec<String>>;
+}
+
+/// The OpenMetrics text format's content type, which Prometheus asks for.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Binds `addr` (at once, so a taken port is an error at start-up) and
+/// returns the bound address with the server's future.
+pub async fn bind(
+    addr: SocketAddr,
+    view: Arc<dyn HostView>,
+) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = ()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(view);
+    let serve = async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the operations endpoint stopped: {e}");
+        }
+    };
+    Ok((bound, serve))
+}
+
+async fn metrics(State(view): State<Arc<dyn HostView>>) -> Response {
+    let body = tokio::task::spawn_blocking(move || view.metrics())
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+}
+
+async fn healthz(State(view): State<Arc<dyn HostView>>) -> Response {
+    match view.alive() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+async fn readyz(State(view): State<Arc<dyn HostView>>) -> Response {
+    let (status, ready, reasons) = match view.ready() {
+        Ok(()) => (StatusCode::OK, true, Vec::new()),
+        Err(reasons) => (StatusCode::SERVICE_UNAVAILABLE, false, reasons),
+    };
+    let body = serde_json::json!({"ready": ready, "reasons": reasons});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}

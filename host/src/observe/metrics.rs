@@ -1,0 +1,444 @@
+//! The host's Prometheus metrics, named per the Prometheus naming guide
+//! (`heartbeat_` prefix, base units, `_total` on counters) and labelled
+//! only by bounded sets: check, handler, status, source, reason, result.
+//! Never a tick id or an emitted routing key.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use heartbeat_core::health::HealthStatus;
+use heartbeat_core::model::{ProcessInfo, ProcessState, RunStatus};
+use heartbeat_core::schedule::{NotRunning, Plan, Ratio};
+use heartbeat_core::state::State;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The process's metrics: counted from start-up whether or not the endpoint
+/// is on (each update is an atomic add), served when it is.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    check: String,
+    handler: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabel {
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+/// Where a tick came from.
+#[derive(Debug, Clone, Copy)]
+pub enum TickSource {
+    /// A `system.heartbeat.tick` from the broker.
+    Bus,
+    /// The host's own timer, with no broker configured.
+    Timer,
+    /// The host's own timer standing in for a silent or lost bus.
+    Fallback,
+}
+
+/// A float gauge.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every family the host exports.
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    run_seconds: Family<CheckLabel, Histogram>,
+    ticks: Family<SourceLabel, Counter>,
+    skipped: Family<ReasonLabel, Counter>,
+    config_reloads: Family<ResultLabel, Counter>,
+    handler_reloads: Family<ResultLabel, Counter>,
+    // Set at each scrape from the pipeline's state.
+    overdue_ratio: Family<CheckLabel, FloatGauge>,
+    last_success: Family<CheckLabel, FloatGauge>,
+    consecutive_failures: Family<CheckLabel, Gauge>,
+    running: Family<CheckLabel, Gauge>,
+    processes: Family<StatusLabel, Gauge>,
+    healthy: Gauge,
+    bus_connected: Gauge,
+    bus_reconnects: Counter,
+    events_published: Counter,
+    outbox_spooled: Counter,
+    outbox_dropped: Counter,
+    outbox_dead_lettered: Counter,
+}
+
+/// Run durations, in seconds: from a no-op (~0.1 ms) to the default
+/// timeout (10 s) and past it.
+const RUN_BUCKETS: [f64; 12] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0,
+];
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("heartbeat");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "check_runs",
+            "Runs completed, by check, handler and outcome",
+            runs.clone(),
+        );
+        let run_seconds = Family::<CheckLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(RUN_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register(
+            "check_run_duration_seconds",
+            "How long runs took, by check",
+            run_seconds.clone(),
+        );
+        let ticks = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "ticks",
+            "Ticks taken, by source (bus, timer, fallback)",
+            ticks.clone(),
+        );
+        let skipped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "checks_skipped",
+            "Checks a tick did not run, by reason (not_due, window, paused, backoff, still_running, ...)",
+            skipped.clone(),
+        );
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Re-reads of heartbeat.json, by result (applied, unchanged, refused, missing, restored)",
+            config_reloads.clone(),
+        );
+        let handler_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "handler_reloads",
+            "Handler files taken in from the handler directory, by result (loaded, refused, removed)",
+            handler_reloads.clone(),
+        );
+        let overdue_ratio = Family::<CheckLabel, FloatGauge>::default();
+        registry.register(
+            "check_overdue_ratio",
+            "(now - lastRun) / cadenceMs at the scrape; above 1 is due, and a ratio that keeps growing is a starved check",
+            overdue_ratio.clone(),
+        );
+        let last_success = Family::<CheckLabel, FloatGauge>::default();
+        registry.register(
+            "check_last_success_timestamp_seconds",
+            "When the check last ended in success or skipped (0: never, since the state file began)",
+            last_success.clone(),
+        );
+        let consecutive_failures = Family::<CheckLabel, Gauge>::default();
+        registry.register(
+            "check_consecutive_failures",
+            "Failed runs in a row",
+            consecutive_failures.clone(),
+        );
+        let running = Family::<CheckLabel, Gauge>::default();
+        registry.register(
+            "check_running",
+            "1 while a run of the check is in flight",
+            running.clone(),
+        );
+        let processes = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "watched_processes",
+            "Watched sub-processes, by status",
+            processes.clone(),
+        );
+        let healthy = Gauge::default();
+        registry.register(
+            "host_healthy",
+            "1 when the host is healthy, 0 when degraded",
+            healthy.clone(),
+        );
+        let bus_connected = Gauge::default();
+        registry.register(
+            "bus_connected",
+            "1 while connected to the broker (0 without one)",
+            bus_connected.clone(),
+        );
+        let bus_reconnects = Counter::default();
+        registry.register(
+            "bus_reconnects",
+            "Reconnections to the broker after a loss",
+            bus_reconnects.clone(),
+        );
+        let events_published = Counter::default();
+        registry.register(
+            "events_published",
+            "Events the broker confirmed",
+            events_published.clone(),
+        );
+        let outbox_spooled = Counter::default();
+        registry.register(
+            "outbox_spooled",
+            "Events written to the outbox while the broker could not take them",
+            outbox_spooled.clone(),
+        );
+        let outbox_dropped = Counter::default();
+        registry.register(
+            "outbox_dropped",
+            "Events dropped over the outbox's bound",
+            outbox_dropped.clone(),
+        );
+        let outbox_dead_lettered = Counter::default();
+        registry.register(
+            "outbox_dead_lettered",
+            "Events the broker refused for what they are, set aside in the dead-letter file",
+            outbox_dead_lettered.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            run_seconds,
+            ticks,
+            skipped,
+            config_reloads,
+            handler_reloads,
+            overdue_ratio,
+            last_success,
+            consecutive_failures,
+            running,
+            processes,
+            healthy,
+            bus_connected,
+            bus_reconnects,
+            events_published,
+            outbox_spooled,
+            outbox_dropped,
+            outbox_dead_lettered,
+        }
+    }
+
+    /// One run completed.
+    pub fn record_run(&self, check: &str, handler: &str, status: RunStatus, duration_us: u64) {
+        self.runs
+            .get_or_create(&RunLabels {
+                check: check.to_string(),
+                handler: handler.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.run_seconds
+            .get_or_create(&CheckLabel {
+                check: check.to_string(),
+            })
+            .observe(duration_us as f64 / 1e6);
+    }
+
+    /// One tick taken.
+    pub fn record_tick(&self, source: TickSource) {
+        let source = match source {
+            TickSource::Bus => "bus",
+            TickSource::Timer => "timer",
+            TickSource::Fallback => "fallback",
+        };
+        self.ticks
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    /// The checks a tick's plan did not run, counted by reason.
+    pub fn record_plan(&self, plan: &Plan) {
+        for evaluation in &plan.checks {
+            if let Some(reason) = &evaluation.not_running {
+                self.skipped
+                    .get_or_create(&ReasonLabel {
+                        reason: reason_label(reason).to_string(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// A re-read of heartbeat.json, by what it came to.
+    pub fn record_config_reload(&self, result: &str) {
+        self.config_reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// A handler file taken in, by what it came to.
+    pub fn record_handler_reload(&self, result: &str) {
+        self.handler_reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition (OpenMetrics), with the gauges set from `now`.
+    pub fn render(&self, now: &Snapshot<'_>) -> String {
+        self.set_gauges(now);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn set_gauges(&self, now: &Snapshot<'_>) {
+        // Checks removed from the config disappear from the gauges.
+        self.overdue_ratio.clear();
+        self.last_success.clear();
+        self.consecutive_failures.clear();
+        self.running.clear();
+        for evaluation in &now.plan.checks {
+            let Some(name) = now.names.get(evaluation.index) else {
+                continue;
+            };
+            let label = CheckLabel {
+                check: (*name).to_string(),
+            };
+            let ratio = match evaluation.ratio {
+                Ratio::Finite(r) => r,
+                Ratio::Infinite => f64::INFINITY,
+            };
+            self.overdue_ratio.get_or_create(&label).set(ratio);
+            let record = now.state.checks.get(*name);
+            // `lastRun` moves on success and skipped only.
+            self.last_success
+                .get_or_create(&label)
+                .set(evaluation.last_run_ms as f64 / 1000.0);
+            self.consecutive_failures
+                .get_or_create(&label)
+                .set(i64::from(record.map_or(0, |r| r.consecutive_failures)));
+            self.running
+                .get_or_create(&label)
+                .set(i64::from(now.running.contains(*name)));
+        }
+        self.processes.clear();
+        for state in [
+            ProcessState::Starting,
+            ProcessState::Alive,
+            ProcessState::Degraded,
+            ProcessState::Late,
+            ProcessState::Dead,
+            ProcessState::Stopped,
+        ] {
+            let count = now.processes.iter().filter(|p| p.status == state).count();
+            self.processes
+                .get_or_create(&StatusLabel {
+                    status: process_label(state).to_string(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.healthy
+            .set(i64::from(matches!(now.health, HealthStatus::Healthy)));
+        let bus = now.bus.unwrap_or_default();
+        self.bus_connected.set(i64::from(bus.connected));
+        catch_up(&self.bus_reconnects, bus.reconnects);
+        catch_up(&self.events_published, bus.published);
+        catch_up(&self.outbox_spooled, bus.spooled);
+        catch_up(&self.outbox_dropped, bus.outbox_dropped);
+        catch_up(&self.outbox_dead_lettered, bus.dead_lettered);
+    }
+}
+
+/// Brings a counter up to a total counted elsewhere (the bus's atomics).
+fn catch_up(counter: &Counter, total: u64) {
+    let shown = counter.get();
+    if total > shown {
+        counter.inc_by(total - shown);
+    }
+}
+
+/// The bus's figures at a scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BusFigures {
+    /// Connected now.
+    pub connected: bool,
+    /// Reconnections so far.
+    pub reconnects: u64,
+    /// Events confirmed so far.
+    pub published: u64,
+    /// Events spooled to the outbox so far.
+    pub spooled: u64,
+    /// Events dropped over the outbox's bound, ever.
+    pub outbox_dropped: u64,
+    /// Events dead-lettered so far.
+    pub dead_lettered: u64,
+}
+
+impl BusFigures {
+    /// Reads the bus's counters.
+    pub fn read(connected: bool, m: &crate::amqp::Metrics) -> BusFigures {
+        BusFigures {
+            connected,
+            reconnects: m.reconnects.load(Ordering::Relaxed),
+            published: m.published.load(Ordering::Relaxed),
+            spooled: m.spooled.load(Ordering::Relaxed),
+            outbox_dropped: m.outbox_dropped.load(Ordering::Relaxed),
+            dead_lettered: m.dead_lettered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the gauges are set from at a scrape.
+pub struct Snapshot<'a> {
+    /// The plan at the scrape's instant.
+    pub plan: &'a Plan,
+    /// The check names, by index in the config.
+    pub names: Vec<&'a str>,
+    /// The state the pipeline holds.
+    pub state: &'a State,
+    /// Checks with a run in flight.
+    pub running: &'a std::collections::HashSet<String>,
+    /// The watched processes.
+    pub processes: &'a [ProcessInfo],
+    /// The host's health.
+    pub health: &'a HealthStatus,
+    /// The bus, if there is one.
+    pub bus: Option<BusFigures>,
+}
+
+/// The `reason` label of a check a tick did not run.
+fn reason_label(reason: &NotRunning) -> &'static str {
+    match reason {
+        NotRunning::Disabled => "disabled",
+        NotRunning::Paused { .. } => "paused",
+        NotRunning::OutsideWindow => "window",
+        NotRunning::WrongQuarter(_) => "quarter",
+        NotRunning::StillRunning => "still_running",
+        NotRunning::Backoff { .. } => "backoff",
+        NotRunning::NotDue => "not_due",
+        NotRunning::TickFull => "tick_full",
+    }
+}
+
+fn process_label(state: ProcessState) -> &'static str {
+    match state {
+        ProcessState::Starting => "starting",
+        ProcessState::Alive => "alive",
+        ProcessState::Degraded => "degraded",
+        ProcessState::Late => "late",
+        ProcessState::Dead => "dead",
+        ProcessState::Stopped => "stopped",
+    }
+}
