@@ -52,6 +52,12 @@ if ! python3 -c 'import aio_pika' >/dev/null 2>&1; then
     python3 -m pip install -q aio-pika==10.2.1 || echo "tests/run.sh: aio-pika not installed; only the benchmarks need it" >&2
 fi
 
+# tests/e2e/endpoint.rs opens the status page in Debian's headless Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "tests/run.sh: installing Debian's chromium for tests/e2e/endpoint.rs" >&2
+    apt-get update -q && apt-get install -y -q chromium
+fi
+
 # Handler toolchains for tests/e2e/languages.rs and tests/e2e/new.rs
 # (componentize-py, componentize-js, clang/wasi-libc, wit-bindgen,
 # wasm-tools, the WASI adapter; pinned in toolchains/versions.env).

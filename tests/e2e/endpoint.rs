@@ -167,3 +167,161 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
     );
     assert!(host.terminate(WAIT).success());
 }
+
+/// Chromium, as Debian installs it (`tests/run.sh` installs it when missing).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Chromium headless on `url` with `extra` (`--dump-dom`, `--screenshot=…`);
+/// its stdout. The flags keep it off this machine's closed network.
+fn chromium(url: &str, extra: &[&str], profile: &std::path::Path) -> String {
+    let mut cmd = std::process::Command::new(CHROMIUM);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(url);
+    let done = crate::lang_support::run_bounded(&mut cmd, "chromium", Duration::from_secs(90));
+    assert!(done.status.success(), "{}", done.log());
+    done.stdout
+}
+
+#[test]
+fn the_status_page_shows_in_a_real_browser_what_an_operator_needs() {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: tests/run.sh installs Debian's chromium"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A window that excludes the current hour (UTC).
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 3600)
+        % 24;
+    let (start, end) = ((hour + 2) % 24, (hour + 3) % 24);
+    let config = dir.path().join("heartbeat.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"agent": "page", "maxPerTick": 3, "checks": {{
+                "keepalive": {{"cadenceMs": 0}},
+                "broken": {{"cadenceMs": 0, "handler": "nowhere"}},
+                "resting": {{"cadenceMs": 0}},
+                "nightly": {{"cadenceMs": 0, "window": {{"start": "{start:02}:00", "end": "{end:02}:00", "tz": "UTC"}}}}
+            }}, "paused": {{"resting": {{"until": 4102444800000, "reason": "disk swap in progress"}}}}}}"#
+        ),
+    )
+    .expect("config");
+    let mut host = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--tick-interval",
+            "200ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[(
+            "HEARTBEAT_CACHE_DIR",
+            dir.path().join("cache").to_str().expect("utf-8"),
+        )],
+    );
+    let lines = host.wait_for_event("endpoint_listening", &[], WAIT);
+    let addr = lines
+        .iter()
+        .find_map(|l| field(l, "addr"))
+        .expect("the bound address")
+        .to_string();
+    host.wait_for_event("run_finished", &[("check", "broken")], WAIT);
+    host.wait_for_event("run_finished", &[("check", "keepalive")], WAIT);
+
+    let url = format!("http://{addr}/");
+    let dom = chromium(&url, &["--dump-dom"], &dir.path().join("profile"));
+    for name in ["keepalive", "broken", "resting", "nightly"] {
+        assert!(
+            dom.contains(&format!("data-check=\"{name}\"")),
+            "no {name} in:\n{dom}"
+        );
+    }
+    let row = |name: &str| {
+        dom.split(&format!("data-check=\"{name}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("</tr>").next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("broken").contains("handler \"nowhere\" not found"),
+        "{}",
+        row("broken")
+    );
+    assert!(row("broken").contains("failed"), "{}", row("broken"));
+    assert!(
+        row("resting").contains("disk swap in progress"),
+        "{}",
+        row("resting")
+    );
+    assert!(
+        row("nightly").contains("outside its window"),
+        "{}",
+        row("nightly")
+    );
+    assert!(row("keepalive").contains("success"), "{}", row("keepalive"));
+    assert!(dom.contains("id=\"runs\""), "the recent runs");
+
+    // For people to look at: target/status-page.png.
+    let shot = crate::lang_support::repo_root().join("target/status-page.png");
+    chromium(
+        &url,
+        &[&format!("--screenshot={}", shot.display())],
+        &dir.path().join("profile2"),
+    );
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
+        "no screenshot"
+    );
+
+    // /status is the same picture as JSON.
+    let (status, _, body) = get(&addr, "/status");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(json["agent"], "page");
+    assert!(
+        json["checks"].as_array().is_some_and(|c| c.len() == 4),
+        "{json}"
+    );
+    // And `status --url` prints it for a terminal.
+    let printed = std::process::Command::new(crate::support::host_bin())
+        .args(["status", "--url", &format!("http://{addr}")])
+        .output()
+        .expect("status --url");
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert!(text.starts_with("heartbeat-host for page: "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("broken ") && l.contains("not found")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("resting ") && l.contains("disk swap")),
+        "{text}"
+    );
+    assert!(host.terminate(WAIT).success());
+}

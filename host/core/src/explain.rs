@@ -124,7 +124,18 @@ pub struct Explanation {
 /// Explains a tick at `at_ms` with `config` and `state`. No run is taken to
 /// be in flight: a live host's runs in progress are not in the state file.
 pub fn explain(config: &HeartbeatConfig, state: &State, at_ms: u64) -> Explanation {
-    let plan = schedule::plan(config, state, &HashSet::new(), at_ms);
+    explain_live(config, state, &HashSet::new(), at_ms)
+}
+
+/// [`explain`] as a live host sees it, with the checks in `running` in
+/// flight (they read "running", not due again).
+pub fn explain_live(
+    config: &HeartbeatConfig,
+    state: &State,
+    running: &HashSet<String>,
+    at_ms: u64,
+) -> Explanation {
+    let plan = schedule::plan(config, state, running, at_ms);
     let checks = plan
         .checks
         .iter()

@@ -65,7 +65,7 @@ enum Command {
     #[command(override_usage = "heartbeat-host is-alive [OPTIONS] <FILE>")]
     IsAlive(is_alive::IsAliveArgs),
     /// Show a running host's health and its watched sub-processes, from its --liveness-file.
-    #[command(override_usage = "heartbeat-host status <FILE>")]
+    #[command(override_usage = "heartbeat-host status <FILE> | --url <URL>")]
     Status(status::StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(override_usage = "heartbeat-host completions <SHELL>")]

@@ -153,12 +153,33 @@ pub fn render(status: &HostStatus) -> String {
 #[derive(clap::Args)]
 pub struct StatusArgs {
     /// The host's liveness file (--liveness-file of `run`).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "url")]
+    pub file: Option<PathBuf>,
+    /// A live host's endpoint (--metrics-addr of `run`), e.g.
+    /// http://127.0.0.1:9464: its checks, runs in flight, recent runs.
+    #[arg(long, conflicts_with = "file")]
+    pub url: Option<String>,
 }
 
-/// Prints the status; exit 2 when the file is unreadable or not the host's.
+/// Prints the status; exit 2 when the file or endpoint is unreadable or not the host's.
 pub(super) fn execute(args: &StatusArgs) -> std::process::ExitCode {
-    match read(&args.file) {
+    let file = match (&args.url, &args.file) {
+        (Some(url), _) => {
+            return match fetch_status(url) {
+                Ok(status) => {
+                    print!("{}", render_live(&status));
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("heartbeat-host: {url}: {e}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        (None, Some(file)) => file,
+        (None, None) => return std::process::ExitCode::from(2),
+    };
+    match read(file) {
         Ok(status) => {
             print!("{}", render(&status));
             std::process::ExitCode::SUCCESS
@@ -168,6 +189,96 @@ pub(super) fn execute(args: &StatusArgs) -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// `GET /status` from a host's endpoint (`http://HOST:PORT`), over plain
+/// HTTP/1.1 with a 10 s bound on each step: the host's JSON.
+fn fetch_status(url: &str) -> Result<serde_json::Value, String> {
+    use std::io::{Read as _, Write as _};
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or("expected an http:// URL (the host serves plain HTTP)")?
+        .trim_end_matches('/');
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} resolves to no address"))?;
+    let bound = std::time::Duration::from_secs(10);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, bound).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(bound))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(bound))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /status HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .take(64 * 1024 * 1024)
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    serde_json::from_str(body).map_err(|e| format!("not a heartbeat-host /status: {e}"))
+}
+
+/// A live host's `/status`, for people: health, then a line per check,
+/// then the last runs.
+pub fn render_live(status: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let mut out = format!(
+        "heartbeat-host for {}: {} at {}\n",
+        s(&status["agent"]),
+        s(&status["health"]["status"]),
+        s(&status["at"])
+    );
+    for reason in status["health"]["reasons"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "  reason: {}", s(reason));
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<22} {:<12} {:<10} WHY",
+        "CHECK", "HANDLER", "STATUS", "LAST"
+    );
+    for check in status["checks"].as_array().into_iter().flatten() {
+        let last = match (s(&check["lastStatus"]), s(&check["lastError"])) {
+            (st, err) if err.is_empty() => st,
+            (st, err) => format!("{st}: {err}"),
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<22} {:<12} {:<10} {}",
+            s(&check["name"]),
+            s(&check["handler"]),
+            s(&check["status"]),
+            last,
+            s(&check["reason"])
+        );
+    }
+    let runs = status["recentRuns"].as_array().cloned().unwrap_or_default();
+    if !runs.is_empty() {
+        let _ = writeln!(out, "recent runs (newest first):");
+        for run in runs.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {} {} {} {:.3}ms {}",
+                s(&run["at"]),
+                s(&run["check"]),
+                s(&run["status"]),
+                run["durationMs"].as_f64().unwrap_or(0.0),
+                s(&run["error"])
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -57,6 +57,83 @@ impl HostView for Observed {
         })
     }
 
+    fn status(&self) -> serde_json::Value {
+        use heartbeat_core::time::iso_utc;
+        let now = self.clock.now_ms();
+        let pipeline = &self.shared.pipeline;
+        let config = pipeline.config();
+        let state = pipeline.state();
+        let running = pipeline.running();
+        let explanation = heartbeat_core::explain::explain_live(&config, &state, &running, now);
+        let checks: Vec<serde_json::Value> = explanation
+            .checks
+            .iter()
+            .map(|c| {
+                let record = state.checks.get(&c.name);
+                serde_json::json!({
+                    "name": c.name,
+                    "handler": c.handler,
+                    "status": c.status(),
+                    "reason": c.reason(),
+                    "ratio": match c.ratio {
+                        heartbeat_core::schedule::Ratio::Finite(r) => Some(r),
+                        heartbeat_core::schedule::Ratio::Infinite => None,
+                    },
+                    "running": running.contains(&c.name),
+                    "lastRun": (c.last_run_ms > 0).then(|| iso_utc(c.last_run_ms)),
+                    "nextDue": c.next_due_ms.map(iso_utc),
+                    "lastStatus": record.and_then(|r| r.last_status).map(|s| s.to_string()),
+                    "lastError": record.and_then(|r| r.last_error.clone()),
+                    "consecutiveFailures": record.map_or(0, |r| r.consecutive_failures),
+                })
+            })
+            .collect();
+        let runs: Vec<serde_json::Value> = crate::observe::METRICS
+            .recent_runs()
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "at": iso_utc(r.at_ms), "check": r.check, "handler": r.handler,
+                    "status": r.status, "durationMs": r.duration_ms, "error": r.error,
+                })
+            })
+            .collect();
+        let processes: Vec<serde_json::Value> = self
+            .shared
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot(now)
+            .into_iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name, "status": format!("{:?}", p.status).to_lowercase(),
+                    "lastMessage": p.last_message, "lastSeen": iso_utc(p.last_seen_ms),
+                })
+            })
+            .collect();
+        let bus = self.shared.bus.as_ref().map(|bus| {
+            let f = BusFigures::read(bus.is_connected(), bus.metrics());
+            serde_json::json!({
+                "connected": f.connected, "reconnects": f.reconnects,
+                "eventsPublished": f.published, "outboxSpooled": f.spooled,
+                "outboxDropped": f.outbox_dropped, "outboxDeadLettered": f.dead_lettered,
+            })
+        });
+        let health = self.shared.health.status();
+        serde_json::json!({
+            "agent": self.shared.options.agent,
+            "at": iso_utc(now),
+            "health": {"status": health.as_str(), "reasons": health.reasons()},
+            "maxPerTick": config.max_per_tick,
+            "selectedNow": explanation.selected,
+            "checks": checks,
+            "recentRuns": runs,
+            "processes": processes,
+            "bus": bus,
+        })
+    }
+
     fn alive(&self) -> Result<(), String> {
         let silent = self
             .clock

@@ -307,10 +307,12 @@ impl Pipeline {
         let mut book = self.lock_book();
         log_outcome(tick, check, report);
         crate::observe::METRICS.record_run(
+            tick.time_ms,
             &check.name,
             &check.handler,
             report.status,
             report.duration_us,
+            report.error.as_deref(),
         );
         book.running.remove(&check.name);
         book.started_on.remove(&check.name);

@@ -21,6 +21,8 @@ pub trait HostView: Send + Sync + 'static {
     fn alive(&self) -> Result<(), String>;
     /// `Ok` when the host is ready to do its work; else the reasons.
     fn ready(&self) -> Result<(), Vec<String>>;
+    /// The live picture (`/status`; `/` renders it as HTML).
+    fn status(&self) -> serde_json::Value;
 }
 
 /// The OpenMetrics text format's content type, which Prometheus asks for.
@@ -38,6 +40,8 @@ pub async fn bind(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/", get(page))
         .with_state(view);
     let serve = async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -52,6 +56,24 @@ async fn metrics(State(view): State<Arc<dyn HostView>>) -> Response {
         .await
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+}
+
+async fn status(State(view): State<Arc<dyn HostView>>) -> Response {
+    let body = tokio::task::spawn_blocking(move || view.status())
+        .await
+        .unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body:#}\n"),
+    )
+        .into_response()
+}
+
+async fn page(State(view): State<Arc<dyn HostView>>) -> Response {
+    let body = tokio::task::spawn_blocking(move || super::page::render(&view.status()))
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 async fn healthz(State(view): State<Arc<dyn HostView>>) -> Response {

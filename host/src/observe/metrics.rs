@@ -3,8 +3,9 @@
 //! only by bounded sets: check, handler, status, source, reason, result.
 //! Never a tick id or an emitted routing key.
 
-use std::sync::LazyLock;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use heartbeat_core::health::HealthStatus;
 use heartbeat_core::model::{ProcessInfo, ProcessState, RunStatus};
@@ -67,8 +68,30 @@ pub enum TickSource {
 /// A float gauge.
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// Every family the host exports.
+/// How many finished runs `/status` shows.
+pub const RECENT_RUNS: usize = 50;
+
+/// One finished run, for `/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentRun {
+    /// The tick's time (ms since epoch).
+    pub at_ms: u64,
+    /// The check.
+    pub check: String,
+    /// Its handler.
+    pub handler: String,
+    /// `success`, `failed` or `skipped`.
+    pub status: String,
+    /// How long it took, in ms.
+    pub duration_ms: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Every family the host exports, and the last runs.
 pub struct Metrics {
+    recent: Mutex<VecDeque<RecentRun>>,
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     run_seconds: Family<CheckLabel, Histogram>,
@@ -211,6 +234,7 @@ impl Metrics {
             outbox_dead_lettered.clone(),
         );
         Metrics {
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_RUNS)),
             registry,
             runs,
             run_seconds,
@@ -233,8 +257,30 @@ impl Metrics {
         }
     }
 
-    /// One run completed.
-    pub fn record_run(&self, check: &str, handler: &str, status: RunStatus, duration_us: u64) {
+    /// One run completed, on the tick of `at_ms`.
+    pub fn record_run(
+        &self,
+        at_ms: u64,
+        check: &str,
+        handler: &str,
+        status: RunStatus,
+        duration_us: u64,
+        error: Option<&str>,
+    ) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT_RUNS {
+                recent.pop_front();
+            }
+            recent.push_back(RecentRun {
+                at_ms,
+                check: check.to_string(),
+                handler: handler.to_string(),
+                status: status.to_string(),
+                duration_ms: duration_us as f64 / 1000.0,
+                error: error.map(str::to_string),
+            });
+        }
         self.runs
             .get_or_create(&RunLabels {
                 check: check.to_string(),
@@ -247,6 +293,12 @@ impl Metrics {
                 check: check.to_string(),
             })
             .observe(duration_us as f64 / 1e6);
+    }
+
+    /// The last [`RECENT_RUNS`] runs, newest first.
+    pub fn recent_runs(&self) -> Vec<RecentRun> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().cloned().collect()
     }
 
     /// One tick taken.

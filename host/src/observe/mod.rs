@@ -7,5 +7,6 @@
 
 pub mod http;
 pub mod metrics;
+pub mod page;
 
 pub use metrics::METRICS;
