@@ -95,6 +95,31 @@ fn hardening_2_and_4_special_files_as_config_or_state_are_refused_at_start_up() 
 }
 
 #[test]
+fn hardening_2_and_4_special_files_as_the_liveness_file_are_unreadable_not_a_hang() {
+    for kind in KINDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("liveness.json");
+        let said = make_special(kind, &file);
+        for command in ["is-alive", "status"] {
+            let mut probe = Command::new(support::host_bin());
+            probe.arg(command).arg(&file);
+            let probed = run_bounded(&mut probe, command, PROMPTLY);
+            assert_eq!(
+                probed.status.code(),
+                Some(2),
+                "{kind} {command}: {}",
+                probed.log()
+            );
+            assert!(
+                probed.log().contains(said),
+                "{kind} {command}: {}",
+                probed.log()
+            );
+        }
+    }
+}
+
+#[test]
 fn hardening_4_a_fifo_replacing_heartbeat_json_is_refused_and_reloads_and_shutdown_go_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("heartbeat.json");
