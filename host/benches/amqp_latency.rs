@@ -36,6 +36,9 @@ struct Args {
     warmup: usize,
     log_level: String,
     idle_secs: u64,
+    /// Serve the operations endpoint and scrape `/metrics` every second
+    /// while measuring (`--metrics`), to compare against a run without.
+    metrics: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 100,
         log_level: "info".into(),
         idle_secs: 5,
+        metrics: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -58,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
             "-n" => args.n = value()?.parse().map_err(|e| format!("-n: {e}"))?,
             "--warmup" => args.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--log-level" => args.log_level = value()?,
+            "--metrics" => args.metrics = true,
             "--idle-secs" => {
                 args.idle_secs = value()?.parse().map_err(|e| format!("--idle-secs: {e}"))?
             }
@@ -108,6 +113,11 @@ fn main() {
         .args(["run", "--config"])
         .arg(&config)
         .args(["--amqp-url", &args.url, "--exchange", &args.exchange])
+        .args(if args.metrics {
+            &["--metrics-addr", "127.0.0.1:0"][..]
+        } else {
+            &[][..]
+        })
         .env("LOG_LEVEL", &args.log_level)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -116,10 +126,22 @@ fn main() {
         .expect("start heartbeat-host");
     let pid = host.id();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (endpoint_tx, endpoint_rx) = std::sync::mpsc::channel::<String>();
     let stderr = host.stderr.take().expect("stderr");
     std::thread::spawn(move || {
         let mut ready = Some(ready_tx);
+        let mut endpoint = Some(endpoint_tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("on http://").nth(1)
+                && let Some(tx) = endpoint.take()
+            {
+                let _ = tx.send(
+                    addr.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
             if line.contains("connected; ticks come from the bus")
                 && let Some(tx) = ready.take()
             {
@@ -141,8 +163,39 @@ fn main() {
     let idle_anon = rss_kib(pid, "RssAnon:");
     let idle_file = rss_kib(pid, "RssFile:");
 
+    // A scraper at one scrape a second, as a demanding Prometheus would.
+    let scraping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(args.metrics));
+    let scraper = endpoint_rx
+        .recv_timeout(Duration::from_secs(if args.metrics { 10 } else { 0 }))
+        .ok()
+        .map(|addr| {
+            let scraping = std::sync::Arc::clone(&scraping);
+            std::thread::spawn(move || {
+                let mut scrapes = 0u32;
+                while scraping.load(std::sync::atomic::Ordering::Relaxed) {
+                    use std::io::{Read as _, Write as _};
+                    if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+                        let _ = write!(
+                            s,
+                            "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = s.read_to_end(&mut Vec::new());
+                        scrapes += 1;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                scrapes
+            })
+        });
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let result = rt.block_on(measure(&args));
+    scraping.store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Some(scraper) = scraper {
+        println!(
+            "scraped /metrics {} times during the run",
+            scraper.join().unwrap_or(0)
+        );
+    }
     let after_rss = rss_kib(pid, "VmRSS:");
     let peak_rss = rss_kib(pid, "VmHWM:");
     common::terminate(&mut host);
