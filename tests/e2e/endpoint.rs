@@ -138,6 +138,14 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
         "{scrape}"
     );
     assert!(!scrape.contains("tick="), "no tick ids as labels");
+    assert!(
+        sample(&scrape, "heartbeat_pool_memories").is_some(),
+        "{scrape}"
+    );
+    assert!(
+        sample(&scrape, "heartbeat_pool_warm_memories").is_some(),
+        "{scrape}"
+    );
 
     assert_eq!(get(&addr, "/healthz").0, 200);
     let (status, _, body) = get(&addr, "/readyz");

@@ -163,6 +163,8 @@ pub struct Metrics {
     pub published: AtomicU64,
     /// Events put in the outbox.
     pub spooled: AtomicU64,
+    /// Events in the outbox now, as of the publisher's last turn.
+    pub outbox_depth: AtomicU64,
     /// Events dropped over the outbox's bound, ever (`outbox_dropped_total`).
     pub outbox_dropped: AtomicU64,
     /// Events set aside in the dead-letter file, never to be sent: the wire

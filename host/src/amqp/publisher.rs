@@ -206,6 +206,10 @@ impl Publisher {
         loop {
             self.take_queued();
             self.pump().await;
+            self.ctx
+                .metrics
+                .outbox_depth
+                .store(self.outbox.len() as u64, Ordering::Relaxed);
             if *self.phase.borrow() >= Phase::Flush {
                 self.flush().await;
                 return;

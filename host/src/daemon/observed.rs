@@ -54,6 +54,7 @@ impl HostView for Observed {
             processes: &processes,
             health: &health,
             bus,
+            pool: pipeline.runtime().pooling_figures(),
         })
     }
 
@@ -117,6 +118,7 @@ impl HostView for Observed {
             serde_json::json!({
                 "connected": f.connected, "reconnects": f.reconnects,
                 "eventsPublished": f.published, "outboxSpooled": f.spooled,
+                "outboxEvents": f.outbox_depth,
                 "outboxDropped": f.outbox_dropped, "outboxDeadLettered": f.dead_lettered,
             })
         });

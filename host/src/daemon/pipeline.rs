@@ -136,6 +136,11 @@ impl Pipeline {
         self.lock_book().running.clone()
     }
 
+    /// The sandbox runs go through.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     /// The handlers in service.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry

@@ -106,10 +106,15 @@ pub struct Metrics {
     running: Family<CheckLabel, Gauge>,
     processes: Family<StatusLabel, Gauge>,
     healthy: Gauge,
+    pool_instances: Gauge,
+    pool_memories: Gauge,
+    pool_warm_memories: Gauge,
+    pool_warm_bytes: Gauge,
     bus_connected: Gauge,
     bus_reconnects: Counter,
     events_published: Counter,
     outbox_spooled: Counter,
+    outbox_depth: Gauge,
     outbox_dropped: Counter,
     outbox_dead_lettered: Counter,
 }
@@ -197,6 +202,30 @@ impl Metrics {
             "1 when the host is healthy, 0 when degraded",
             healthy.clone(),
         );
+        let pool_instances = Gauge::default();
+        registry.register(
+            "pool_component_instances",
+            "Component instances the pooling allocator has in use (runs in flight)",
+            pool_instances.clone(),
+        );
+        let pool_memories = Gauge::default();
+        registry.register(
+            "pool_memories",
+            "Linear memories the pooling allocator has in use",
+            pool_memories.clone(),
+        );
+        let pool_warm_memories = Gauge::default();
+        registry.register(
+            "pool_warm_memories",
+            "Memory slots kept warm for the next runs",
+            pool_warm_memories.clone(),
+        );
+        let pool_warm_bytes = Gauge::default();
+        registry.register(
+            "pool_warm_memory_resident_bytes",
+            "Bytes the warm memory slots keep resident",
+            pool_warm_bytes.clone(),
+        );
         let bus_connected = Gauge::default();
         registry.register(
             "bus_connected",
@@ -220,6 +249,12 @@ impl Metrics {
             "outbox_spooled",
             "Events written to the outbox while the broker could not take them",
             outbox_spooled.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "outbox_events",
+            "Events waiting in the outbox now",
+            outbox_depth.clone(),
         );
         let outbox_dropped = Counter::default();
         registry.register(
@@ -248,10 +283,15 @@ impl Metrics {
             running,
             processes,
             healthy,
+            pool_instances,
+            pool_memories,
+            pool_warm_memories,
+            pool_warm_bytes,
             bus_connected,
             bus_reconnects,
             events_published,
             outbox_spooled,
+            outbox_depth,
             outbox_dropped,
             outbox_dead_lettered,
         }
@@ -403,11 +443,20 @@ impl Metrics {
         }
         self.healthy
             .set(i64::from(matches!(now.health, HealthStatus::Healthy)));
+        let pool = now.pool.unwrap_or_default();
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.pool_instances.set(gauge(pool.component_instances));
+        self.pool_memories.set(gauge(pool.memories));
+        self.pool_warm_memories
+            .set(gauge(pool.unused_warm_memories));
+        self.pool_warm_bytes
+            .set(gauge(pool.unused_memory_bytes_resident));
         let bus = now.bus.unwrap_or_default();
         self.bus_connected.set(i64::from(bus.connected));
         catch_up(&self.bus_reconnects, bus.reconnects);
         catch_up(&self.events_published, bus.published);
         catch_up(&self.outbox_spooled, bus.spooled);
+        self.outbox_depth.set(gauge(bus.outbox_depth));
         catch_up(&self.outbox_dropped, bus.outbox_dropped);
         catch_up(&self.outbox_dead_lettered, bus.dead_lettered);
     }
@@ -432,6 +481,8 @@ pub struct BusFigures {
     pub published: u64,
     /// Events spooled to the outbox so far.
     pub spooled: u64,
+    /// Events in the outbox now.
+    pub outbox_depth: u64,
     /// Events dropped over the outbox's bound, ever.
     pub outbox_dropped: u64,
     /// Events dead-lettered so far.
@@ -446,6 +497,7 @@ impl BusFigures {
             reconnects: m.reconnects.load(Ordering::Relaxed),
             published: m.published.load(Ordering::Relaxed),
             spooled: m.spooled.load(Ordering::Relaxed),
+            outbox_depth: m.outbox_depth.load(Ordering::Relaxed),
             outbox_dropped: m.outbox_dropped.load(Ordering::Relaxed),
             dead_lettered: m.dead_lettered.load(Ordering::Relaxed),
         }
@@ -468,6 +520,8 @@ pub struct Snapshot<'a> {
     pub health: &'a HealthStatus,
     /// The bus, if there is one.
     pub bus: Option<BusFigures>,
+    /// The pooling allocator, if it is in use.
+    pub pool: Option<crate::runtime::PoolingFigures>,
 }
 
 /// The `reason` label of a check a tick did not run.

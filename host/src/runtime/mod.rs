@@ -79,6 +79,21 @@ impl Default for RuntimeOptions {
     }
 }
 
+/// What the pooling allocator holds at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolingFigures {
+    /// Component instances in use (runs in flight).
+    pub component_instances: u64,
+    /// Core module instances in use.
+    pub core_instances: u64,
+    /// Linear memories in use.
+    pub memories: u64,
+    /// Memory slots kept warm for reuse.
+    pub unused_warm_memories: u64,
+    /// Bytes those warm slots keep resident.
+    pub unused_memory_bytes_resident: u64,
+}
+
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -307,6 +322,19 @@ impl Runtime {
     /// The engine, for callers that precompile.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The pooling allocator's figures now (instances and memories in use,
+    /// warm slots kept resident); `None` without the pooling allocator.
+    pub fn pooling_figures(&self) -> Option<PoolingFigures> {
+        let m = self.engine.pooling_allocator_metrics()?;
+        Some(PoolingFigures {
+            component_instances: m.component_instances(),
+            core_instances: m.core_instances(),
+            memories: m.memories() as u64,
+            unused_warm_memories: u64::from(m.unused_warm_memories()),
+            unused_memory_bytes_resident: m.unused_memory_bytes_resident() as u64,
+        })
     }
 
     /// The compiled-code cache, when there is one.
