@@ -200,7 +200,8 @@ fn sighup_reads_a_config_and_a_handler_that_no_watch_event_announced() {
     let config = live.join("heartbeat.json");
     std::os::unix::fs::symlink(elsewhere.join("heartbeat.json"), &config).expect("link");
     // The handler `late` is a link to a file that is not a component yet.
-    std::fs::write(elsewhere.join("late.wasm"), b"not yet").expect("placeholder bytes");
+    std::fs::write(elsewhere.join("late.wasm"), b"not yet")
+        .expect("write a file that is not a component");
     std::os::unix::fs::symlink(elsewhere.join("late.wasm"), handlers.join("late.wasm"))
         .expect("link");
     let mut host = RunningHost::start(
