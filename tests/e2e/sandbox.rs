@@ -293,6 +293,62 @@ async fn no_file_socket_or_environment_without_a_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_env_grant_shows_the_named_variables_only_under_their_granted_names() {
+    // PATH and HOME are set in every test process; nothing sets them here.
+    let rt = runtime();
+    let h = hostile(&rt);
+    let vars = |report: &RunReport| -> Vec<String> {
+        report.details["vars"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (report, _) = run(
+        &rt,
+        &h,
+        r#"{"meta": {"mode": "env"}, "grants": {"env": ["PATH"]}}"#,
+    )
+    .await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(vars(&report), ["PATH"]);
+    let (report, _) = run(
+        &rt,
+        &h,
+        r#"{"meta": {"mode": "env"}, "grants": {"env": {"WHERE": "HOME"}}}"#,
+    )
+    .await;
+    assert_eq!(
+        vars(&report),
+        ["WHERE"],
+        "renamed: HOME itself stays hidden"
+    );
+    // A granted name the host does not have is simply absent.
+    let (report, _) = run(
+        &rt,
+        &h,
+        r#"{"meta": {"mode": "env"}, "grants": {"env": ["HEARTBEAT_SURELY_UNSET_VAR"]}}"#,
+    )
+    .await;
+    assert_failed(&report, "no environment variables or arguments visible");
+}
+
+#[test]
+fn a_granted_value_never_shows_in_a_printed_request() {
+    let request = request(r#"{"grants": {"env": ["PATH"]}}"#, Path::new("."), 0);
+    let path = std::env::var("PATH").expect("PATH");
+    let shown = format!("{request:?}");
+    assert!(!shown.contains(&path), "{shown}");
+    assert!(
+        shown.contains(&format!("<{} bytes>", path.len())),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_directory_grant_opens_that_directory_only() {
     let rt = runtime();
     let h = hostile(&rt);

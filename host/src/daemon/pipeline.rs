@@ -391,6 +391,18 @@ pub fn run_request(
                 read_only: d.read_only,
             })
             .collect(),
+        // Read at each run: a variable changed or unset since start-up is
+        // seen as it is now, and one that is unset is simply absent.
+        env: check
+            .grants
+            .env
+            .iter()
+            .filter_map(|g| {
+                std::env::var(&g.host)
+                    .ok()
+                    .map(|value| (g.guest.clone(), crate::runtime::GrantedValue(value)))
+            })
+            .collect(),
         processes: Arc::new(Vec::new()),
     }
 }

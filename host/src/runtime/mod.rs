@@ -79,6 +79,17 @@ impl Default for RuntimeOptions {
     }
 }
 
+/// A granted environment value: its `Debug` shows only its length, so a
+/// request logged or printed whole never carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GrantedValue(pub String);
+
+impl std::fmt::Debug for GrantedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
 /// What the pooling allocator holds at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolingFigures {
@@ -178,6 +189,10 @@ pub struct RunRequest {
     pub emit_policy: EmitPolicy,
     /// Directories granted to the run: (guest path, host path, read-only).
     pub dirs: Vec<DirGrant>,
+    /// Environment variables the check is granted, with the values read
+    /// for this run (name as the handler sees it, value); nothing else of
+    /// the host's environment reaches the handler.
+    pub env: Vec<(String, GrantedValue)>,
     /// The watched processes, as the host sees them when the run starts.
     pub processes: Arc<Vec<ProcessInfo>>,
 }
@@ -441,6 +456,9 @@ impl Runtime {
         let mut wasi = WasiCtxBuilder::new();
         // Kept for the failure reason only; the handler cannot read it back.
         wasi.stderr(stderr);
+        for (name, value) in &request.env {
+            wasi.env(name, &value.0);
+        }
         for dir in &request.dirs {
             let perms = if dir.read_only {
                 wasmtime_wasi::FsPerms::ReadOnly

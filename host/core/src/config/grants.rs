@@ -23,6 +23,44 @@ pub struct Grants {
     /// Event-type patterns (AMQP topic syntax) the handler may emit beyond
     /// its own `agent.<agent>.` namespace.
     pub emit: Vec<String>,
+    /// Host environment variables the handler sees, in file order.
+    pub env: Vec<EnvGrant>,
+}
+
+/// One granted environment variable: the handler sees the host's `host`
+/// under the name `guest` (the same name unless the grant renames it).
+/// Only the names are configuration; the value is read at each run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvGrant {
+    /// The name the handler reads.
+    pub guest: String,
+    /// The host variable it comes from.
+    pub host: String,
+}
+
+/// `grants.env` as written: `["API_TOKEN"]`, or `{"TOKEN": "ACME_API_TOKEN"}`
+/// (guest name → host name).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawEnv {
+    Names(Vec<String>),
+    Renamed(IndexMap<String, String>),
+}
+
+impl Default for RawEnv {
+    fn default() -> RawEnv {
+        RawEnv::Names(Vec::new())
+    }
+}
+
+/// Whether `name` is a portable environment variable name
+/// (`[A-Za-z_][A-Za-z0-9_]*`).
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// One granted directory, as configured.
@@ -58,6 +96,8 @@ pub(crate) struct RawGrants {
     dirs: IndexMap<String, RawDirGrant>,
     #[serde(default)]
     emit: Vec<String>,
+    #[serde(default)]
+    env: RawEnv,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,9 +207,35 @@ impl RawGrants {
                 ));
             }
         }
+        let pairs: Vec<(String, String, String)> = match self.env {
+            RawEnv::Names(names) => names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| (format!("env[{i}]"), n.clone(), n))
+                .collect(),
+            RawEnv::Renamed(map) => map
+                .into_iter()
+                .map(|(guest, host)| (format!("env.{guest}"), guest, host))
+                .collect(),
+        };
+        let mut env = Vec::with_capacity(pairs.len());
+        for (field, guest, host) in pairs {
+            for name in [&guest, &host] {
+                if !is_env_name(name) {
+                    return Err((
+                        field,
+                        format!(
+                            "expected an environment variable name such as \"API_TOKEN\", found {name:?}"
+                        ),
+                    ));
+                }
+            }
+            env.push(EnvGrant { guest, host });
+        }
         Ok(Grants {
             dirs,
             emit: self.emit,
+            env,
         })
     }
 }
@@ -191,6 +257,40 @@ mod tests {
             .validate(&mut warnings)
             .expect("valid");
         warnings
+    }
+
+    #[test]
+    fn env_grants_are_names_or_a_renaming_map_of_valid_names() {
+        let g = validate(r#"{"env": ["API_TOKEN", "HOME"]}"#).expect("valid");
+        assert_eq!(
+            g.env,
+            [
+                EnvGrant {
+                    guest: "API_TOKEN".into(),
+                    host: "API_TOKEN".into()
+                },
+                EnvGrant {
+                    guest: "HOME".into(),
+                    host: "HOME".into()
+                },
+            ]
+        );
+        let g = validate(r#"{"env": {"TOKEN": "ACME_API_TOKEN"}}"#).expect("valid");
+        assert_eq!(
+            g.env,
+            [EnvGrant {
+                guest: "TOKEN".into(),
+                host: "ACME_API_TOKEN".into()
+            }]
+        );
+        let (field, message) = validate(r#"{"env": ["OK", "NOT=OK"]}"#).expect_err("refused");
+        assert_eq!(field, "env[1]");
+        assert!(message.contains("\"NOT=OK\""), "{message}");
+        assert_eq!(
+            validate(r#"{"env": {"A": "1X"}}"#).expect_err("refused").0,
+            "env.A"
+        );
+        assert!(validate(r#"{}"#).expect("valid").env.is_empty());
     }
 
     #[test]
