@@ -336,6 +336,44 @@ async fn an_env_grant_shows_the_named_variables_only_under_their_granted_names()
     assert_failed(&report, "no environment variables or arguments visible");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_reaches_the_handler_and_is_redacted_wherever_it_repeats_it() {
+    let rt = runtime();
+    let h = hostile(&rt);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("db"), "s3cr3t-Pa55\n").expect("secret file");
+    let check = |fail: bool| {
+        format!(
+            r#"{{"meta": {{"mode": "leak", "var": "DB_PASSWORD", "agent": "{AGENT}", "fail": {fail}}},
+                "grants": {{"secrets": {{"DB_PASSWORD": {{"file": "db"}}}}}}}}"#
+        )
+    };
+    let report = rt.run(&h, &request(&check(false), dir.path(), 0)).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    let shown = format!("{report:?}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert_eq!(report.details["v"], "[redacted]");
+    assert_eq!(report.details["[redacted]"], 1);
+    assert_eq!(report.logs[0].message, "the value is [redacted]");
+    assert_eq!(
+        report.events[0].payload,
+        serde_json::json!({"v": "[redacted]"})
+    );
+    let report = rt.run(&h, &request(&check(true), dir.path(), 0)).await;
+    assert_eq!(report.error.as_deref(), Some("failed holding [redacted]"));
+
+    // Not granted: the handler does not see it.
+    let ungranted =
+        format!(r#"{{"meta": {{"mode": "leak", "var": "DB_PASSWORD", "agent": "{AGENT}"}}}}"#);
+    let report = rt.run(&h, &request(&ungranted, dir.path(), 0)).await;
+    assert_failed(&report, "DB_PASSWORD: environment variable not found");
+    // Granted but unreadable: the run does not start, and says which.
+    std::fs::remove_file(dir.path().join("db")).expect("remove");
+    let report = rt.run(&h, &request(&check(false), dir.path(), 0)).await;
+    assert_failed(&report, "secret DB_PASSWORD: cannot read");
+    assert_failed(&report, "/db: No such file or directory");
+}
+
 #[test]
 fn a_granted_value_never_shows_in_a_printed_request() {
     let request = request(r#"{"grants": {"env": ["PATH"]}}"#, Path::new("."), 0);

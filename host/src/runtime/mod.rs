@@ -193,6 +193,13 @@ pub struct RunRequest {
     /// for this run (name as the handler sees it, value); nothing else of
     /// the host's environment reaches the handler.
     pub env: Vec<(String, GrantedValue)>,
+    /// Granted secrets read for this run (variable name, value): given to
+    /// the handler as environment variables, and replaced by `[redacted]`
+    /// wherever the handler's logs, events, details or reason repeat them.
+    pub secrets: Vec<(String, GrantedValue)>,
+    /// Why a granted secret could not be read: the run does not start
+    /// (the reason names the secret and its file, never a value).
+    pub unavailable: Vec<String>,
     /// The watched processes, as the host sees them when the run starts.
     pub processes: Arc<Vec<ProcessInfo>>,
 }
@@ -419,6 +426,9 @@ impl Runtime {
     /// deadline passes.
     pub async fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
         let started = Instant::now();
+        if !request.unavailable.is_empty() {
+            return RunReport::failed_before_start(request.unavailable.join("; "));
+        }
         let timeout = Duration::from_millis(request.limits.timeout_ms);
         let stderr = stderr::StderrTail::default();
         let mut report = match self.build_store(request, started + timeout, stderr.clone()) {
@@ -444,6 +454,7 @@ impl Runtime {
             Err(e) => RunReport::failed_before_start(format!("{e:#}")),
         };
         report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        redact(&mut report, &request.secrets);
         report
     }
 
@@ -456,7 +467,7 @@ impl Runtime {
         let mut wasi = WasiCtxBuilder::new();
         // Kept for the failure reason only; the handler cannot read it back.
         wasi.stderr(stderr);
-        for (name, value) in &request.env {
+        for (name, value) in request.env.iter().chain(&request.secrets) {
             wasi.env(name, &value.0);
         }
         for dir in &request.dirs {
@@ -671,6 +682,61 @@ fn interpret(
         logs: Vec::new(),
         events: Vec::new(),
         dropped_logs: 0,
+    }
+}
+
+/// What replaces a secret's value wherever a handler repeats it.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces every granted secret's value in what the run produced (log
+/// messages and fields, event payloads, details, the reason) before any of
+/// it is logged, published or stored.
+fn redact(report: &mut RunReport, secrets: &[(String, GrantedValue)]) {
+    let values: Vec<&str> = secrets
+        .iter()
+        .map(|(_, v)| v.0.as_str())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let clean = |text: &mut String| {
+        for value in &values {
+            if text.contains(value) {
+                *text = text.replace(value, REDACTED);
+            }
+        }
+    };
+    for record in &mut report.logs {
+        clean(&mut record.message);
+        for (key, value) in &mut record.fields {
+            clean(key);
+            clean(value);
+        }
+    }
+    for event in &mut report.events {
+        redact_json(&mut event.payload, &clean);
+    }
+    redact_json(&mut report.details, &clean);
+    if let Some(error) = &mut report.error {
+        clean(error);
+    }
+}
+
+/// [`redact`] over every string and key of a JSON value.
+fn redact_json(value: &mut serde_json::Value, clean: &impl Fn(&mut String)) {
+    match value {
+        serde_json::Value::String(s) => clean(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_json(v, clean)),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (mut key, mut v) in entries {
+                clean(&mut key);
+                redact_json(&mut v, clean);
+                map.insert(key, v);
+            }
+        }
+        _ => {}
     }
 }
 

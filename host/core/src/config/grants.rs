@@ -25,6 +25,37 @@ pub struct Grants {
     pub emit: Vec<String>,
     /// Host environment variables the handler sees, in file order.
     pub env: Vec<EnvGrant>,
+    /// Secrets the handler sees as environment variables, read from files
+    /// at each run; their values never reach a log, an event or the state.
+    pub secrets: Vec<SecretGrant>,
+}
+
+/// One granted secret: the handler reads the content of `file` (trailing
+/// newline removed) as the environment variable `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretGrant {
+    /// The variable the handler reads.
+    pub name: String,
+    /// The file holding the value, as written (relative paths are relative
+    /// to the config's directory, as for `dirs`).
+    pub file: PathBuf,
+}
+
+impl SecretGrant {
+    /// The file, resolving a relative path against `config_dir`.
+    pub fn file_from(&self, config_dir: &Path) -> PathBuf {
+        if self.file.is_absolute() {
+            self.file.clone()
+        } else {
+            config_dir.join(&self.file)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    file: String,
 }
 
 /// One granted environment variable: the handler sees the host's `host`
@@ -98,6 +129,8 @@ pub(crate) struct RawGrants {
     emit: Vec<String>,
     #[serde(default)]
     env: RawEnv,
+    #[serde(default)]
+    secrets: IndexMap<String, RawSecret>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,10 +265,38 @@ impl RawGrants {
             }
             env.push(EnvGrant { guest, host });
         }
+        let mut secrets = Vec::with_capacity(self.secrets.len());
+        for (name, raw) in self.secrets {
+            if !is_env_name(&name) {
+                return Err((
+                    format!("secrets.{name}"),
+                    format!(
+                        "expected an environment variable name such as \"DB_PASSWORD\", found {name:?}"
+                    ),
+                ));
+            }
+            if raw.file.is_empty() {
+                return Err((
+                    format!("secrets.{name}.file"),
+                    "expected the path of the file holding the secret, found \"\"".into(),
+                ));
+            }
+            if env.iter().any(|e| e.guest == name) {
+                return Err((
+                    format!("secrets.{name}"),
+                    format!("{name} is granted in env too; a name comes from one place"),
+                ));
+            }
+            secrets.push(SecretGrant {
+                name,
+                file: PathBuf::from(raw.file),
+            });
+        }
         Ok(Grants {
             dirs,
             emit: self.emit,
             env,
+            secrets,
         })
     }
 }
@@ -291,6 +352,39 @@ mod tests {
             "env.A"
         );
         assert!(validate(r#"{}"#).expect("valid").env.is_empty());
+    }
+
+    #[test]
+    fn secret_grants_name_a_variable_and_a_file() {
+        let g = validate(r#"{"secrets": {"DB_PASSWORD": {"file": "/run/secrets/db"}}}"#)
+            .expect("valid");
+        assert_eq!(
+            g.secrets,
+            [SecretGrant {
+                name: "DB_PASSWORD".into(),
+                file: "/run/secrets/db".into()
+            }]
+        );
+        assert_eq!(
+            validate(r#"{"secrets": {"DB PASSWORD": {"file": "/x"}}}"#)
+                .expect_err("name")
+                .0,
+            "secrets.DB PASSWORD"
+        );
+        assert_eq!(
+            validate(r#"{"secrets": {"A": {"file": ""}}}"#)
+                .expect_err("file")
+                .0,
+            "secrets.A.file"
+        );
+        assert!(validate(r#"{"env": ["A"], "secrets": {"A": {"file": "/x"}}}"#).is_err());
+        assert!(
+            serde_json::from_str::<RawGrants>(
+                r#"{"secrets": {"A": {"file": "/x", "value": "s"}}}"#
+            )
+            .is_err(),
+            "a value written in the config is refused: secrets come from files"
+        );
     }
 
     #[test]

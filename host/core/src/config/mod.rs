@@ -31,7 +31,7 @@ mod validate;
 use std::collections::BTreeMap;
 
 pub use diagnostics::{ConfigError, ConfigWarning};
-pub use grants::{DirGrantConfig, EnvGrant, Grants};
+pub use grants::{DirGrantConfig, EnvGrant, Grants, SecretGrant};
 pub use validate::parse_hh_mm;
 
 use crate::model::{Limits, Pause, Quarter, Window};

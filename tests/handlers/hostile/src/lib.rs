@@ -92,6 +92,23 @@ impl Handler for Hostile {
                     format!("{}{}", "[".repeat(depth), "]".repeat(depth)),
                 ))
             }
+            "leak" => {
+                // Repeats the variable `meta.var` everywhere it can: a log
+                // line and field, an event, the details, and (with
+                // `meta.fail`) the failure reason.
+                let name = meta_str(&meta, "var");
+                let value = std::env::var(&name).map_err(|e| format!("{name}: {e}"))?;
+                handler_sdk::log::info(&format!("the value is {value}"));
+                let event = format!("agent.{}.leak", meta_str(&meta, "agent"));
+                handler_sdk::emit(&event, &serde_json::json!({ "v": value }).to_string())?;
+                if meta.get("fail").and_then(|v| v.as_bool()).unwrap_or(false) {
+                    return Err(format!("failed holding {value}"));
+                }
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    serde_json::json!({ "v": value.clone(), value: 1 }).to_string(),
+                ))
+            }
             "trap" => panic!("deliberate panic in a hostile handler"),
             "recursion" => Ok(Outcome::with_details(
                 Status::Success,
