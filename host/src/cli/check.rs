@@ -89,6 +89,13 @@ impl CheckReport {
                 used.checks.join(", ")
             ));
         }
+        if let Some(config) = &self.config {
+            for check in &config.checks {
+                if let Some(line) = grants_line(&check.grants) {
+                    out.push_str(&format!("grants of {}: {line}\n", check.name));
+                }
+            }
+        }
         let counts = format!(
             "{} error{}, {} warning{}",
             self.errors.len(),
@@ -111,6 +118,42 @@ impl CheckReport {
         }
         out
     }
+}
+
+/// What a check is granted, in one line (names and paths only: a secret's
+/// value is never read here); `None` when nothing is granted.
+fn grants_line(grants: &heartbeat_core::config::Grants) -> Option<String> {
+    let mut parts = Vec::new();
+    for dir in &grants.dirs {
+        parts.push(format!(
+            "dir {} = {} ({})",
+            dir.guest_path,
+            dir.host_path.display(),
+            if dir.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            }
+        ));
+    }
+    if !grants.emit.is_empty() {
+        parts.push(format!("emit {}", grants.emit.join(", ")));
+    }
+    for env in &grants.env {
+        parts.push(if env.guest == env.host {
+            format!("env {}", env.guest)
+        } else {
+            format!("env {} = ${}", env.guest, env.host)
+        });
+    }
+    for secret in &grants.secrets {
+        parts.push(format!(
+            "secret {} from {}",
+            secret.name,
+            secret.file.display()
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -435,5 +478,30 @@ mod tests {
             ]
         );
         assert!(!report.is_ok());
+    }
+
+    #[test]
+    fn check_prints_each_checks_grants_and_never_a_secrets_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("mem")).expect("mkdir");
+        std::fs::write(dir.path().join("db"), "hunter2").expect("secret");
+        let config = dir.path().join("heartbeat.json");
+        std::fs::write(
+            &config,
+            r#"{"checks": {"a": {"grants": {
+                "dirs": {"/data": {"path": "mem", "readOnly": true}}, "emit": ["alerts.#"],
+                "env": {"TOKEN": "API_TOKEN"}, "secrets": {"DB": {"file": "db"}}}},
+              "b": {}}}"#,
+        )
+        .expect("config");
+        let text = check(&config, None, None).render();
+        assert!(
+            text.contains(
+                "grants of a: dir /data = mem (read-only); emit alerts.#; env TOKEN = $API_TOKEN; secret DB from db\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("grants of b"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 }
