@@ -673,3 +673,60 @@ fn compiled_code_is_cached_by_content_and_a_broken_entry_is_recompiled() {
     let (_, hit) = cache.get_or_compile(rt.engine(), &bytes).expect("load");
     assert!(hit, "and rewritten");
 }
+
+#[test]
+fn invoke_grant_flags_grant_for_one_run_and_are_validated_like_a_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = test_handler("test_handler_hostile.wasm");
+    let hostile = hostile.to_str().expect("utf-8");
+    let cache = dir.path().join("cache");
+    let env = crate::lang_support::invoke(
+        &[
+            hostile,
+            "--meta",
+            r#"{"mode": "env"}"#,
+            "--grant-env",
+            "WHERE=HOME",
+        ],
+        &cache,
+    );
+    assert_eq!(
+        env.json["details"]["vars"],
+        serde_json::json!(["WHERE"]),
+        "{}",
+        env.json
+    );
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "tok-123456\n").expect("secret");
+    let leak = crate::lang_support::invoke(
+        &[
+            hostile,
+            "--meta",
+            r#"{"mode": "leak", "var": "TOKEN", "agent": "local"}"#,
+            "--grant-secret",
+            &format!("TOKEN={}", secret.display()),
+        ],
+        &cache,
+    );
+    assert!(leak.finished.status.success(), "{}", leak.finished.log());
+    assert!(
+        !leak.finished.stdout.contains("tok-123456"),
+        "{}",
+        leak.finished.stdout
+    );
+    assert_eq!(leak.json["details"]["v"], "[redacted]");
+    let mut bad = std::process::Command::new(crate::support::host_bin());
+    bad.args(["invoke", hostile, "--grant-env", "NOT-A-NAME"]);
+    let refused = crate::lang_support::run_bounded(&mut bad, "invoke", Duration::from_secs(60));
+    assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
+    assert!(
+        refused
+            .stderr
+            .contains("checks.invoke.grants.env.NOT-A-NAME")
+            && refused
+                .stderr
+                .contains("expected an environment variable name"),
+        "{}",
+        refused.log()
+    );
+}

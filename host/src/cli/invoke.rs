@@ -28,6 +28,8 @@ pub struct InvokeOptions {
     pub agent: Option<String>,
     /// The compiled-code cache; `None` compiles afresh.
     pub cache_dir: Option<PathBuf>,
+    /// Grants added to the check's, as a `grants` object of heartbeat.json.
+    pub grants: Option<serde_json::Value>,
 }
 
 /// Why an invocation could not run the handler at all.
@@ -61,6 +63,9 @@ pub enum InvokeError {
     /// The engine did not start.
     #[error("cannot start the WebAssembly runtime: {0}")]
     Runtime(String),
+    /// A `--grant-*` flag is not a grant.
+    #[error("{0}")]
+    Grant(String),
 }
 
 /// What `invoke` prints.
@@ -116,6 +121,20 @@ pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
                 .unwrap_or_default(),
         ),
     };
+    if let Some(grants) = &options.grants {
+        // Validated by the core as a check's `grants` in heartbeat.json;
+        // relative host paths are relative to the working directory.
+        let text = serde_json::json!({"checks": {"invoke": {"grants": grants}}}).to_string();
+        let parsed = heartbeat_core::config::parse(&text, "--grant-*")
+            .map_err(|e| InvokeError::Grant(e.to_string()))?;
+        if let Some(extra) = parsed.config.checks.first() {
+            let g = &extra.grants;
+            check.grants.dirs.extend(g.dirs.iter().cloned());
+            check.grants.emit.extend(g.emit.iter().cloned());
+            check.grants.env.extend(g.env.iter().cloned());
+            check.grants.secrets.extend(g.secrets.iter().cloned());
+        }
+    }
     if let Some(meta) = &options.meta {
         check.meta = match serde_json::from_str::<serde_json::Value>(meta) {
             Ok(serde_json::Value::Object(map)) => map,
@@ -231,10 +250,75 @@ pub struct InvokeArgs {
     /// Where compiled handlers are cached.
     #[arg(long, env = "HEARTBEAT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Grant a directory for this run: GUEST=HOST (read-write) or GUEST=HOST:ro.
+    #[arg(long, value_name = "GUEST=HOST[:ro]")]
+    pub grant_dir: Vec<String>,
+    /// Grant emitting under a routing-key pattern beyond `agent.<agent>.`.
+    #[arg(long, value_name = "PATTERN")]
+    pub grant_emit: Vec<String>,
+    /// Grant a host environment variable (NAME, or GUEST=HOST to rename).
+    #[arg(long, value_name = "NAME[=HOST]")]
+    pub grant_env: Vec<String>,
+    /// Grant a secret read from a file: NAME=FILE.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub grant_secret: Vec<String>,
+}
+
+/// A `--grant-*` path made absolute against the working directory.
+fn absolute(path: &str) -> Result<String, InvokeError> {
+    if path.is_empty() {
+        return Ok(String::new());
+    }
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .map_err(|e| InvokeError::Grant(format!("{path}: {e}")))
+}
+
+/// The `--grant-*` flags as a `grants` object of heartbeat.json, so that
+/// the core validates them exactly as it validates a config's.
+fn grants_json(args: &InvokeArgs) -> Result<Option<serde_json::Value>, InvokeError> {
+    let pair = |flag: &str, text: &str| {
+        text.split_once('=')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .ok_or_else(|| InvokeError::Grant(format!("--{flag} {text:?}: expected A=B")))
+    };
+    let mut dirs = serde_json::Map::new();
+    for text in &args.grant_dir {
+        let (guest, host) = pair("grant-dir", text)?;
+        let (host, read_only) = match host.strip_suffix(":ro") {
+            Some(host) => (host.to_string(), true),
+            None => (host, false),
+        };
+        dirs.insert(
+            guest,
+            serde_json::json!({"path": absolute(&host)?, "readOnly": read_only}),
+        );
+    }
+    let mut env = serde_json::Map::new();
+    for text in &args.grant_env {
+        let (guest, host) = text
+            .split_once('=')
+            .map_or((text.clone(), text.clone()), |(a, b)| {
+                (a.to_string(), b.to_string())
+            });
+        env.insert(guest, serde_json::Value::String(host));
+    }
+    let mut secrets = serde_json::Map::new();
+    for text in &args.grant_secret {
+        let (name, file) = pair("grant-secret", text)?;
+        secrets.insert(name, serde_json::json!({"file": absolute(&file)?}));
+    }
+    if dirs.is_empty() && env.is_empty() && secrets.is_empty() && args.grant_emit.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::json!({
+        "dirs": dirs, "emit": args.grant_emit, "env": env, "secrets": secrets,
+    })))
 }
 
 /// Runs `invoke` and prints the invocation as JSON; exit 1 for a failed run.
 pub(super) fn execute(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let grants = grants_json(&args)?;
     let options = InvokeOptions {
         handler: args.handler,
         config: args.config,
@@ -242,6 +326,7 @@ pub(super) fn execute(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode
         meta: args.meta,
         handlers_dir: args.handlers,
         agent: args.agent,
+        grants,
         cache_dir: args
             .cache_dir
             .or_else(crate::runtime::CompileCache::default_dir),
