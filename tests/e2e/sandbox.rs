@@ -374,6 +374,44 @@ async fn a_secret_reaches_the_handler_and_is_redacted_wherever_it_repeats_it() {
     assert_failed(&report, "/db: No such file or directory");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_net_grant_lets_the_handler_reach_that_peer_only() {
+    // Two real listeners on loopback; the check is granted the first.
+    let granted = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let granted = granted.local_addr().expect("addr");
+    let other = other.local_addr().expect("addr");
+    let rt = runtime();
+    let h = hostile(&rt);
+    let connect = |addr: std::net::SocketAddr, grants: &str| {
+        format!(r#"{{"meta": {{"mode": "socket", "addr": "{addr}"}}{grants}}}"#)
+    };
+    let grant = format!(r#", "grants": {{"net": ["{granted}"]}}"#);
+    let (report, _) = run(&rt, &h, &connect(granted, &grant)).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert_eq!(report.details, serde_json::json!({"connected": true}));
+    let (report, _) = run(&rt, &h, &connect(other, &grant)).await;
+    assert_failed(&report, &format!("cannot connect to {other}"));
+    // The whole block, any port: both.
+    let block = r#", "grants": {"net": ["127.0.0.0/8:*"]}"#;
+    let (report, _) = run(&rt, &h, &connect(other, block)).await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    // No grant: nothing.
+    let (report, _) = run(&rt, &h, &connect(granted, "")).await;
+    assert_failed(&report, &format!("cannot connect to {granted}"));
+    // A name is resolved by the host for the run.
+    let (report, _) = run(
+        &rt,
+        &h,
+        &connect(
+            granted,
+            &format!(r#", "grants": {{"net": ["localhost:{}"]}}"#, granted.port()),
+        ),
+    )
+    .await;
+    assert_eq!(report.status, RunStatus::Success, "{report:?}");
+}
+
 #[test]
 fn a_granted_value_never_shows_in_a_printed_request() {
     let request = request(r#"{"grants": {"env": ["PATH"]}}"#, Path::new("."), 0);

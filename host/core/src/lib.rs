@@ -31,6 +31,7 @@ pub mod explain;
 mod fuzz;
 pub mod health;
 pub mod model;
+pub mod net;
 pub mod processes;
 pub mod schedule;
 #[cfg(test)]

@@ -146,6 +146,22 @@ fn grants_line(grants: &heartbeat_core::config::Grants) -> Option<String> {
             format!("env {} = ${}", env.guest, env.host)
         });
     }
+    if !grants.net.is_empty() {
+        let peers: Vec<String> = grants
+            .net
+            .iter()
+            .map(|p| {
+                let host = match &p.host {
+                    heartbeat_core::net::NetHost::Ip(ip) => ip.to_string(),
+                    heartbeat_core::net::NetHost::Cidr(net, bits) => format!("{net}/{bits}"),
+                    heartbeat_core::net::NetHost::Name(name) => name.clone(),
+                };
+                let port = p.port.map_or("*".to_string(), |p| p.to_string());
+                format!("{host}:{port}")
+            })
+            .collect();
+        parts.push(format!("net {}", peers.join(", ")));
+    }
     for secret in &grants.secrets {
         parts.push(format!(
             "secret {} from {}",

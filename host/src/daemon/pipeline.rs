@@ -404,6 +404,7 @@ pub fn run_request(
             })
             .collect(),
         secrets: Vec::new(),
+        net: check.grants.net.clone(),
         unavailable: Vec::new(),
         processes: Arc::new(Vec::new()),
     };

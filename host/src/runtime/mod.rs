@@ -197,6 +197,9 @@ pub struct RunRequest {
     /// the handler as environment variables, and replaced by `[redacted]`
     /// wherever the handler's logs, events, details or reason repeat them.
     pub secrets: Vec<(String, GrantedValue)>,
+    /// The TCP/UDP peers the check may reach (`grants.net`); nothing
+    /// when empty (no sockets, no name lookups).
+    pub net: Vec<heartbeat_core::net::NetPattern>,
     /// Why a granted secret could not be read: the run does not start
     /// (the reason names the secret and its file, never a value).
     pub unavailable: Vec<String>,
@@ -431,28 +434,33 @@ impl Runtime {
         }
         let timeout = Duration::from_millis(request.limits.timeout_ms);
         let stderr = stderr::StderrTail::default();
-        let mut report = match self.build_store(request, started + timeout, stderr.clone()) {
-            Ok(mut store) => {
-                let outcome = tokio::time::timeout(
-                    timeout + EPOCH_TICK * 2,
-                    self.call(handler, &mut store, request),
-                )
-                .await;
-                let state = store.into_data();
-                let mut report = match outcome {
-                    Ok(result) => interpret(result, &state, &request.limits, &stderr),
-                    Err(_elapsed) => RunReport::failed_before_start(format!(
-                        "timeout after {} ms (blocked in a host call)",
-                        request.limits.timeout_ms
-                    )),
-                };
-                report.logs = state.output.logs;
-                report.events = state.output.events;
-                report.dropped_logs = state.output.dropped_logs;
-                report
-            }
-            Err(e) => RunReport::failed_before_start(format!("{e:#}")),
-        };
+        // The names in `grants.net`, resolved for this run (within its time).
+        let resolved = tokio::time::timeout(timeout, resolve_names(&request.net))
+            .await
+            .unwrap_or_default();
+        let mut report =
+            match self.build_store(request, started + timeout, stderr.clone(), resolved) {
+                Ok(mut store) => {
+                    let outcome = tokio::time::timeout(
+                        timeout + EPOCH_TICK * 2,
+                        self.call(handler, &mut store, request),
+                    )
+                    .await;
+                    let state = store.into_data();
+                    let mut report = match outcome {
+                        Ok(result) => interpret(result, &state, &request.limits, &stderr),
+                        Err(_elapsed) => RunReport::failed_before_start(format!(
+                            "timeout after {} ms (blocked in a host call)",
+                            request.limits.timeout_ms
+                        )),
+                    };
+                    report.logs = state.output.logs;
+                    report.events = state.output.events;
+                    report.dropped_logs = state.output.dropped_logs;
+                    report
+                }
+                Err(e) => RunReport::failed_before_start(format!("{e:#}")),
+            };
         report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         redact(&mut report, &request.secrets);
         report
@@ -463,10 +471,14 @@ impl Runtime {
         request: &RunRequest,
         deadline: Instant,
         stderr: stderr::StderrTail,
+        resolved: Vec<std::net::IpAddr>,
     ) -> anyhow::Result<Store<RunState>> {
         let mut wasi = WasiCtxBuilder::new();
         // Kept for the failure reason only; the handler cannot read it back.
         wasi.stderr(stderr);
+        if !request.net.is_empty() {
+            grant_sockets(&mut wasi, request, resolved);
+        }
         for (name, value) in request.env.iter().chain(&request.secrets) {
             wasi.env(name, &value.0);
         }
@@ -550,6 +562,7 @@ impl Runtime {
             request,
             Instant::now() + Duration::from_secs(24 * 3600),
             stderr::StderrTail::default(),
+            Vec::new(),
         )?;
         let instance = handler
             .pre
@@ -683,6 +696,50 @@ fn interpret(
         events: Vec::new(),
         dropped_logs: 0,
     }
+}
+
+/// The addresses the DNS names of `patterns` resolve to now; names that do
+/// not resolve add nothing (their pattern then allows nothing).
+async fn resolve_names(patterns: &[heartbeat_core::net::NetPattern]) -> Vec<std::net::IpAddr> {
+    let mut resolved = Vec::new();
+    for pattern in patterns {
+        if let heartbeat_core::net::NetHost::Name(name) = &pattern.host {
+            match tokio::net::lookup_host((name.as_str(), 0)).await {
+                Ok(addrs) => resolved.extend(addrs.map(|a| a.ip())),
+                Err(e) => tracing::warn!(name = %name, "grants.net name does not resolve: {e}"),
+            }
+        }
+    }
+    resolved
+}
+
+/// Lets the run use TCP and UDP (and name lookups) toward the peers its
+/// check is granted, checked by wasmtime-wasi on every bind, connect and
+/// send: implicit binds to the wildcard address, connects and sends to a
+/// granted peer; never a listener.
+fn grant_sockets(wasi: &mut WasiCtxBuilder, request: &RunRequest, resolved: Vec<std::net::IpAddr>) {
+    use wasmtime_wasi::sockets::SocketAddrUse;
+    let patterns = Arc::new(request.net.clone());
+    let resolved = Arc::new(resolved);
+    let check = Arc::new(request.check.clone());
+    wasi.allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(true)
+        .socket_addr_check(move |addr, usage| {
+            let allowed = match usage {
+                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                    addr.ip().is_unspecified() && addr.port() == 0
+                }
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => patterns
+                    .iter()
+                    .any(|p| p.allows(addr.ip(), addr.port(), &resolved)),
+                _ => false,
+            };
+            if !allowed {
+                tracing::warn!(check = %check, peer = %addr, use_ = ?usage, "socket use refused: not in grants.net");
+            }
+            Box::pin(std::future::ready(allowed))
+        });
 }
 
 /// What replaces a secret's value wherever a handler repeats it.

@@ -28,6 +28,8 @@ pub struct Grants {
     /// Secrets the handler sees as environment variables, read from files
     /// at each run; their values never reach a log, an event or the state.
     pub secrets: Vec<SecretGrant>,
+    /// TCP/UDP peers the handler may connect or send to.
+    pub net: Vec<crate::net::NetPattern>,
 }
 
 /// One granted secret: the handler reads the content of `file` (trailing
@@ -131,6 +133,8 @@ pub(crate) struct RawGrants {
     env: RawEnv,
     #[serde(default)]
     secrets: IndexMap<String, RawSecret>,
+    #[serde(default)]
+    net: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,11 +296,16 @@ impl RawGrants {
                 file: PathBuf::from(raw.file),
             });
         }
+        let mut net = Vec::with_capacity(self.net.len());
+        for (i, text) in self.net.iter().enumerate() {
+            net.push(crate::net::NetPattern::parse(text).map_err(|e| (format!("net[{i}]"), e))?);
+        }
         Ok(Grants {
             dirs,
             emit: self.emit,
             env,
             secrets,
+            net,
         })
     }
 }
