@@ -18,7 +18,7 @@
 //! What the host did is read from its JSON log records (`event` and fields).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -1206,14 +1206,43 @@ fn write_outbox(path: &Path, records: &[(String, String)]) {
     std::fs::write(path, text).expect("write outbox");
 }
 
-/// The records of a dead-letter file, one JSON object per line.
-fn read_dead_letters(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
+/// In `dir`: a config for `agent` whose one check runs the built-in
+/// `default` on every tick, and beside its state file an outbox holding
+/// `first` (routing key, event id) and behind it one `check.completed`
+/// event per id of `then`. Returns the config, the outbox and the path of
+/// its dead-letter file.
+fn outbox_with(
+    dir: &Path,
+    agent: &str,
+    first: (&str, &str),
+    then: &[&str],
+) -> (PathBuf, PathBuf, PathBuf) {
+    let config = write_config(
+        dir,
+        agent,
+        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
+    );
+    let outbox = dir.join("heartbeat.outbox.jsonl");
+    let completed = format!("agent.{agent}.check.completed");
+    let mut records = vec![(first.0.to_string(), first.1.to_string())];
+    records.extend(then.iter().map(|id| (completed.clone(), id.to_string())));
+    write_outbox(&outbox, &records);
+    (config, outbox, dir.join("heartbeat.outbox.dead.jsonl"))
+}
+
+/// The one record of the dead-letter file at `path`, which must be for
+/// `event_id`, with the outbox it sits beside emptied.
+fn the_one_dead_letter(path: &Path, outbox: &Path, event_id: &str) -> Value {
+    let letters: Vec<Value> = std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("dead letter record"))
-        .collect()
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["eventId"], event_id);
+    assert_eq!(read_outbox_records(outbox), 0, "the outbox emptied");
+    letters[0].clone()
 }
 
 /// The `event_id`s of drained events, in arrival order.
@@ -1247,28 +1276,17 @@ fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowin
     let (agent, exchange, client, observer, _cleanup) =
         observed_agent("poison", |agent| format!("agent.{agent}.check.completed"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
-        dir.path(),
-        &agent,
-        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
-    );
-    let outbox = dir.path().join("heartbeat.outbox.jsonl");
-    let dead = dir.path().join("heartbeat.outbox.dead.jsonl");
     // An older host (or a handler without the emit-side check) left an
     // event whose routing key AMQP cannot carry (a shortstr: 255 bytes)
     // first in line, with valid events behind it.
     let prefix = format!("agent.{agent}.");
     let long_key = format!("{prefix}{}", "x".repeat(300 - prefix.len()));
     assert_eq!(long_key.len(), 300);
-    let completed = format!("agent.{agent}.check.completed");
-    write_outbox(
-        &outbox,
-        &[
-            (long_key.clone(), "bad-1".to_string()),
-            (completed.clone(), "good-1".to_string()),
-            (completed.clone(), "good-2".to_string()),
-            (completed.clone(), "good-3".to_string()),
-        ],
+    let (config, outbox, dead) = outbox_with(
+        dir.path(),
+        &agent,
+        (&long_key, "bad-1"),
+        &["good-1", "good-2", "good-3"],
     );
 
     // A long interval: the host's own timer stays idle while connected.
@@ -1289,14 +1307,11 @@ fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowin
     assert_eq!(events[3].2["correlation_ids"], json!(["after-dead-1"]));
 
     // The bad one is in the dead-letter file beside the outbox, with why.
-    let letters = read_dead_letters(&dead);
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0]["eventId"], "bad-1");
-    assert_eq!(letters[0]["routingKey"], json!(long_key));
-    assert!(letters[0]["body"].is_string(), "{}", letters[0]);
-    let reason = letters[0]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("routing key"), "{}", letters[0]);
-    assert_eq!(read_outbox_records(&outbox), 0, "the outbox emptied");
+    let letter = the_one_dead_letter(&dead, &outbox, "bad-1");
+    assert_eq!(letter["routingKey"], json!(long_key));
+    assert!(letter["body"].is_string(), "{letter}");
+    let reason = letter["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("routing key"), "{letter}");
 
     // Stay connected a little longer: no reconnect loop.
     std::thread::sleep(Duration::from_millis(1500));
@@ -1333,7 +1348,7 @@ fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowin
         "{}",
         render(&lines)
     );
-    assert_eq!(read_dead_letters(&dead).len(), 1);
+    the_one_dead_letter(&dead, &outbox, "bad-1");
     assert!(again.terminate(WAIT).success());
 }
 
@@ -1357,21 +1372,11 @@ fn an_event_the_broker_nacks_is_dead_lettered_and_the_events_behind_it_go_out() 
     client.bind(&full, &exchange, &refused_key);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let (config, outbox, dead) = outbox_with(
         dir.path(),
         &agent,
-        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
-    );
-    let outbox = dir.path().join("heartbeat.outbox.jsonl");
-    let dead = dir.path().join("heartbeat.outbox.dead.jsonl");
-    let completed = format!("agent.{agent}.check.completed");
-    write_outbox(
-        &outbox,
-        &[
-            (refused_key.clone(), "nacked-1".to_string()),
-            (completed.clone(), "good-1".to_string()),
-            (completed.clone(), "good-2".to_string()),
-        ],
+        (&refused_key, "nacked-1"),
+        &["good-1", "good-2"],
     );
     let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
     client.wait_count(&observer, 2, WAIT);
@@ -1386,17 +1391,13 @@ fn an_event_the_broker_nacks_is_dead_lettered_and_the_events_behind_it_go_out() 
     let ids = event_ids(&events);
     assert_eq!(ids[..2], ["good-1", "good-2"], "{ids:?}");
     assert_eq!(events[2].2["correlation_ids"], json!(["after-nack-1"]));
-    let letters = read_dead_letters(&dead);
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0]["eventId"], "nacked-1");
+    let letter = the_one_dead_letter(&dead, &outbox, "nacked-1");
     assert!(
-        letters[0]["reason"]
+        letter["reason"]
             .as_str()
             .is_some_and(|r| r.contains("nack")),
-        "{}",
-        letters[0]
+        "{letter}"
     );
-    assert_eq!(read_outbox_records(&outbox), 0, "the outbox emptied");
     assert_connected_once(&host.lines());
     assert!(host.terminate(WAIT).success());
 }
@@ -1412,21 +1413,12 @@ fn an_event_the_broker_keeps_closing_the_channel_on_is_dead_lettered_as_poison()
         observed_agent("toobig", |agent| format!("agent.{agent}.check.completed"));
     let _limit = BrokerMaxMessageSize::set(4096);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let completed = format!("agent.{agent}.check.completed");
+    let (config, outbox, dead) = outbox_with(
         dir.path(),
         &agent,
-        json!({"ping": {"cadenceMs": 0, "handler": "default"}}),
-    );
-    let outbox = dir.path().join("heartbeat.outbox.jsonl");
-    let dead = dir.path().join("heartbeat.outbox.dead.jsonl");
-    let completed = format!("agent.{agent}.check.completed");
-    write_outbox(
-        &outbox,
-        &[
-            (completed.clone(), "big-1".to_string()),
-            (completed.clone(), "good-1".to_string()),
-            (completed.clone(), "good-2".to_string()),
-        ],
+        (&completed, "big-1"),
+        &["good-1", "good-2"],
     );
     // Make big-1's body 8 KiB.
     let text = std::fs::read_to_string(&outbox).expect("outbox");
@@ -1458,15 +1450,12 @@ fn an_event_the_broker_keeps_closing_the_channel_on_is_dead_lettered_as_poison()
     std::thread::sleep(Duration::from_millis(1000));
     let events = client.drain(&observer);
     assert_eq!(event_ids(&events), ["good-1", "good-2"]);
-    let letters = read_dead_letters(&dead);
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0]["eventId"], "big-1");
-    let reason = letters[0]["reason"].as_str().unwrap_or_default();
+    let letter = the_one_dead_letter(&dead, &outbox, "big-1");
+    let reason = letter["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("3 sessions in a row") && reason.contains("PRECONDITION"),
         "{reason}"
     );
-    assert_eq!(read_outbox_records(&outbox), 0, "the outbox emptied");
     // Three losses to convict it, then none: no reconnect loop.
     let lines = host.lines();
     assert_eq!(

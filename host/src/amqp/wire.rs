@@ -111,10 +111,10 @@ pub fn check(record: &Record, limits: &Limits) -> Result<(), Unsendable> {
 /// the fault of a message it was sent: a frame or syntax error (what a
 /// malformed message causes), a command or frame out of place, content too
 /// large or a failed precondition (RabbitMQ's `max_message_size`, a bad
-/// property), something not implemented. Not the broker going away (320
-/// CONNECTION_FORCED), permissions or topology (403, 404, 405, 402, 530:
-/// every message would fail alike), a channel misused (504), resources
-/// (506) or the broker's own internal error (541).
+/// property), or a method the broker does not support (540). Not the broker
+/// going away (320 CONNECTION_FORCED), permissions or topology (403, 404,
+/// 405, 402, 530: every message would fail alike), a channel misused (504),
+/// resources (506) or the broker's own internal error (541).
 pub fn blames_the_message(code: u16) -> bool {
     matches!(code, 311 | 406 | 501 | 502 | 503 | 505 | 540)
 }
