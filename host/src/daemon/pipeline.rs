@@ -365,7 +365,7 @@ pub fn run_request(
     last_run_ms: u64,
     config_dir: &Path,
 ) -> RunRequest {
-    let mut request = RunRequest {
+    RunRequest {
         tick_id: tick.id.clone(),
         tick_ms: tick.time_ms,
         agent: agent.to_string(),
@@ -403,36 +403,16 @@ pub fn run_request(
                     .map(|value| (g.guest.clone(), crate::runtime::GrantedValue(value)))
             })
             .collect(),
-        secrets: Vec::new(),
+        secret_files: check
+            .grants
+            .secrets
+            .iter()
+            .map(|s| (s.name.clone(), s.file_from(config_dir)))
+            .collect(),
         net: check.grants.net.clone(),
-        unavailable: Vec::new(),
         processes: Arc::new(Vec::new()),
-    };
-    // Secrets too are read at each run, from their files; a file that
-    // cannot be read stops the run with a reason that names it, not a value.
-    for secret in &check.grants.secrets {
-        let file = secret.file_from(config_dir);
-        match crate::store::read::read_regular_text(&file, MAX_SECRET_BYTES, "secret file") {
-            Ok(text) => {
-                let value = text.strip_suffix('\n').unwrap_or(&text);
-                let value = value.strip_suffix('\r').unwrap_or(value);
-                request.secrets.push((
-                    secret.name.clone(),
-                    crate::runtime::GrantedValue(value.to_string()),
-                ));
-            }
-            Err(e) => request.unavailable.push(format!(
-                "secret {}: cannot read {}: {e}",
-                secret.name,
-                file.display()
-            )),
-        }
     }
-    request
 }
-
-/// The largest secret file read.
-const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport) {
     let duration = format!("{:.3}ms", report.duration_us as f64 / 1000.0);

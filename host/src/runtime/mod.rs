@@ -193,16 +193,15 @@ pub struct RunRequest {
     /// for this run (name as the handler sees it, value); nothing else of
     /// the host's environment reaches the handler.
     pub env: Vec<(String, GrantedValue)>,
-    /// Granted secrets read for this run (variable name, value): given to
-    /// the handler as environment variables, and replaced by `[redacted]`
-    /// wherever the handler's logs, events, details or reason repeat them.
-    pub secrets: Vec<(String, GrantedValue)>,
+    /// Granted secrets (variable name, file). [`Runtime::run`] reads the
+    /// files as the run starts, outside any lock of the caller's, gives the
+    /// values to the handler as environment variables, and replaces them by
+    /// `[redacted]` wherever the handler's logs, events, details or reason
+    /// repeat them. A file that cannot be read fails the run before it starts.
+    pub secret_files: Vec<(String, PathBuf)>,
     /// The TCP/UDP peers the check may reach (`grants.net`); nothing
     /// when empty (no sockets, no name lookups).
     pub net: Vec<heartbeat_core::net::NetPattern>,
-    /// Why a granted secret could not be read: the run does not start
-    /// (the reason names the secret and its file, never a value).
-    pub unavailable: Vec<String>,
     /// The watched processes, as the host sees them when the run starts.
     pub processes: Arc<Vec<ProcessInfo>>,
 }
@@ -429,40 +428,46 @@ impl Runtime {
     /// deadline passes.
     pub async fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
         let started = Instant::now();
-        if !request.unavailable.is_empty() {
-            return RunReport::failed_before_start(request.unavailable.join("; "));
-        }
+        let secrets = match read_secrets(&request.secret_files) {
+            Ok(secrets) => secrets,
+            Err(reasons) => return RunReport::failed_before_start(reasons),
+        };
         let timeout = Duration::from_millis(request.limits.timeout_ms);
         let stderr = stderr::StderrTail::default();
         // The names in `grants.net`, resolved for this run (within its time).
         let resolved = tokio::time::timeout(timeout, resolve_names(&request.net))
             .await
             .unwrap_or_default();
-        let mut report =
-            match self.build_store(request, started + timeout, stderr.clone(), resolved) {
-                Ok(mut store) => {
-                    let outcome = tokio::time::timeout(
-                        timeout + EPOCH_TICK * 2,
-                        self.call(handler, &mut store, request),
-                    )
-                    .await;
-                    let state = store.into_data();
-                    let mut report = match outcome {
-                        Ok(result) => interpret(result, &state, &request.limits, &stderr),
-                        Err(_elapsed) => RunReport::failed_before_start(format!(
-                            "timeout after {} ms (blocked in a host call)",
-                            request.limits.timeout_ms
-                        )),
-                    };
-                    report.logs = state.output.logs;
-                    report.events = state.output.events;
-                    report.dropped_logs = state.output.dropped_logs;
-                    report
-                }
-                Err(e) => RunReport::failed_before_start(format!("{e:#}")),
-            };
+        let mut report = match self.build_store(
+            request,
+            started + timeout,
+            stderr.clone(),
+            resolved,
+            &secrets,
+        ) {
+            Ok(mut store) => {
+                let outcome = tokio::time::timeout(
+                    timeout + EPOCH_TICK * 2,
+                    self.call(handler, &mut store, request),
+                )
+                .await;
+                let state = store.into_data();
+                let mut report = match outcome {
+                    Ok(result) => interpret(result, &state, &request.limits, &stderr),
+                    Err(_elapsed) => RunReport::failed_before_start(format!(
+                        "timeout after {} ms (blocked in a host call)",
+                        request.limits.timeout_ms
+                    )),
+                };
+                report.logs = state.output.logs;
+                report.events = state.output.events;
+                report.dropped_logs = state.output.dropped_logs;
+                report
+            }
+            Err(e) => RunReport::failed_before_start(format!("{e:#}")),
+        };
         report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        redact(&mut report, &request.secrets);
+        redact(&mut report, &secrets);
         report
     }
 
@@ -472,6 +477,7 @@ impl Runtime {
         deadline: Instant,
         stderr: stderr::StderrTail,
         resolved: Vec<std::net::IpAddr>,
+        secrets: &[(String, GrantedValue)],
     ) -> anyhow::Result<Store<RunState>> {
         let mut wasi = WasiCtxBuilder::new();
         // Kept for the failure reason only; the handler cannot read it back.
@@ -479,7 +485,7 @@ impl Runtime {
         if !request.net.is_empty() {
             grant_sockets(&mut wasi, request, resolved);
         }
-        for (name, value) in request.env.iter().chain(&request.secrets) {
+        for (name, value) in request.env.iter().chain(secrets) {
             wasi.env(name, &value.0);
         }
         for dir in &request.dirs {
@@ -563,6 +569,7 @@ impl Runtime {
             Instant::now() + Duration::from_secs(24 * 3600),
             stderr::StderrTail::default(),
             Vec::new(),
+            &[],
         )?;
         let instance = handler
             .pre
@@ -740,6 +747,34 @@ fn grant_sockets(wasi: &mut WasiCtxBuilder, request: &RunRequest, resolved: Vec<
             }
             Box::pin(std::future::ready(allowed))
         });
+}
+
+/// The largest secret file read.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// The granted secrets' values (one trailing newline removed), or why one
+/// cannot be read: the reason names the secret and its file, never a value.
+fn read_secrets(files: &[(String, PathBuf)]) -> Result<Vec<(String, GrantedValue)>, String> {
+    let mut secrets = Vec::with_capacity(files.len());
+    let mut refused = Vec::new();
+    for (name, file) in files {
+        match crate::store::read::read_regular_text(file, MAX_SECRET_BYTES, "secret file") {
+            Ok(text) => {
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                secrets.push((name.clone(), GrantedValue(value.to_string())));
+            }
+            Err(e) => refused.push(format!(
+                "secret {name}: cannot read {}: {e}",
+                file.display()
+            )),
+        }
+    }
+    if refused.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(refused.join("; "))
+    }
 }
 
 /// What replaces a secret's value wherever a handler repeats it.
