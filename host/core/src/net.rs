@@ -76,6 +76,23 @@ impl NetPattern {
     }
 }
 
+/// As written in a grant (IPv6 in brackets, `*` for any port): parses back
+/// to the same pattern.
+impl std::fmt::Display for NetPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            NetHost::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+            NetHost::Ip(ip) => write!(f, "{ip}")?,
+            NetHost::Cidr(net, bits) => write!(f, "{net}/{bits}")?,
+            NetHost::Name(name) => f.write_str(name)?,
+        }
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => f.write_str(":*"),
+        }
+    }
+}
+
 /// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as the IPv4 address it carries.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -149,6 +166,20 @@ mod tests {
             "[::1]80",
         ] {
             assert!(NetPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_shows_as_written_and_parses_back() {
+        for text in [
+            "db.internal:5432",
+            "10.0.0.0/8:*",
+            "[::1]:80",
+            "127.0.0.1:8080",
+        ] {
+            let pattern = NetPattern::parse(text).expect("valid");
+            assert_eq!(pattern.to_string(), text);
+            assert_eq!(NetPattern::parse(&pattern.to_string()), Ok(pattern));
         }
     }
 

@@ -147,19 +147,7 @@ fn grants_line(grants: &heartbeat_core::config::Grants) -> Option<String> {
         });
     }
     if !grants.net.is_empty() {
-        let peers: Vec<String> = grants
-            .net
-            .iter()
-            .map(|p| {
-                let host = match &p.host {
-                    heartbeat_core::net::NetHost::Ip(ip) => ip.to_string(),
-                    heartbeat_core::net::NetHost::Cidr(net, bits) => format!("{net}/{bits}"),
-                    heartbeat_core::net::NetHost::Name(name) => name.clone(),
-                };
-                let port = p.port.map_or("*".to_string(), |p| p.to_string());
-                format!("{host}:{port}")
-            })
-            .collect();
+        let peers: Vec<String> = grants.net.iter().map(ToString::to_string).collect();
         parts.push(format!("net {}", peers.join(", ")));
     }
     for secret in &grants.secrets {
@@ -506,14 +494,15 @@ mod tests {
             &config,
             r#"{"checks": {"a": {"grants": {
                 "dirs": {"/data": {"path": "mem", "readOnly": true}}, "emit": ["alerts.#"],
-                "env": {"TOKEN": "API_TOKEN"}, "secrets": {"DB": {"file": "db"}}}},
+                "env": {"TOKEN": "API_TOKEN"}, "secrets": {"DB": {"file": "db"}},
+                "net": ["10.0.0.0/8:*", "[::1]:80"]}},
               "b": {}}}"#,
         )
         .expect("config");
         let text = check(&config, None, None).render();
         assert!(
             text.contains(
-                "grants of a: dir /data = mem (read-only); emit alerts.#; env TOKEN = $API_TOKEN; secret DB from db\n"
+                "grants of a: dir /data = mem (read-only); emit alerts.#; env TOKEN = $API_TOKEN; net 10.0.0.0/8:*, [::1]:80; secret DB from db\n"
             ),
             "{text}"
         );
