@@ -168,3 +168,42 @@ pub enum ProcessState {
     /// Stopped gracefully.
     Stopped,
 }
+
+impl ProcessState {
+    /// Every state, in the order a process goes through them.
+    pub const ALL: [ProcessState; 6] = [
+        ProcessState::Starting,
+        ProcessState::Alive,
+        ProcessState::Degraded,
+        ProcessState::Late,
+        ProcessState::Dead,
+        ProcessState::Stopped,
+    ];
+
+    /// The name the liveness file, `/status` and the metrics use (serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Starting => "starting",
+            ProcessState::Alive => "alive",
+            ProcessState::Degraded => "degraded",
+            ProcessState::Late => "late",
+            ProcessState::Dead => "dead",
+            ProcessState::Stopped => "stopped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_states_name_is_the_one_serde_writes() {
+        for state in ProcessState::ALL {
+            assert_eq!(
+                serde_json::to_value(state).expect("serializes"),
+                serde_json::json!(state.as_str())
+            );
+        }
+    }
+}

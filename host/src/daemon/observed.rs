@@ -108,7 +108,7 @@ impl HostView for Observed {
             .into_iter()
             .map(|p| {
                 serde_json::json!({
-                    "name": p.name, "status": format!("{:?}", p.status).to_lowercase(),
+                    "name": p.name, "status": p.status.as_str(),
                     "lastMessage": p.last_message, "lastSeen": iso_utc(p.last_seen_ms),
                 })
             })

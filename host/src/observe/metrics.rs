@@ -436,18 +436,11 @@ impl Metrics {
                 .set(i64::from(now.running.contains(*name)));
         }
         self.processes.clear();
-        for state in [
-            ProcessState::Starting,
-            ProcessState::Alive,
-            ProcessState::Degraded,
-            ProcessState::Late,
-            ProcessState::Dead,
-            ProcessState::Stopped,
-        ] {
+        for state in ProcessState::ALL {
             let count = now.processes.iter().filter(|p| p.status == state).count();
             self.processes
                 .get_or_create(&StatusLabel {
-                    status: process_label(state).to_string(),
+                    status: state.as_str().to_string(),
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
@@ -545,16 +538,5 @@ fn reason_label(reason: &NotRunning) -> &'static str {
         NotRunning::Backoff { .. } => "backoff",
         NotRunning::NotDue => "not_due",
         NotRunning::TickFull => "tick_full",
-    }
-}
-
-fn process_label(state: ProcessState) -> &'static str {
-    match state {
-        ProcessState::Starting => "starting",
-        ProcessState::Alive => "alive",
-        ProcessState::Degraded => "degraded",
-        ProcessState::Late => "late",
-        ProcessState::Dead => "dead",
-        ProcessState::Stopped => "stopped",
     }
 }
