@@ -40,6 +40,10 @@ pub mod bindings {
     });
 }
 
+pub mod env;
+pub mod http;
+pub mod kv;
+
 pub use bindings::Guest as Handler;
 pub use bindings::heartbeat::handler::types::{Check, Outcome, Status, Tick};
 

@@ -207,6 +207,22 @@ impl probe_host::Host for ProbeState {
     }
 }
 
+/// No store: the no-op handlers call none of it.
+impl probe::heartbeat::handler::kv::Host for ProbeState {
+    fn kv_get(&mut self, _key: String) -> wasmtime::Result<Result<Option<String>, String>> {
+        Ok(Ok(None))
+    }
+    fn kv_set(&mut self, _key: String, _value: String) -> wasmtime::Result<Result<(), String>> {
+        Ok(Ok(()))
+    }
+    fn kv_delete(&mut self, _key: String) -> wasmtime::Result<Result<(), String>> {
+        Ok(Ok(()))
+    }
+    fn kv_keys(&mut self) -> wasmtime::Result<Result<Vec<String>, String>> {
+        Ok(Ok(Vec::new()))
+    }
+}
+
 /// An engine set-up to compare.
 #[derive(Clone, Copy)]
 struct Variant {

@@ -6,7 +6,11 @@
 //!   with the pooling allocator and without;
 //! - baselines in the same run: one instance reused, and a native call;
 //! - time from a handler file written to its first possible run;
-//! - host start-up with 50 cached handlers.
+//! - host start-up with 50 cached handlers;
+//! - with `-- --kv` only: the key-value store (issue 12), one durable
+//!   `kv-set` of a 100-byte value and one `kv-get`, timed by the guest
+//!   around its own calls (the kv test handler, built here when missing)
+//!   and, on the host alone, the write and the read at a run's start.
 //!
 //! `cargo bench -p heartbeat-host --bench runtime` (add `-- --quick` for a
 //! short run).
@@ -240,8 +244,139 @@ fn breakdown(rt: &tokio::runtime::Runtime, n: usize) {
     });
 }
 
+/// `tests/handlers/kv` built for wasm32-wasip2 into the directory the host's
+/// build script uses (as the e2e tests build it), or why not.
+fn kv_test_handler() -> Result<std::path::PathBuf, String> {
+    let target_dir = std::path::PathBuf::from(env!("HEARTBEAT_WASM_TARGET_DIR"));
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("host/ has no parent")?;
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "build",
+        "--profile",
+        "wasm-handlers",
+        "--target",
+        "wasm32-wasip2",
+        "-p",
+        "test-handler-kv",
+    ])
+    .arg("--manifest-path")
+    .arg(workspace.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("{cmd:?} failed ({status})"));
+    }
+    Ok(target_dir.join("wasm32-wasip2/wasm-handlers/test_handler_kv.wasm"))
+}
+
+/// The key-value store's per-call costs: from inside a guest, then on the
+/// host alone. Writes go to a temporary directory (the file system of
+/// `TMPDIR`: say which when quoting the figures, fsync is most of a write).
+fn kv_figures(rt: &tokio::runtime::Runtime, quick: bool) {
+    let n: usize = if quick { 50 } else { 500 };
+    let dir = tempfile::tempdir().expect("tempdir");
+    println!(
+        "key-value store, 100-byte value, store in {}:",
+        dir.path().display()
+    );
+    let runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: None,
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    match kv_test_handler() {
+        Ok(wasm) => {
+            let handler = registry::load_file(&runtime, &wasm).expect("kv test handler loads");
+            let mut request = noop_request("kv");
+            request.meta = format!(r#"{{"mode": "bench", "n": {n}, "bytes": 100}}"#);
+            request.limits.timeout_ms = 600_000;
+            request.kv = Some(heartbeat_host::KvLocation::new(dir.path().join("guest")));
+            let report = rt.block_on(runtime.run(&handler, &request));
+            assert_eq!(
+                report.status,
+                heartbeat_host::core::model::RunStatus::Success,
+                "{:?}",
+                report.error
+            );
+            let ns = |op: &str, at: &str| report.details[op][at].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  kv-set from the guest (durable)  median {:9.3} us  p99 {:9.3} us  ({n} calls)",
+                ns("setNs", "median") / 1e3,
+                ns("setNs", "p99") / 1e3
+            );
+            println!(
+                "  kv-get from the guest            median {:9.3} us  p99 {:9.3} us  ({n} calls)",
+                ns("getNs", "median") / 1e3,
+                ns("getNs", "p99") / 1e3
+            );
+        }
+        Err(e) => println!("  (guest figures skipped: the kv test handler did not build: {e})"),
+    }
+    let location = heartbeat_host::KvLocation::new(dir.path().join("host"));
+    let mut data = heartbeat_host::bench::KvData::default();
+    data.insert("bench".into(), "x".repeat(100));
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        location.save("bench", &data).expect("save");
+        samples.push(start.elapsed());
+    }
+    let save = stats(samples);
+    println!(
+        "  host write (temp, fsync, rename, fsync dir)  median {:9.3} us  p99 {:9.3} us",
+        us(save.median),
+        us(save.p99)
+    );
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        black_box(location.load("bench").expect("load"));
+        samples.push(start.elapsed());
+    }
+    let load = stats(samples);
+    println!(
+        "  host read at a run's start (1 key)           median {:9.3} us  p99 {:9.3} us",
+        us(load.median),
+        us(load.p99)
+    );
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        black_box(location.load("never-written").expect("load"));
+        samples.push(start.elapsed());
+    }
+    let missing = stats(samples);
+    println!(
+        "  host read at a run's start (no store yet)    median {:9.3} us  p99 {:9.3} us",
+        us(missing.median),
+        us(missing.p99)
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--kv") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio");
+        kv_figures(&rt, quick);
+        return;
+    }
     if std::env::args().any(|a| a == "--fresh-only") {
         // For profilers: fresh-instance runs and nothing else.
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -44,6 +44,7 @@ pub use runtime::{
     RunReport, RunRequest, Runtime, RuntimeError, RuntimeOptions,
 };
 pub use source::{Clock, SystemClock, Tick, TickDone};
+pub use store::kv::KvLocation;
 pub use store::load_config;
 pub use store::state::{Saved, Store};
 
@@ -65,4 +66,5 @@ pub mod reload {
 #[cfg(feature = "bench")]
 pub mod bench {
     pub use crate::runtime::{ReusedInstance, pooling_config};
+    pub use crate::store::kv::KvData;
 }

@@ -2,10 +2,12 @@
 //! `heartbeat-host invoke` with a bound on their time, and read what they
 //! printed.
 
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -188,6 +190,12 @@ pub struct Invoked {
 /// Runs `heartbeat-host invoke ARGS` with its compiled-code cache under
 /// `cache_home` (XDG_CACHE_HOME), and parses the JSON it prints.
 pub fn invoke(args: &[&str], cache_home: &Path) -> Invoked {
+    invoke_with_env(args, cache_home, &[])
+}
+
+/// [`invoke`], with `envs` set in the host's environment (what a check's
+/// `grants.env` may pass on to the handler, or not).
+pub fn invoke_with_env(args: &[&str], cache_home: &Path, envs: &[(&str, &str)]) -> Invoked {
     let mut cmd = Command::new(crate::support::host_bin());
     cmd.arg("invoke")
         .args(args)
@@ -196,6 +204,9 @@ pub fn invoke(args: &[&str], cache_home: &Path) -> Invoked {
         .env_remove("HANDLERS_DIR")
         .env_remove("AGENT_NAME")
         .env("LOG_LEVEL", "warn");
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
     let finished = run_bounded(&mut cmd, "heartbeat-host invoke", INVOKE_TIMEOUT);
     let json = serde_json::from_str(&finished.stdout)
         .unwrap_or_else(|e| panic!("invoke {args:?} printed no JSON ({e}):\n{}", finished.log()));
@@ -232,4 +243,59 @@ pub fn deploy(wasm: &Path, dir: &Path, name: &str) {
     std::fs::copy(wasm, &staging)
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", wasm.display(), staging.display()));
     std::fs::rename(&staging, dir.join(format!("{name}.wasm"))).expect("rename into place");
+}
+
+/// The languages of `examples/cookbook/` (its directory names).
+pub const COOKBOOK_LANGUAGES: [&str; 4] = ["python", "javascript", "c", "rust"];
+
+/// The recipes of `examples/cookbook/`, one file each per language.
+pub const COOKBOOK_RECIPES: [&str; 3] = ["file_check", "http_get", "kv_counter"];
+
+/// `examples/cookbook/<lang>/<recipe>` built with its language's
+/// `build.sh` into `target/e2e-cookbook/<lang>/<recipe>.wasm`, once per
+/// test process (tests asking at the same time wait for the one build; the
+/// file is renamed into place whole, so another test process never reads
+/// half of it).
+pub fn cookbook_recipe(lang: &str, recipe: &str) -> PathBuf {
+    type Slot = Arc<OnceLock<PathBuf>>;
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), Slot>>> = OnceLock::new();
+    let slot = {
+        let mut built = BUILT
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            built
+                .entry((lang.to_string(), recipe.to_string()))
+                .or_default(),
+        )
+    };
+    slot.get_or_init(|| {
+        let script = repo_root()
+            .join("examples/cookbook")
+            .join(lang)
+            .join("build.sh");
+        let dir = repo_root().join("target/e2e-cookbook").join(lang);
+        let out = dir.join(format!("{recipe}.wasm"));
+        let part = dir.join(format!("{recipe}.{}.wasm.part", std::process::id()));
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).arg(recipe).arg(&part);
+        clean_cargo_env(&mut cmd);
+        let what = format!("{} {recipe}", script.display());
+        let finished = run_bounded(&mut cmd, &what, BUILD_TIMEOUT);
+        assert!(
+            finished.status.success(),
+            "{what} failed:\n{}",
+            finished.log()
+        );
+        assert!(
+            std::fs::metadata(&part).is_ok_and(|m| m.len() > 0),
+            "{what} wrote no {}:\n{}",
+            part.display(),
+            finished.log()
+        );
+        std::fs::rename(&part, &out).expect("rename the recipe into place");
+        out
+    })
+    .clone()
 }

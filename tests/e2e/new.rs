@@ -1,22 +1,41 @@
 //! `heartbeat-host new NAME --lang L`: the project it writes, in a fresh
 //! directory outside the workspace, builds with its own build script and
-//! passes `invoke` as generated, in every language.
+//! passes `invoke` as generated, in every language; its starter's one
+//! request (`meta.url`) reaches a real local server when the origin is
+//! granted and is refused when it is not.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::http_server::TestServer;
 use crate::lang_support::{build, events, invoke, repo_root, run_bounded};
 use crate::support;
 
-/// Creates, builds and invokes a project in `lang`; returns the invocation.
-fn new_build_invoke(lang: &str, name: &str) -> serde_json::Value {
+/// A generated project, built and invoked once with `{"a": 1, "b": 2}`.
+struct Built {
+    /// Holds the project and the compiled-code cache.
+    work: tempfile::TempDir,
+    /// The component its build script wrote.
+    wasm: PathBuf,
+    /// What the invocation printed.
+    out: serde_json::Value,
+}
+
+impl Built {
+    fn cache(&self) -> PathBuf {
+        self.work.path().join("cache")
+    }
+}
+
+/// Creates, builds and invokes a project in `lang`.
+fn new_build_invoke(lang: &str, name: &str) -> Built {
     new_edit_build_invoke(lang, name, |_| {})
 }
 
 /// [`new_build_invoke`], with `edit` applied to the project before it is
 /// built (a user's own code in place of the starter's).
-fn new_edit_build_invoke(lang: &str, name: &str, edit: impl FnOnce(&Path)) -> serde_json::Value {
+fn new_edit_build_invoke(lang: &str, name: &str, edit: impl FnOnce(&Path)) -> Built {
     let work = tempfile::tempdir().expect("tempdir");
     let project = work.path().join("projects").join(name);
     let mut cmd = Command::new(support::host_bin());
@@ -50,6 +69,16 @@ fn new_edit_build_invoke(lang: &str, name: &str, edit: impl FnOnce(&Path)) -> se
         std::fs::read_to_string(repo_root().join("wit/handler.wit")).expect("repo wit"),
         "the project carries the host's WIT"
     );
+    for entry in std::fs::read_dir(repo_root().join("wit/deps")).expect("wit/deps") {
+        let dep = entry.expect("entry").path();
+        let name = dep.file_name().expect("a file name");
+        assert_eq!(
+            std::fs::read(project.join("wit/deps").join(name)).ok(),
+            std::fs::read(&dep).ok(),
+            "the project carries wit/deps/{}",
+            name.to_string_lossy()
+        );
+    }
 
     edit(&project);
 
@@ -75,12 +104,69 @@ fn new_edit_build_invoke(lang: &str, name: &str, edit: impl FnOnce(&Path)) -> se
         ],
         &work.path().join("cache"),
     );
+    // 0 or 1: the handler loaded and ran (what it returned is the caller's
+    // to check).
     assert!(
-        invoked.finished.status.success(),
+        matches!(invoked.finished.status.code(), Some(0 | 1)),
         "{lang}: {}",
         invoked.finished.log()
     );
-    invoked.json
+    Built {
+        work,
+        wasm,
+        out: invoked.json,
+    }
+}
+
+/// The starter's request: with `meta.url` on a granted origin its status
+/// and body reach the details; without the grant the run fails, naming the
+/// origin the host refused; an error status is a failed run.
+fn assert_the_starter_request_is_granted_or_refused(lang: &str, built: &Built) {
+    let server = TestServer::start();
+    let wasm = built.wasm.to_str().expect("utf-8");
+    let meta = |path: &str| serde_json::json!({ "url": server.url(path) }).to_string();
+    let origin = server.origin();
+
+    let ok = meta("/ok");
+    let out = invoke(
+        &[wasm, "--meta", &ok, "--grant-http", &origin],
+        &built.cache(),
+    )
+    .json;
+    assert_eq!(out["status"], "success", "{lang}: {out}");
+    assert_eq!(out["details"]["status"], 200, "{lang}: {out}");
+    assert_eq!(
+        out["details"]["excerpt"], "hello from the test server",
+        "{lang}: {out}"
+    );
+    assert_eq!(server.requests(), ["GET /ok"], "{lang}");
+
+    let missing = meta("/status/503");
+    let out = invoke(
+        &[wasm, "--meta", &missing, "--grant-http", &origin],
+        &built.cache(),
+    )
+    .json;
+    assert_eq!(out["status"], "failed", "{lang}: {out}");
+    assert_eq!(
+        out["error"],
+        format!("GET {}: HTTP 503", server.url("/status/503")),
+        "{lang}: {out}"
+    );
+
+    let out = invoke(&[wasm, "--meta", &ok], &built.cache()).json;
+    assert_eq!(out["status"], "failed", "{lang}: {out}");
+    assert!(
+        out["error"].as_str().is_some_and(|e| e.ends_with(&format!(
+            "refused by the host: http origin {origin} is not in grants.http"
+        ))),
+        "{lang}: {out}"
+    );
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "{lang}: the refused one never left"
+    );
 }
 
 fn assert_starter_ran(lang: &str, name: &str, out: &serde_json::Value) {
@@ -101,30 +187,67 @@ fn assert_starter_ran(lang: &str, name: &str, out: &serde_json::Value) {
 
 #[test]
 fn new_rust_project_builds_and_invokes() {
-    let out = new_build_invoke("rust", "ping_rust");
-    assert_starter_ran("rust", "ping_rust", &out);
-    assert_eq!(out["details"], serde_json::json!({"emitted": 1}));
+    let built = new_build_invoke("rust", "ping_rust");
+    assert_starter_ran("rust", "ping_rust", &built.out);
+    assert_eq!(built.out["details"], serde_json::json!({"emitted": 1}));
+    assert_the_starter_request_is_granted_or_refused("rust", &built);
 }
 
 #[test]
 fn new_python_project_builds_and_invokes() {
-    let out = new_build_invoke("python", "ping_python");
-    assert_starter_ran("python", "ping_python", &out);
-    assert_eq!(out["details"], serde_json::json!({"metaKeys": 2}));
+    let built = new_build_invoke("python", "ping_python");
+    assert_starter_ran("python", "ping_python", &built.out);
+    assert_eq!(built.out["details"], serde_json::json!({"metaKeys": 2}));
+    assert_the_starter_request_is_granted_or_refused("python", &built);
 }
 
 #[test]
 fn new_js_project_builds_and_invokes() {
-    let out = new_build_invoke("js", "ping_js");
-    assert_starter_ran("js", "ping_js", &out);
-    assert_eq!(out["details"], serde_json::json!({"metaKeys": 2}));
+    let built = new_build_invoke("js", "ping_js");
+    assert_starter_ran("js", "ping_js", &built.out);
+    assert_eq!(built.out["details"], serde_json::json!({"metaKeys": 2}));
+    assert_the_starter_request_is_granted_or_refused("js", &built);
 }
 
 #[test]
 fn new_c_project_builds_and_invokes() {
-    let out = new_build_invoke("c", "ping_c");
-    assert_starter_ran("c", "ping_c", &out);
-    assert_eq!(out["details"], serde_json::json!({"emitted": 1}));
+    let built = new_build_invoke("c", "ping_c");
+    assert_starter_ran("c", "ping_c", &built.out);
+    assert_eq!(built.out["details"], serde_json::json!({"emitted": 1}));
+    assert_the_starter_request_is_granted_or_refused("c", &built);
+}
+
+#[test]
+fn new_js_project_reads_a_granted_directory_as_generated() {
+    // The generated world imports wasi:filesystem/preopens, so a handler
+    // that imports it (the cookbook's file_check) builds with the
+    // project's own build script, unedited, and reads what is granted.
+    let recipe = repo_root().join("examples/cookbook/javascript/file_check.js");
+    let built = new_edit_build_invoke("js", "files_js", |project| {
+        std::fs::copy(&recipe, project.join("handler.js")).expect("copy the recipe");
+    });
+    // Run with {"a": 1, "b": 2}: no meta.file, a failed run.
+    assert_eq!(built.out["status"], "failed", "{}", built.out);
+    let data = built.work.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("status.txt"), "OK: granted\n").expect("write");
+    let grant = format!("/data={}:ro", data.display());
+    let out = invoke(
+        &[
+            built.wasm.to_str().expect("utf-8"),
+            "--grant-dir",
+            &grant,
+            "--meta",
+            r#"{"file": "/data/status.txt", "mustContain": "OK"}"#,
+        ],
+        &built.cache(),
+    )
+    .json;
+    assert_eq!(out["status"], "success", "{out}");
+    assert_eq!(
+        out["details"],
+        serde_json::json!({"file": "/data/status.txt", "chars": 12})
+    );
 }
 
 #[test]
@@ -141,7 +264,8 @@ fn drop_in_readme_port_of_the_consumers_ping_handler_answers_pong() {
     );
     let out = new_edit_build_invoke("python", "ping", |project| {
         std::fs::copy(&port, project.join("app.py")).expect("copy the port");
-    });
+    })
+    .out;
     assert_eq!(out["status"], "success", "{out}");
     assert_eq!(out["handler"], "ping", "{out}");
     assert_eq!(out["details"], serde_json::json!({"message": "pong"}));

@@ -511,7 +511,7 @@ fn files_that_are_not_handler_components_are_refused_with_a_reason() {
     // An empty component: valid, but it exports no `run`.
     let err = refuse(b"\0asm\x0d\0\x01\0");
     assert!(
-        err.contains("does not implement heartbeat:handler/handler@0.1.0"),
+        err.contains("does not implement heartbeat:handler/handler@0.1.1"),
         "{err}"
     );
 }

@@ -4,8 +4,11 @@
 #
 #   examples/handlers/javascript/build.sh [OUT.wasm]   (default: build/error_budget.wasm)
 #
-# `-d http fetch-event` leaves out componentize-js's wasi:http support, so
-# the component imports only what heartbeat-host provides.
+# It builds the plain `handler` world and `-d http fetch-event` leaves out
+# componentize-js's wasi:http support: this handler makes no request, so
+# its component imports no wasi:http. (A handler that fetch()es or imports
+# WASI interfaces builds `--world-name handler-wasi -d fetch-event`, as
+# `heartbeat-host new --lang js` projects and examples/cookbook/javascript do.)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"

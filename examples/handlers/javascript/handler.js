@@ -17,7 +17,7 @@
 // `failed` once it is exhausted; a `meta` it cannot read is an error (a
 // failed run whose reason names the field).
 
-import { emit, log } from 'heartbeat:handler/host@0.1.0';
+import { emit, log } from 'heartbeat:handler/host@0.1.1';
 
 const MINUTE_MS = 60 * 1000;
 const DAY_MS = 24 * 60 * MINUTE_MS;

@@ -467,6 +467,8 @@ const FIELDS: &[&str] = &[
     "maxLogLines",
     "maxEvents",
     "maxOutputBytes",
+    "maxHttpBytes",
+    "maxKvBytes",
     "grants",
     "dirs",
     "emit",
@@ -498,6 +500,8 @@ const CHECK_FIELDS: &[&str] = &[
     "maxLogLines",
     "maxEvents",
     "maxOutputBytes",
+    "maxHttpBytes",
+    "maxKvBytes",
     "grants",
 ];
 const LIMIT_FIELDS: &[&str] = &[
@@ -506,6 +510,8 @@ const LIMIT_FIELDS: &[&str] = &[
     "maxLogLines",
     "maxEvents",
     "maxOutputBytes",
+    "maxHttpBytes",
+    "maxKvBytes",
 ];
 
 fn key() -> impl Strategy<Value = String> {
@@ -585,9 +591,8 @@ fn plausible(name: &'static str) -> BoxedStrategy<Doc> {
         "$schema" => strings_from(&["heartbeat.v1", "heartbeat.v2", ""]),
         "agent" | "handler" | "reason" | "path" => strings_from(&["default", "cack", "", "memory"]),
         "cadenceMs" | "priority" | "lastRun" | "timeoutMs" | "memoryMb" | "maxLogLines"
-        | "maxEvents" | "maxOutputBytes" | "maxPerTick" | "until" => {
-            number().prop_map(Doc::Number).boxed()
-        }
+        | "maxEvents" | "maxOutputBytes" | "maxHttpBytes" | "maxKvBytes" | "maxPerTick"
+        | "until" => number().prop_map(Doc::Number).boxed(),
         "enabled" | "readOnly" => any::<bool>().prop_map(Doc::Bool).boxed(),
         "window" => object_of(&["start", "end", "tz"]),
         "start" | "end" => strings_from(&["00:00", "23:59", "24:00", "9:00", "9:0", "07:60"]),

@@ -30,6 +30,7 @@ pub mod explain;
 #[cfg(test)]
 mod fuzz;
 pub mod health;
+pub mod http;
 pub mod model;
 pub mod net;
 pub mod processes;

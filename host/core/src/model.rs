@@ -99,6 +99,13 @@ pub struct Limits {
     pub max_events: u32,
     /// Bytes a run may send through log records and events together.
     pub max_output_bytes: u64,
+    /// Bytes of one HTTP request body, and of one response body, a run may
+    /// send or receive (`grants.http`); a body over it is cut off with the
+    /// WASI HTTP body-size error.
+    pub max_http_bytes: u64,
+    /// Bytes the check's key-value store may hold (keys and values
+    /// together); a write over it is an error to the guest, not a trap.
+    pub max_kv_bytes: u64,
 }
 
 impl Default for Limits {
@@ -109,6 +116,8 @@ impl Default for Limits {
             max_log_lines: 1_000,
             max_events: 100,
             max_output_bytes: 1 << 20,
+            max_http_bytes: 10 << 20,
+            max_kv_bytes: 1 << 20,
         }
     }
 }

@@ -150,6 +150,12 @@ fn grants_line(grants: &heartbeat_core::config::Grants) -> Option<String> {
         let peers: Vec<String> = grants.net.iter().map(ToString::to_string).collect();
         parts.push(format!("net {}", peers.join(", ")));
     }
+    for http in &grants.http {
+        parts.push(match &http.ca_file {
+            Some(ca) => format!("http {} (CA {})", http.origin, ca.display()),
+            None => format!("http {}", http.origin),
+        });
+    }
     for secret in &grants.secrets {
         parts.push(format!(
             "secret {} from {}",
@@ -216,18 +222,70 @@ pub fn check(
                 used.checks.join(", "),
                 registry::NotFound::new(&used.handler, handlers_dir)
             )),
-            Some(HandlerSource::File(path)) => {
-                if let Some(runtime) = runtime
-                    && let Err(e) = registry::load_file(runtime, path)
-                {
-                    report.errors.push(format!("handler {}: {e}", used.handler));
+            Some(source) => {
+                let Some(runtime) = runtime else { continue };
+                let component = match source {
+                    HandlerSource::File(path) => registry::load_file(runtime, path),
+                    HandlerSource::BuiltIn => {
+                        match registry::load_builtin(runtime, &used.handler) {
+                            Some(loaded) => loaded,
+                            None => continue,
+                        }
+                    }
+                };
+                match component {
+                    Ok(handler) => report.warnings.extend(ungranted_imports(
+                        &handler,
+                        &loaded.config,
+                        &used.checks,
+                    )),
+                    Err(e) => report.errors.push(format!("handler {}: {e}", used.handler)),
                 }
             }
-            Some(HandlerSource::BuiltIn) => {}
         }
     }
     report.config = Some(loaded.config);
     report
+}
+
+/// Warnings for the capabilities `handler` imports that a check using it
+/// is not granted: its requests (`wasi:http`) or connections
+/// (`wasi:sockets`) will be refused at run time. An import is a fact about
+/// the component, not proof that its code connects: componentize-py's and
+/// componentize-js's runtimes import `wasi:sockets` whatever the script
+/// does, so the socket warning then says only what a connection would meet.
+fn ungranted_imports(
+    handler: &crate::runtime::LoadedHandler,
+    config: &HeartbeatConfig,
+    checks: &[String],
+) -> Vec<ConfigWarning> {
+    let imports = &handler.imports;
+    let http = imports.iter().any(|i| i == "wasi:http/outgoing-handler");
+    let sockets = imports
+        .iter()
+        .any(|i| i == "wasi:sockets/tcp-create-socket" || i == "wasi:sockets/udp-create-socket");
+    let mut warnings = Vec::new();
+    for check in config.checks.iter().filter(|c| checks.contains(&c.name)) {
+        if http && check.grants.http.is_empty() {
+            warnings.push(ConfigWarning {
+                path: format!("checks.{}.grants.http", check.name),
+                message: format!(
+                    "handler {} imports wasi:http but this check grants no origin: any request it makes will be refused (grant one, e.g. \"http\": [\"https://api.example.com\"])",
+                    handler.name
+                ),
+            });
+        }
+        if sockets && check.grants.net.is_empty() {
+            warnings.push(ConfigWarning {
+                path: format!("checks.{}.grants.net", check.name),
+                message: format!(
+                    "handler {} imports wasi:sockets but this check grants no peer: any connection it makes will be refused (grant one, e.g. \"net\": [\"db.internal:5432\"])",
+                    handler.name
+                ),
+            });
+        }
+    }
+    warnings
 }
 
 /// Directory grants whose host path is missing or not a directory: each

@@ -30,6 +30,10 @@ pub struct InvokeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Grants added to the check's, as a `grants` object of heartbeat.json.
     pub grants: Option<serde_json::Value>,
+    /// The directory of key-value stores the run uses (`--kv-dir`); `None`
+    /// gives it a fresh, empty store in a temporary directory removed
+    /// afterwards, so that `invoke` never touches a host's stores unless told.
+    pub kv_dir: Option<PathBuf>,
 }
 
 /// Why an invocation could not run the handler at all.
@@ -66,6 +70,10 @@ pub enum InvokeError {
     /// A `--grant-*` flag is not a grant.
     #[error("{0}")]
     Grant(String),
+    /// The temporary directory for the run's key-value store (no
+    /// `--kv-dir`) could not be made.
+    #[error("cannot make a temporary directory for the key-value store: {0}")]
+    KvScratch(std::io::Error),
 }
 
 /// What `invoke` prints.
@@ -133,6 +141,8 @@ pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
             check.grants.emit.extend(g.emit.iter().cloned());
             check.grants.env.extend(g.env.iter().cloned());
             check.grants.secrets.extend(g.secrets.iter().cloned());
+            check.grants.net.extend(g.net.iter().cloned());
+            check.grants.http.extend(g.http.iter().cloned());
         }
     }
     if let Some(meta) = &options.meta {
@@ -170,10 +180,20 @@ pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
         envelope: serde_json::json!({}),
         done: None,
     };
-    let request =
+    let mut request =
         crate::daemon::pipeline::run_request(&agent, &tick, &check, check.last_run_ms, config_dir);
+    let scratch = match &options.kv_dir {
+        Some(_) => None,
+        None => Some(ScratchDir::new().map_err(InvokeError::KvScratch)?),
+    };
+    request.kv = options
+        .kv_dir
+        .as_deref()
+        .or(scratch.as_ref().map(|s| s.0.as_path()))
+        .map(crate::store::kv::KvLocation::new);
+    // I/O for the handler's granted HTTP requests and sockets.
     let report = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .map_err(|e| InvokeError::Runtime(format!("async runtime: {e}")))?
         .block_on(runtime.run(&handler, &request));
@@ -184,6 +204,34 @@ pub fn invoke(options: &InvokeOptions) -> Result<Invocation, InvokeError> {
         load_ms,
         report,
     })
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// (with what is in it) when dropped: the key-value store of an `invoke`
+/// without `--kv-dir`.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> std::io::Result<ScratchDir> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let path = std::env::temp_dir().join(format!(
+            "heartbeat-host-invoke-kv.{}.{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        // `create`, not `create_all`: fails rather than adopt a directory
+        // that is already there.
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), "cannot remove the temporary key-value directory: {e}");
+        }
+    }
 }
 
 /// The check an invocation without `--check` runs as.
@@ -262,6 +310,20 @@ pub struct InvokeArgs {
     /// Grant a secret read from a file: NAME=FILE.
     #[arg(long, value_name = "NAME=FILE")]
     pub grant_secret: Vec<String>,
+    /// Use the key-value stores in DIR, kept after the run (the check's
+    /// store is DIR/<escaped check name>.json). Without it the run gets a
+    /// fresh, empty store that is removed afterwards, so invoke never touches
+    /// a host's stores (<state stem>.kv/ beside its state file) unless told.
+    #[arg(long, value_name = "DIR")]
+    pub kv_dir: Option<PathBuf>,
+    /// Grant HTTP requests to an origin (grants.http syntax, e.g.
+    /// http://127.0.0.1:8080, https://*.example.com, http://localhost:*).
+    #[arg(long, value_name = "ORIGIN")]
+    pub grant_http: Vec<String>,
+    /// Grant TCP/UDP to peers (grants.net syntax, e.g. db.internal:5432,
+    /// 10.0.0.0/8:*).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub grant_net: Vec<String>,
 }
 
 /// A `--grant-*` path made absolute against the working directory.
@@ -308,11 +370,18 @@ fn grants_json(args: &InvokeArgs) -> Result<Option<serde_json::Value>, InvokeErr
         let (name, file) = pair("grant-secret", text)?;
         secrets.insert(name, serde_json::json!({"file": absolute(&file)?}));
     }
-    if dirs.is_empty() && env.is_empty() && secrets.is_empty() && args.grant_emit.is_empty() {
+    if dirs.is_empty()
+        && env.is_empty()
+        && secrets.is_empty()
+        && args.grant_emit.is_empty()
+        && args.grant_http.is_empty()
+        && args.grant_net.is_empty()
+    {
         return Ok(None);
     }
     Ok(Some(serde_json::json!({
         "dirs": dirs, "emit": args.grant_emit, "env": env, "secrets": secrets,
+        "http": args.grant_http, "net": args.grant_net,
     })))
 }
 
@@ -327,6 +396,7 @@ pub(super) fn execute(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode
         handlers_dir: args.handlers,
         agent: args.agent,
         grants,
+        kv_dir: args.kv_dir,
         cache_dir: args
             .cache_dir
             .or_else(crate::runtime::CompileCache::default_dir),

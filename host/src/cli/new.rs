@@ -3,14 +3,19 @@
 //! generated.
 //!
 //! Each project is self-contained: it carries a copy of this host's WIT
-//! (`wit/handler.wit`), a `build.sh` that finds the pinned toolchain (the
-//! versions of `toolchains/versions.env`, written in at generation time)
-//! and says what is missing, a starter handler that logs and emits an
-//! event, and a README of three commands (build, invoke, deploy). The Rust
-//! project generates its bindings with the `wit-bindgen` crate from that
-//! WIT copy rather than depending on `handler-sdk` by path, so it builds
-//! from any directory with only crates.io; the C project also gets the WASI
-//! preview1 reactor adapter of the wasmtime release this host runs.
+//! (`wit/handler.wit`, and the WASI packages of `wit/deps/` that its world
+//! `handler-wasi` imports), a `build.sh` that finds the pinned toolchain
+//! (the versions of `toolchains/versions.env`, written in at generation
+//! time) and says what is missing, a starter handler that logs, emits an
+//! event and, when `meta.url` is set, GETs it over `wasi:http`, and a
+//! README of three commands (build, invoke, deploy). Every starter builds
+//! against `handler-wasi`; the Python, C and Rust ones carry a small
+//! blocking HTTP client of their own (`heartbeat_http.py`,
+//! `heartbeat_http.{c,h}`, `src/http.rs`), JavaScript uses `fetch()`. The
+//! Rust project generates its bindings with the `wit-bindgen` crate from
+//! that WIT copy rather than depending on `handler-sdk` by path, so it
+//! builds from any directory with only crates.io; the C project also gets
+//! the WASI preview1 reactor adapter of the wasmtime release this host runs.
 //!
 //! The templates live in `host/templates/<language>/` and are compiled into
 //! the binary; `@@key@@` marks a value filled in here.
@@ -22,6 +27,40 @@ use std::str::FromStr;
 
 /// The WIT contract the projects implement: this host's own.
 const WIT: &str = include_str!("../../../wit/handler.wit");
+
+/// The WASI packages `wit/handler.wit`'s `handler-wasi` world imports, as
+/// `wit/deps/` holds them (project path, text).
+const WIT_DEPS: &[(&str, &str)] = &[
+    (
+        "wit/deps/README.md",
+        include_str!("../../../wit/deps/README.md"),
+    ),
+    (
+        "wit/deps/cli.wit",
+        include_str!("../../../wit/deps/cli.wit"),
+    ),
+    (
+        "wit/deps/clocks.wit",
+        include_str!("../../../wit/deps/clocks.wit"),
+    ),
+    (
+        "wit/deps/filesystem.wit",
+        include_str!("../../../wit/deps/filesystem.wit"),
+    ),
+    (
+        "wit/deps/http.wit",
+        include_str!("../../../wit/deps/http.wit"),
+    ),
+    ("wit/deps/io.wit", include_str!("../../../wit/deps/io.wit")),
+    (
+        "wit/deps/random.wit",
+        include_str!("../../../wit/deps/random.wit"),
+    ),
+    (
+        "wit/deps/sockets.wit",
+        include_str!("../../../wit/deps/sockets.wit"),
+    ),
+];
 
 /// The pinned toolchain versions (`NAME=VALUE` lines).
 const VERSIONS: &str = include_str!("../../../toolchains/versions.env");
@@ -119,6 +158,7 @@ macro_rules! template {
 const RUST: &[Template] = &[
     template!("rust", "Cargo.toml" => "Cargo.toml"),
     template!("rust", "src/lib.rs" => "src/lib.rs"),
+    template!("rust", "src/http.rs" => "src/http.rs"),
     template!("rust", "build.sh" => "build.sh", executable),
     template!("rust", "README.md" => "README.md"),
     template!("rust", "gitignore" => ".gitignore"),
@@ -126,6 +166,7 @@ const RUST: &[Template] = &[
 
 const PYTHON: &[Template] = &[
     template!("python", "app.py" => "app.py"),
+    template!("python", "heartbeat_http.py" => "heartbeat_http.py"),
     template!("python", "build.sh" => "build.sh", executable),
     template!("python", "README.md" => "README.md"),
     template!("python", "gitignore" => ".gitignore"),
@@ -141,6 +182,8 @@ const JAVASCRIPT: &[Template] = &[
 
 const C: &[Template] = &[
     template!("c", "handler.c" => "handler.c"),
+    template!("c", "heartbeat_http.c" => "heartbeat_http.c"),
+    template!("c", "heartbeat_http.h" => "heartbeat_http.h"),
     template!("c", "build.sh" => "build.sh", executable),
     template!("c", "README.md" => "README.md"),
     template!("c", "gitignore" => ".gitignore"),
@@ -271,7 +314,7 @@ pub fn wit_version() -> &'static str {
     WIT.lines()
         .find_map(|line| line.trim().strip_prefix("package heartbeat:handler@"))
         .map(|rest| rest.trim_end_matches(';').trim())
-        .unwrap_or("0.1.0")
+        .unwrap_or(crate::runtime::WIT_VERSION)
 }
 
 /// The values the `@@key@@` placeholders take for a handler `name`.
@@ -330,6 +373,11 @@ pub fn render(language: Language, name: &str) -> Result<Vec<RenderedFile>, Scaff
         contents: WIT.as_bytes().to_vec(),
         executable: false,
     });
+    files.extend(WIT_DEPS.iter().map(|(path, text)| RenderedFile {
+        path: PathBuf::from(path),
+        contents: text.as_bytes().to_vec(),
+        executable: false,
+    }));
     if language == Language::C {
         files.push(RenderedFile {
             path: PathBuf::from(ADAPTER_PATH),
@@ -482,7 +530,7 @@ mod tests {
                 readme.contains("heartbeat-host invoke build/ping.wasm"),
                 "{readme}"
             );
-            assert!(readme.contains("heartbeat:handler@0.1.0"), "{readme}");
+            assert!(readme.contains("heartbeat:handler@0.1.1"), "{readme}");
         }
         let c = render(Language::C, "ping").expect("render");
         let adapter = c
@@ -490,6 +538,43 @@ mod tests {
             .find(|f| f.path == Path::new(ADAPTER_PATH))
             .expect("adapter");
         assert!(adapter.contents.starts_with(b"\0asm"));
+    }
+
+    #[test]
+    fn every_project_carries_wit_deps_whole_and_builds_the_handler_wasi_world() {
+        let deps_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/deps");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&deps_dir)
+            .expect("wit/deps")
+            .filter_map(|entry| entry.ok())
+            .map(|entry| format!("wit/deps/{}", entry.file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = WIT_DEPS.iter().map(|(p, _)| p.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, on_disk, "WIT_DEPS lists every file of wit/deps/");
+        for language in Language::ALL {
+            let files = render(language, "ping").expect("render");
+            for (path, text) in WIT_DEPS {
+                let file = files
+                    .iter()
+                    .find(|f| f.path == Path::new(path))
+                    .unwrap_or_else(|| panic!("{language}: no {path}"));
+                assert_eq!(file.contents, text.as_bytes(), "{language}: {path}");
+            }
+            let builds_world = if language == Language::Rust {
+                "src/lib.rs"
+            } else {
+                "build.sh"
+            };
+            let file = files
+                .iter()
+                .find(|f| f.path == Path::new(builds_world))
+                .expect("the file naming the world");
+            assert!(
+                String::from_utf8_lossy(&file.contents).contains("handler-wasi"),
+                "{language}: {builds_world} does not build the handler-wasi world"
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub async fn run(
         warn!(event = "state_clamped", file = %options.state_path.display(), "{said}");
     }
     crate::store::remove_stale_temps(&options.state_path);
+    let kv = crate::store::kv::KvLocation::beside_state(&options.state_path);
+    kv.remove_stale_temps();
     if let Some(path) = &options.liveness_file {
         crate::store::remove_stale_temps(path);
     }
@@ -171,6 +173,7 @@ pub async fn run(
         health: Arc::clone(&health),
         tracker: Arc::clone(&tracker),
         clock: Arc::clone(&clock),
+        kv: Some(kv),
     }));
     let shared = Arc::new(Shared {
         options,

@@ -54,6 +54,9 @@ pub struct Parts {
     pub tracker: Arc<Mutex<Tracker>>,
     /// The time of the processes' snapshot handed to each run.
     pub clock: Arc<dyn Clock>,
+    /// Where the checks' key-value stores live (`<state stem>.kv/`); `None`
+    /// gives runs no store.
+    pub kv: Option<crate::store::kv::KvLocation>,
 }
 
 /// The bookkeeping that selection and recording change together.
@@ -83,6 +86,7 @@ pub struct Pipeline {
     health: Arc<Health>,
     tracker: Arc<Mutex<Tracker>>,
     clock: Arc<dyn Clock>,
+    kv: Option<crate::store::kv::KvLocation>,
 }
 
 impl Pipeline {
@@ -106,6 +110,7 @@ impl Pipeline {
             health: parts.health,
             tracker: parts.tracker,
             clock: parts.clock,
+            kv: parts.kv,
         }
     }
 
@@ -280,6 +285,7 @@ impl Pipeline {
                 &self.config_dir,
             );
             request.processes = Arc::clone(&processes);
+            request.kv.clone_from(&self.kv);
             jobs.push((check.clone(), request));
         }
         jobs
@@ -410,7 +416,18 @@ pub fn run_request(
             .map(|s| (s.name.clone(), s.file_from(config_dir)))
             .collect(),
         net: check.grants.net.clone(),
+        http: check
+            .grants
+            .http
+            .iter()
+            .map(|g| crate::runtime::http::HttpGrant {
+                origin: g.origin.clone(),
+                ca_file: g.ca_file_from(config_dir),
+            })
+            .collect(),
         processes: Arc::new(Vec::new()),
+        // The pipeline gives its runs the host's stores; `invoke` its own.
+        kv: None,
     }
 }
 
@@ -554,6 +571,7 @@ mod tests {
             health: Arc::new(Health::default()),
             tracker: Arc::new(Mutex::new(Tracker::new(TrackerConfig::default()))),
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            kv: None,
         }));
         Harness {
             pipeline,

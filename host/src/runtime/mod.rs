@@ -11,6 +11,9 @@
 //! directory and, during a run, exactly the directories the request grants.
 
 mod cache;
+pub mod http;
+mod kv;
+mod names;
 pub mod registry;
 mod sandbox;
 mod stderr;
@@ -132,7 +135,7 @@ pub enum LoadError {
         reason: String,
     },
     /// A component, but not one implementing the `handler` world this host speaks.
-    #[error("{origin}: does not implement heartbeat:handler/handler@0.1.0: {reason}")]
+    #[error("{origin}: does not implement heartbeat:handler/handler@{WIT_VERSION}: {reason}", WIT_VERSION = WIT_VERSION)]
     World {
         /// Where the bytes came from.
         origin: String,
@@ -148,6 +151,10 @@ pub struct LoadedHandler {
     pub name: String,
     /// Where it came from: `built-in` or a file path.
     pub origin: String,
+    /// The interfaces the component imports, without their versions
+    /// (`wasi:http/outgoing-handler`), sorted: what `check` reads to warn
+    /// about a capability the handler uses and its check does not grant.
+    pub imports: Arc<[String]>,
     pre: bindings::HandlerPre<RunState>,
 }
 
@@ -202,8 +209,16 @@ pub struct RunRequest {
     /// The TCP/UDP peers the check may reach (`grants.net`); nothing
     /// when empty (no sockets, no name lookups).
     pub net: Vec<heartbeat_core::net::NetPattern>,
+    /// The origins the check may send HTTP requests to (`grants.http`);
+    /// every request is refused when empty.
+    pub http: Vec<http::HttpGrant>,
     /// The watched processes, as the host sees them when the run starts.
     pub processes: Arc<Vec<ProcessInfo>>,
+    /// Where the check's key-value store lives; `None` gives the run no
+    /// store (every `kv-*` call fails with a reason). The store is read at
+    /// the run's first `kv-*` call, so a run that uses none touches no
+    /// file; a corrupt one makes every call fail, naming the file.
+    pub kv: Option<crate::store::kv::KvLocation>,
 }
 
 /// A host directory made visible to a handler.
@@ -305,6 +320,19 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("WASI: {e:#}")))?;
+        // The guest's name lookups go through the run's grants
+        // (runtime/names.rs), in place of wasmtime-wasi's unrestricted ones.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::add_to_linker::<
+            RunState,
+            names::GrantedLookup,
+        >(&mut linker, RunState::lookup_view)
+        .map_err(|e| RuntimeError::Link(format!("WASI name lookups: {e:#}")))?;
+        linker.allow_shadowing(false);
+        // Always linked, so that a handler importing wasi:http loads; with
+        // no grant, its every request is refused (runtime/http.rs).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Link(format!("WASI HTTP: {e:#}")))?;
         bindings::Handler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(format!("the host interface: {e:#}")))?;
 
@@ -412,9 +440,16 @@ impl Runtime {
             .instantiate_pre(component)
             .map_err(world_error)?;
         let pre = bindings::HandlerPre::new(instance_pre).map_err(world_error)?;
+        let mut imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.split_once('@').map_or(name, |(n, _)| n).to_string())
+            .collect();
+        imports.sort();
         Ok(LoadedHandler {
             name: name.to_string(),
             origin: origin.to_string(),
+            imports: imports.into(),
             pre,
         })
     }
@@ -434,6 +469,7 @@ impl Runtime {
         };
         let timeout = Duration::from_millis(request.limits.timeout_ms);
         let stderr = stderr::StderrTail::default();
+        let refusals = http::Refusals::default();
         // The names in `grants.net`, resolved for this run (within its time).
         let resolved = tokio::time::timeout(timeout, resolve_names(&request.net))
             .await
@@ -444,6 +480,7 @@ impl Runtime {
             stderr.clone(),
             resolved,
             &secrets,
+            refusals.clone(),
         ) {
             Ok(mut store) => {
                 let outcome = tokio::time::timeout(
@@ -467,6 +504,7 @@ impl Runtime {
             Err(e) => RunReport::failed_before_start(format!("{e:#}")),
         };
         report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        name_refusals(&mut report, &refusals);
         redact(&mut report, &secrets);
         report
     }
@@ -478,13 +516,18 @@ impl Runtime {
         stderr: stderr::StderrTail,
         resolved: Vec<std::net::IpAddr>,
         secrets: &[(String, GrantedValue)],
+        refusals: http::Refusals,
     ) -> anyhow::Result<Store<RunState>> {
+        let kv = match &request.kv {
+            Some(location) => {
+                kv::KvSession::lazy(location, &request.check, request.limits.max_kv_bytes)
+            }
+            None => kv::KvSession::none(),
+        };
         let mut wasi = WasiCtxBuilder::new();
         // Kept for the failure reason only; the handler cannot read it back.
         wasi.stderr(stderr);
-        if !request.net.is_empty() {
-            grant_sockets(&mut wasi, request, resolved);
-        }
+        grant_sockets(&mut wasi, request, resolved, refusals.clone());
         for (name, value) in request.env.iter().chain(secrets) {
             wasi.env(name, &value.0);
         }
@@ -499,12 +542,24 @@ impl Runtime {
                     anyhow::anyhow!("granted directory {}: {e:#}", dir.host_path.display())
                 })?;
         }
-        let state = RunState::new(
+        let http = http::HttpPolicy::new(
+            request.http.clone(),
+            &request.check,
+            request.limits.max_http_bytes,
+            deadline,
+            refusals.clone(),
+        );
+        let origins: Vec<_> = request.http.iter().map(|g| g.origin.clone()).collect();
+        let names = names::NamePolicy::new(&request.check, &request.net, &origins, refusals);
+        let mut state = RunState::new(
             wasi.build(),
+            http,
+            names,
             request.limits,
             request.emit_policy.clone(),
             Arc::clone(&request.processes),
         );
+        state.kv = kv;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Every epoch: past the deadline, trap; before it, yield to the
@@ -570,6 +625,7 @@ impl Runtime {
             stderr::StderrTail::default(),
             Vec::new(),
             &[],
+            http::Refusals::default(),
         )?;
         let instance = handler
             .pre
@@ -606,7 +662,7 @@ fn wit_check(request: &RunRequest) -> wit::Check {
 }
 
 /// The version of the `heartbeat:handler` WIT package this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// The `heartbeat:handler` version a component imports, when it is not one
 /// this host can serve (another major, or for 0.x another minor).
@@ -720,33 +776,59 @@ async fn resolve_names(patterns: &[heartbeat_core::net::NetPattern]) -> Vec<std:
     resolved
 }
 
-/// Lets the run use TCP and UDP (and name lookups) toward the peers its
-/// check is granted, checked by wasmtime-wasi on every bind, connect and
-/// send: implicit binds to the wildcard address, connects and sends to a
-/// granted peer; never a listener.
-fn grant_sockets(wasi: &mut WasiCtxBuilder, request: &RunRequest, resolved: Vec<std::net::IpAddr>) {
+/// Sockets under `grants.net`, checked by wasmtime-wasi on every bind,
+/// connect, send and receive: implicit binds to the wildcard address,
+/// connects, sends and receives with a granted peer; never a listener.
+/// Without a grant every peer is refused, through the same check, so that
+/// the refusal is logged and named in the run's reason; name lookups are
+/// allowed only with a grant.
+fn grant_sockets(
+    wasi: &mut WasiCtxBuilder,
+    request: &RunRequest,
+    resolved: Vec<std::net::IpAddr>,
+    refusals: http::Refusals,
+) {
     use wasmtime_wasi::sockets::SocketAddrUse;
     let patterns = Arc::new(request.net.clone());
     let resolved = Arc::new(resolved);
     let check = Arc::new(request.check.clone());
     wasi.allow_tcp(true)
         .allow_udp(true)
-        .allow_ip_name_lookup(true)
+        .allow_ip_name_lookup(!patterns.is_empty() || !request.http.is_empty())
         .socket_addr_check(move |addr, usage| {
             let allowed = match usage {
+                // The implicit bind before a connect or send; a listener
+                // is refused at `TcpListen`.
                 SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
                     addr.ip().is_unspecified() && addr.port() == 0
                 }
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => patterns
-                    .iter()
-                    .any(|p| p.allows(addr.ip(), addr.port(), &resolved)),
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                    patterns
+                        .iter()
+                        .any(|p| p.allows(addr.ip(), addr.port(), &resolved))
+                }
                 _ => false,
             };
             if !allowed {
                 tracing::warn!(check = %check, peer = %addr, use_ = ?usage, "socket use refused: not in grants.net");
+                refusals.push(format!("socket peer {addr} is not in grants.net"));
             }
             Box::pin(std::future::ready(allowed))
         });
+}
+
+/// Adds what the host refused the run (origins, peers) to the reason of a
+/// failed run: the handler's own message may not say which grant is missing.
+fn name_refusals(report: &mut RunReport, refusals: &http::Refusals) {
+    let refused = refusals.list();
+    if refused.is_empty() || report.status != RunStatus::Failed {
+        return;
+    }
+    let said = report.error.take().unwrap_or_default();
+    report.error = Some(format!(
+        "{said}; refused by the host: {}",
+        refused.join("; ")
+    ));
 }
 
 /// The largest secret file read.

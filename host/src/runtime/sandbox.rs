@@ -103,16 +103,23 @@ pub struct RunOutput {
 pub struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: super::http::HttpPolicy,
+    http_ctx: wasmtime_wasi_http::WasiHttpCtx,
+    names: super::names::NamePolicy,
     pub(super) limiter: MemoryLimiter,
     pub(super) output: RunOutput,
     limits: Limits,
     emit_policy: EmitPolicy,
     processes: Arc<Vec<ProcessInfo>>,
+    /// The check's key-value store (`runtime/kv.rs`); none until `build_store` opens it.
+    pub(super) kv: super::kv::KvSession,
 }
 
 impl RunState {
     pub(super) fn new(
         wasi: WasiCtx,
+        http: super::http::HttpPolicy,
+        names: super::names::NamePolicy,
         limits: Limits,
         emit_policy: EmitPolicy,
         processes: Arc<Vec<ProcessInfo>>,
@@ -120,11 +127,15 @@ impl RunState {
         RunState {
             wasi,
             table: ResourceTable::new(),
+            http,
+            http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+            names,
             limiter: MemoryLimiter::new(limits.memory_mb),
             output: RunOutput::default(),
             limits,
             emit_policy,
             processes,
+            kv: super::kv::KvSession::none(),
         }
     }
 
@@ -153,6 +164,31 @@ impl WasiView for RunState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+/// `wasi:http` shares the run's resource table; every request goes through
+/// the run's [`super::http::HttpPolicy`].
+impl wasmtime_wasi_http::WasiHttpView for RunState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            hooks: &mut self.http,
+            table: &mut self.table,
+            ctx: &mut self.http_ctx,
+        }
+    }
+}
+
+impl RunState {
+    /// The guest's name lookups, through the run's name policy.
+    pub(super) fn lookup_view(&mut self) -> super::names::LookupView<'_> {
+        super::names::LookupView {
+            inner: wasmtime_wasi::sockets::WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            policy: &self.names,
         }
     }
 }

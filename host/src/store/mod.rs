@@ -1,9 +1,11 @@
 //! Everything the host keeps on disk, and the one way it writes a file:
 //! atomically ([`write_atomically`]). [`state`] is the state file and its
-//! writer thread, [`liveness`] the kstlib-format liveness file and its probe.
+//! writer thread, [`liveness`] the kstlib-format liveness file and its probe,
+//! [`kv`] the checks' key-value stores.
 //! Reading `heartbeat.json` goes through [`load_config`], so that every
 //! command reads it the same way.
 
+pub mod kv;
 pub mod liveness;
 pub mod read;
 pub mod state;

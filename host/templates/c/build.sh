@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds build/@@name@@.wasm from handler.c:
-#   1. `wit-bindgen c` @@wit_bindgen_version@@ generates gen/handler.{c,h} from wit/,
+# Builds build/@@name@@.wasm from handler.c and heartbeat_http.c:
+#   1. `wit-bindgen c` @@wit_bindgen_version@@ generates gen/handler_wasi.{c,h} from wit/
+#      (the world `handler-wasi`: the host's functions plus the WASI
+#      interfaces in wit/deps/, wasi:http among them),
 #   2. clang compiles a wasm32-wasi reactor module against wasi-libc,
 #   3. `wasm-tools component new` @@wasm_tools_version@@ makes it a component, adapting
 #      wasi-libc's WASI preview1 calls to WASI 0.2 with
@@ -51,8 +53,9 @@ adapter=adapter/wasi_snapshot_preview1.reactor.wasm
 [ -s "$adapter" ] || missing "$adapter" "Run heartbeat-host new again, or set it from the crate wasi-preview1-component-adapter-provider"
 
 mkdir -p gen "$(dirname "$out")"
-"$wit_bindgen" c wit --world handler --out-dir gen >/dev/null
+"$wit_bindgen" c wit --world handler-wasi --out-dir gen >/dev/null
 "$clang" --target=wasm32-wasi "${sysroot[@]}" -mexec-model=reactor -O2 -Wall -Wextra \
-    -I gen -o build/core.wasm handler.c gen/handler.c gen/handler_component_type.o
+    -I gen -I . -o build/core.wasm handler.c heartbeat_http.c \
+    gen/handler_wasi.c gen/handler_wasi_component_type.o
 "$wasm_tools" component new build/core.wasm --adapt "wasi_snapshot_preview1=$adapter" -o "$out"
 echo "built $out" >&2

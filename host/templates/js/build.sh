@@ -8,8 +8,11 @@
 # ($HEARTBEAT_TOOLCHAINS, default ~/.cache/heartbeat-host-toolchains), then
 # in ./node_modules (`npm install`), then on PATH.
 #
-# `-d http fetch-event` leaves componentize-js's wasi:http support out, so
-# the component imports only what heartbeat-host provides.
+# The `handler-wasi` world is `handler` plus the WASI interfaces a check
+# reaches under its grants (wit/deps/): fetch() goes out through
+# wasi:http, and `import ... from 'wasi:filesystem/preopens@0.2.12'` reads
+# granted directories. `-d fetch-event` leaves out the incoming-request
+# handler, which a check handler does not export.
 set -euo pipefail
 cd "$(dirname "$0")"
 version=@@componentize_js_version@@
@@ -45,5 +48,5 @@ found="$("$componentize_js" --version 2>/dev/null || true)"
     echo "warning: built with componentize-js ${found:-of unknown version}, not $version" >&2
 
 mkdir -p "$(dirname "$out")"
-"$componentize_js" handler.js --wit wit --world-name handler -d http fetch-event -o "$out"
+"$componentize_js" handler.js --wit wit --world-name handler-wasi -d fetch-event -o "$out"
 echo "built $out" >&2

@@ -32,6 +32,17 @@ case "$found" in
 *) echo "warning: built with ${found:-an unknown componentize-py}, not $version" >&2 ;;
 esac
 
+# The `handler-wasi` world: `handler` plus the WASI interfaces a check
+# reaches under its grants (wasi:http for heartbeat_http.py), from
+# wit/deps/. Three interfaces are called `types`; the host's keeps the
+# name, the others become http_types and filesystem_types.
+wit_version="$(sed -n 's/^package heartbeat:handler@\(.*\);$/\1/p' wit/handler.wit)"
+http_version="$(sed -n 's/^package wasi:http@\(.*\);$/\1/p' wit/deps/http.wit)"
+fs_version="$(sed -n 's/^package wasi:filesystem@\(.*\);$/\1/p' wit/deps/filesystem.wit)"
 mkdir -p "$(dirname "$out")"
-"$componentize_py" --quiet -d wit -w handler componentize app -o "$out"
+"$componentize_py" --quiet -d wit -w handler-wasi \
+    --import-interface-name "heartbeat:handler/types@$wit_version=types" \
+    --import-interface-name "wasi:http/types@$http_version=http_types" \
+    --import-interface-name "wasi:filesystem/types@$fs_version=filesystem_types" \
+    componentize app -o "$out"
 echo "built $out" >&2

@@ -274,8 +274,11 @@ fn check_fields(old: &CheckConfig, new: &CheckConfig) -> Vec<FieldChange> {
     out
 }
 
+/// Every kind of grant, names and paths only (a secret's file, never its
+/// value): `dirs [...], emit [...]`, then `env`, `secrets`, `net` and
+/// `http` when there are any.
 fn show_grants(grants: &super::Grants) -> String {
-    if grants.dirs.is_empty() && grants.emit.is_empty() {
+    if *grants == super::Grants::default() {
         return "none".to_string();
     }
     let dirs: Vec<String> = grants
@@ -290,14 +293,54 @@ fn show_grants(grants: &super::Grants) -> String {
             )
         })
         .collect();
-    format!(
+    let mut out = format!(
         "dirs [{}], emit [{}]",
         dirs.join(", "),
         grants.emit.join(", ")
-    )
+    );
+    let mut part = |name: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            out.push_str(&format!(", {name} [{}]", items.join(", ")));
+        }
+    };
+    part(
+        "env",
+        grants
+            .env
+            .iter()
+            .map(|e| {
+                if e.guest == e.host {
+                    e.guest.clone()
+                } else {
+                    format!("{}=${}", e.guest, e.host)
+                }
+            })
+            .collect(),
+    );
+    part(
+        "secrets",
+        grants
+            .secrets
+            .iter()
+            .map(|s| format!("{} from {}", s.name, s.file.display()))
+            .collect(),
+    );
+    part("net", grants.net.iter().map(ToString::to_string).collect());
+    part(
+        "http",
+        grants
+            .http
+            .iter()
+            .map(|h| match &h.ca_file {
+                Some(ca) => format!("{} (CA {})", h.origin, ca.display()),
+                None => h.origin.to_string(),
+            })
+            .collect(),
+    );
+    out
 }
 
-fn limit_fields(old: &Limits, new: &Limits) -> [(&'static str, String, String); 5] {
+fn limit_fields(old: &Limits, new: &Limits) -> [(&'static str, String, String); 7] {
     [
         (
             "timeoutMs",
@@ -323,6 +366,16 @@ fn limit_fields(old: &Limits, new: &Limits) -> [(&'static str, String, String); 
             "maxOutputBytes",
             old.max_output_bytes.to_string(),
             new.max_output_bytes.to_string(),
+        ),
+        (
+            "maxHttpBytes",
+            old.max_http_bytes.to_string(),
+            new.max_http_bytes.to_string(),
+        ),
+        (
+            "maxKvBytes",
+            old.max_kv_bytes.to_string(),
+            new.max_kv_bytes.to_string(),
         ),
     ]
 }
@@ -467,6 +520,18 @@ mod tests {
         );
         // The per-check limits changed too, through the defaults.
         assert_eq!(d.changed.len(), 2);
+    }
+
+    #[test]
+    fn a_change_of_net_or_http_grants_alone_shows_in_the_diff() {
+        let old = parsed(r#"{"checks": {"g": {"grants": {"net": ["db:5432"]}}}}"#);
+        let new = parsed(
+            r#"{"checks": {"g": {"grants": {"net": ["db:5432"], "http": ["https://api.example.com"]}}}}"#,
+        );
+        assert_eq!(
+            diff(&old, &new).changed[0].fields[0].to_string(),
+            "grants dirs [], emit [], net [db:5432] → dirs [], emit [], net [db:5432], http [https://api.example.com]"
+        );
     }
 
     #[test]

@@ -30,6 +30,125 @@ pub struct Grants {
     pub secrets: Vec<SecretGrant>,
     /// TCP/UDP peers the handler may connect or send to.
     pub net: Vec<crate::net::NetPattern>,
+    /// Origins the handler may send HTTP requests to (`wasi:http`).
+    pub http: Vec<HttpGrant>,
+}
+
+impl Grants {
+    /// `own` (a check's grants) on top of these (the file's
+    /// `defaults.grants`): the check gets both. Where both name the same
+    /// guest path, variable or secret, the check's own wins; patterns, peers
+    /// and origins are the union, each once.
+    pub fn under(&self, own: Grants) -> Grants {
+        let named = |name: &str| {
+            own.env.iter().any(|e| e.guest == name) || own.secrets.iter().any(|s| s.name == name)
+        };
+        let mut merged = Grants {
+            dirs: self
+                .dirs
+                .iter()
+                .filter(|d| !own.dirs.iter().any(|o| o.guest_path == d.guest_path))
+                .cloned()
+                .collect(),
+            emit: self.emit.clone(),
+            env: self
+                .env
+                .iter()
+                .filter(|e| !named(&e.guest))
+                .cloned()
+                .collect(),
+            secrets: self
+                .secrets
+                .iter()
+                .filter(|s| !named(&s.name))
+                .cloned()
+                .collect(),
+            net: self.net.clone(),
+            http: self.http.clone(),
+        };
+        merged.dirs.extend(own.dirs);
+        merged.env.extend(own.env);
+        merged.secrets.extend(own.secrets);
+        for pattern in own.emit {
+            if !merged.emit.contains(&pattern) {
+                merged.emit.push(pattern);
+            }
+        }
+        for peer in own.net {
+            if !merged.net.contains(&peer) {
+                merged.net.push(peer);
+            }
+        }
+        for origin in own.http {
+            if !merged.http.contains(&origin) {
+                merged.http.push(origin);
+            }
+        }
+        merged
+    }
+}
+
+/// One granted HTTP origin, with the extra CA bundle its TLS connections
+/// also trust, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpGrant {
+    /// The origin pattern.
+    pub origin: crate::http::HttpOrigin,
+    /// A PEM file of CA certificates trusted for this origin besides the
+    /// bundled web roots and the system's, as written (relative to the
+    /// config's directory, as for `dirs`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl HttpGrant {
+    /// The CA file, resolving a relative path against `config_dir`.
+    pub fn ca_file_from(&self, config_dir: &Path) -> Option<PathBuf> {
+        self.ca_file.as_ref().map(|file| {
+            if file.is_absolute() {
+                file.clone()
+            } else {
+                config_dir.join(file)
+            }
+        })
+    }
+}
+
+/// One `grants.http` entry as written: an origin, or
+/// `{"origin": ..., "caFile": ...}`.
+#[derive(Debug)]
+enum RawHttp {
+    Origin(String),
+    WithCa(RawHttpWithCa),
+}
+
+impl<'de> Deserialize<'de> for RawHttp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawHttp;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "an origin such as \"https://api.example.com\", or {\"origin\": ..., \"caFile\": ...}",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawHttp, E> {
+                Ok(RawHttp::Origin(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawHttp, A::Error> {
+                RawHttpWithCa::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawHttp::WithCa)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawHttpWithCa {
+    origin: String,
+    #[serde(default)]
+    ca_file: Option<String>,
 }
 
 /// One granted secret: the handler reads the content of `file` (trailing
@@ -135,6 +254,8 @@ pub(crate) struct RawGrants {
     secrets: IndexMap<String, RawSecret>,
     #[serde(default)]
     net: Vec<String>,
+    #[serde(default)]
+    http: Vec<RawHttp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,12 +421,39 @@ impl RawGrants {
         for (i, text) in self.net.iter().enumerate() {
             net.push(crate::net::NetPattern::parse(text).map_err(|e| (format!("net[{i}]"), e))?);
         }
+        let mut http = Vec::with_capacity(self.http.len());
+        for (i, raw) in self.http.into_iter().enumerate() {
+            let (text, ca_file, field) = match raw {
+                RawHttp::Origin(text) => (text, None, format!("http[{i}]")),
+                RawHttp::WithCa(RawHttpWithCa { origin, ca_file }) => {
+                    (origin, ca_file, format!("http[{i}].origin"))
+                }
+            };
+            let origin = crate::http::HttpOrigin::parse(&text).map_err(|e| (field, e))?;
+            if ca_file.as_deref() == Some("") {
+                return Err((
+                    format!("http[{i}].caFile"),
+                    "expected the path of a PEM file of CA certificates, found \"\"".into(),
+                ));
+            }
+            if ca_file.is_some() && !origin.https {
+                return Err((
+                    format!("http[{i}].caFile"),
+                    format!("{text:?} is plain http: a CA bundle applies to https origins only"),
+                ));
+            }
+            http.push(HttpGrant {
+                origin,
+                ca_file: ca_file.map(PathBuf::from),
+            });
+        }
         Ok(Grants {
             dirs,
             emit: self.emit,
             env,
             secrets,
             net,
+            http,
         })
     }
 }
@@ -327,6 +475,37 @@ mod tests {
             .validate(&mut warnings)
             .expect("valid");
         warnings
+    }
+
+    #[test]
+    fn http_grants_are_origins_or_an_origin_with_a_ca_bundle() {
+        let g = validate(
+            r#"{"http": ["http://127.0.0.1:8080", {"origin": "https://*.internal", "caFile": "ca.pem"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(g.http.len(), 2);
+        assert_eq!(g.http[0].origin.to_string(), "http://127.0.0.1:8080");
+        assert_eq!(g.http[0].ca_file, None);
+        assert_eq!(g.http[1].origin.to_string(), "https://*.internal");
+        assert_eq!(
+            g.http[1].ca_file_from(Path::new("/etc/agent")),
+            Some(PathBuf::from("/etc/agent/ca.pem"))
+        );
+        let (field, message) =
+            validate(r#"{"http": ["https://ok.example", "example.com"]}"#).expect_err("no scheme");
+        assert_eq!(field, "http[1]");
+        assert!(message.contains("expected an origin"), "{message}");
+        let (field, _) = validate(r#"{"http": [{"origin": "ftp://x"}]}"#).expect_err("scheme");
+        assert_eq!(field, "http[0].origin");
+        let (field, message) =
+            validate(r#"{"http": [{"origin": "http://x", "caFile": "ca.pem"}]}"#)
+                .expect_err("plain http with a CA");
+        assert_eq!(field, "http[0].caFile");
+        assert!(message.contains("https origins only"), "{message}");
+        let shape = serde_json::from_str::<RawGrants>(r#"{"http": [42]}"#)
+            .expect_err("a number is no origin")
+            .to_string();
+        assert!(shape.contains("an origin such as"), "{shape}");
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub(super) struct RawCheck {
     #[serde(default, deserialize_with = "present")]
     pub(super) max_output_bytes: Option<NonNegativeInt>,
     #[serde(default, deserialize_with = "present")]
+    pub(super) max_http_bytes: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) max_kv_bytes: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
     pub(super) grants: Option<RawGrants>,
 }
 
@@ -109,6 +113,9 @@ impl RawCheck {
             max_log_lines: self.max_log_lines,
             max_events: self.max_events,
             max_output_bytes: self.max_output_bytes,
+            max_http_bytes: self.max_http_bytes,
+            max_kv_bytes: self.max_kv_bytes,
+            grants: None,
         }
     }
 }
@@ -183,6 +190,13 @@ pub(super) struct RawLimits {
     pub(super) max_events: Option<NonNegativeInt>,
     #[serde(default, deserialize_with = "present")]
     pub(super) max_output_bytes: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) max_http_bytes: Option<NonNegativeInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) max_kv_bytes: Option<NonNegativeInt>,
+    /// Only under `defaults`: grants every check gets besides its own.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) grants: Option<RawGrants>,
 }
 
 impl RawLimits {
@@ -196,6 +210,8 @@ impl RawLimits {
                 .map_or(base.max_log_lines, |v| clamp32(v.0)),
             max_events: self.max_events.map_or(base.max_events, |v| clamp32(v.0)),
             max_output_bytes: self.max_output_bytes.map_or(base.max_output_bytes, |v| v.0),
+            max_http_bytes: self.max_http_bytes.map_or(base.max_http_bytes, |v| v.0),
+            max_kv_bytes: self.max_kv_bytes.map_or(base.max_kv_bytes, |v| v.0),
         }
     }
 }

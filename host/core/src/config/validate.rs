@@ -27,7 +27,22 @@ impl RawConfig {
                 ),
             ));
         }
-        let defaults = self.defaults.over(Limits::default());
+        let mut raw_defaults = self.defaults;
+        let default_grants = match raw_defaults.grants.take() {
+            Some(g) => {
+                let mut said = Vec::new();
+                let grants = g.validate(&mut said).map_err(|(field, message)| {
+                    invalid(format!("defaults.grants.{field}"), message)
+                })?;
+                warnings.extend(said.into_iter().map(|(field, message)| ConfigWarning {
+                    path: format!("defaults.grants.{field}"),
+                    message,
+                }));
+                grants
+            }
+            None => Grants::default(),
+        };
+        let defaults = raw_defaults.over(Limits::default());
         // Checked here, where it is written: a check that inherits it has no
         // `memoryMb` of its own to point at.
         if defaults.memory_mb > MAX_MEMORY_MB {
@@ -69,6 +84,7 @@ impl RawConfig {
                 }
                 None => Grants::default(),
             };
+            let grants = default_grants.under(grants);
             let window = match raw.window {
                 Some(w) => Some(w.validate(&format!("{path}.window"), warnings, &invalid)?),
                 None => None,
@@ -238,5 +254,49 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn defaults_grants_go_to_every_check_under_its_own() {
+        let c = parse(
+            r#"{"defaults": {"grants": {
+                    "http": ["https://api.example.com"], "env": ["REGION"],
+                    "dirs": {"/data": {"path": "/srv/shared", "readOnly": true}}}},
+                "checks": {
+                    "plain": {},
+                    "own": {"grants": {
+                        "http": ["https://api.example.com", "http://127.0.0.1:8080"],
+                        "secrets": {"REGION": {"file": "region"}},
+                        "dirs": {"/data": {"path": "/srv/own"}}}}}}"#,
+            "heartbeat.json",
+        )
+        .expect("valid")
+        .config;
+        let plain = &c.checks[0].grants;
+        assert_eq!(plain.http.len(), 1);
+        assert_eq!(plain.env.len(), 1);
+        assert_eq!(plain.dirs[0].host_path.to_str(), Some("/srv/shared"));
+        let own = &c.checks[1].grants;
+        let origins: Vec<String> = own.http.iter().map(|h| h.origin.to_string()).collect();
+        assert_eq!(
+            origins,
+            ["https://api.example.com", "http://127.0.0.1:8080"]
+        );
+        // The check's secret REGION replaces the default env REGION; its
+        // /data replaces the default's.
+        assert!(own.env.is_empty());
+        assert_eq!(own.secrets[0].name, "REGION");
+        assert_eq!(own.dirs.len(), 1);
+        assert_eq!(own.dirs[0].host_path.to_str(), Some("/srv/own"));
+        let e = parse(
+            r#"{"defaults": {"grants": {"http": ["api.example.com"]}}}"#,
+            "heartbeat.json",
+        )
+        .expect_err("no scheme");
+        assert!(
+            e.to_string()
+                .contains("defaults.grants.http[0]: expected an origin"),
+            "{e}"
+        );
     }
 }

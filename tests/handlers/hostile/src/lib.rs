@@ -149,6 +149,52 @@ impl Handler for Hostile {
                     .map(|_| Outcome::with_details(Status::Success, r#"{"connected":true}"#))
                     .map_err(|e| format!("cannot connect to {addr}: {e}"))
             }
+            "http_get" => {
+                // GETs `url` (following redirects) and returns the status
+                // and body; an error is the run's failure, as a handler
+                // would write it.
+                let url = meta_str(&meta, "url");
+                let response = handler_sdk::http::get(&url)?;
+                Ok(Outcome::with_details(
+                    if response.status < 400 {
+                        Status::Success
+                    } else {
+                        Status::Failed
+                    },
+                    serde_json::json!({
+                        "status": response.status,
+                        "bytes": response.body.len(),
+                        "body": response.text().chars().take(200).collect::<String>(),
+                        "url": response.url,
+                    })
+                    .to_string(),
+                ))
+            }
+            "lookup" => {
+                // Resolves `name` through wasi:sockets/ip-name-lookup.
+                use std::net::ToSocketAddrs;
+                let name = meta_str(&meta, "name");
+                let addrs: Vec<String> = (name.as_str(), 80)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot look up {name}: {e}"))?
+                    .map(|a| a.ip().to_string())
+                    .collect();
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    serde_json::json!({ "addrs": addrs }).to_string(),
+                ))
+            }
+            "http_post" => {
+                let url = meta_str(&meta, "url");
+                let size = meta.get("bytes").and_then(|v| v.as_u64()).unwrap_or(16) as usize;
+                let response =
+                    handler_sdk::http::post(&url, "application/octet-stream", vec![b'x'; size])?;
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    serde_json::json!({"status": response.status, "body": response.text()})
+                        .to_string(),
+                ))
+            }
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
                 let args: Vec<String> = std::env::args().collect();

@@ -1,0 +1,614 @@
+//! The checks' key-value stores on disk (the `kv` interface of the handler
+//! world): one JSON file per check in one directory, `<state stem>.kv/`
+//! beside the state file for the host (`heartbeat.state.json` →
+//! `heartbeat.kv/`), `--kv-dir` for `invoke`.
+//!
+//! A store is read whole when a run starts ([`KvLocation::load`]) and
+//! rewritten whole by every change ([`KvLocation::save`], through
+//! [`super::write_atomically`]: temp file in the same directory, fsync,
+//! rename, fsync of the directory), so a crash or `kill -9` at any moment
+//! leaves the old store or the new one, never part of a value. Two
+//! processes using one directory (a host and `invoke --kv-dir`) cannot tear
+//! a file either; the last one to write a check's store wins, whole: each
+//! writes the store as its own run last saw it.
+//!
+//! A file that does not parse, or names another check, is reported with
+//! its path and the run is refused, so that a damaged store is repaired by
+//! someone rather than replaced by an empty one.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash as _, Hasher as _};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use super::read::MIB;
+
+/// The longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// The most keys one store holds, whatever its byte cap.
+pub const MAX_KEYS: usize = 10_000;
+
+/// The most bytes (keys and values) any store holds, whatever `maxKvBytes`
+/// says: every write rewrites the check's whole file.
+pub const MAX_STORE_BYTES: u64 = 16 * MIB;
+
+/// What a store file says it is (its `format` field).
+pub const FORMAT: &str = "heartbeat-kv/1";
+
+/// The longest escaped check name kept whole in a file name; a longer one
+/// is cut and followed by `~` and a hash of the whole name.
+const MAX_PLAIN_NAME: usize = 128;
+
+/// Why a store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// The file exists but could not be read (a directory, too large, no
+    /// permission, ...).
+    #[error("cannot read the key-value store {}: {source}", file.display())]
+    Read {
+        /// The store's file.
+        file: PathBuf,
+        /// What the read said.
+        source: io::Error,
+    },
+    /// The file was read but is not a store of this check.
+    #[error(
+        "the key-value store {} is corrupt ({reason}); it is left as it is, and every key-value call of the run fails, so that nothing in it is lost: repair or remove the file",
+        file.display()
+    )]
+    Corrupt {
+        /// The store's file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The directory or the file could not be written.
+    #[error("cannot write the key-value store {}: {source}", file.display())]
+    Write {
+        /// The store's file (or its directory, when that could not be made).
+        file: PathBuf,
+        /// What the write said.
+        source: io::Error,
+    },
+}
+
+/// The directory that holds the stores of every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvLocation {
+    dir: PathBuf,
+}
+
+/// A store file as written: which check it belongs to, and its entries.
+#[derive(serde::Serialize)]
+struct FileOut<'a> {
+    format: &'a str,
+    check: &'a str,
+    entries: &'a BTreeMap<String, String>,
+}
+
+/// A store file as read.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIn {
+    format: String,
+    check: String,
+    entries: BTreeMap<String, String>,
+}
+
+impl KvLocation {
+    /// The stores in `dir` (made on the first write).
+    pub fn new(dir: impl Into<PathBuf>) -> KvLocation {
+        KvLocation { dir: dir.into() }
+    }
+
+    /// The host's stores for the state file `state_path`: `<state stem>.kv/`
+    /// beside it, named as the outbox is (`heartbeat.state.json` →
+    /// `heartbeat.kv/`).
+    pub fn beside_state(state_path: &Path) -> KvLocation {
+        let name = state_path
+            .file_name()
+            .map_or_else(|| "heartbeat".into(), |n| n.to_string_lossy().into_owned());
+        let stem = name
+            .strip_suffix(".state.json")
+            .or_else(|| name.strip_suffix(".json"))
+            .unwrap_or(&name);
+        KvLocation::new(state_path.with_file_name(format!("{stem}.kv")))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that holds `check`'s store.
+    pub fn file_of(&self, check: &str) -> PathBuf {
+        self.dir.join(file_name(check))
+    }
+
+    /// `check`'s store as it is on disk; empty when it was never written.
+    pub fn load(&self, check: &str) -> Result<KvData, KvError> {
+        let file = self.file_of(check);
+        let bytes = match super::read::read_regular(&file, max_file_bytes(check), "key-value store")
+        {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(KvData::default()),
+            Err(source) => return Err(KvError::Read { file, source }),
+        };
+        parse(&bytes, check).map_err(|reason| KvError::Corrupt { file, reason })
+    }
+
+    /// Replaces `check`'s store on disk with `data`, durably (see the
+    /// module's comment); the directory is made (mode 0700) when missing.
+    pub fn save(&self, check: &str, data: &KvData) -> Result<(), KvError> {
+        let file = self.file_of(check);
+        self.ensure_dir().map_err(|source| KvError::Write {
+            file: self.dir.clone(),
+            source,
+        })?;
+        let bytes = serde_json::to_vec_pretty(&FileOut {
+            format: FORMAT,
+            check,
+            entries: &data.entries,
+        })
+        .map_err(|e| KvError::Write {
+            file: file.clone(),
+            source: io::Error::other(e),
+        })?;
+        // `write_atomically` names its temp file after the process: two
+        // writers of one file in this process take turns.
+        let _turn = lock_for(&file);
+        super::write_atomically(&file, &bytes).map_err(|source| KvError::Write { file, source })
+    }
+
+    /// Removes the temp files a killed process left in the directory (see
+    /// [`super::remove_stale_temps`]); how many went.
+    pub fn remove_stale_temps(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut stores: Vec<String> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let (store, pid) = name.strip_prefix('.')?.rsplit_once(".tmp.")?;
+                pid.parse::<u32>().ok()?;
+                Some(store.to_string())
+            })
+            .collect();
+        stores.sort();
+        stores.dedup();
+        stores
+            .iter()
+            .map(|store| super::remove_stale_temps(&self.dir.join(store)))
+            .sum()
+    }
+
+    fn ensure_dir(&self) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        // The new directory's own entry must survive a crash too.
+        std::fs::File::open(super::dir_of(&self.dir))?.sync_all()
+    }
+}
+
+/// A lock per file (striped): the writers of one file in this process take
+/// turns, writers of different files rarely wait for each other.
+fn lock_for(file: &Path) -> std::sync::MutexGuard<'static, ()> {
+    static STRIPES: [Mutex<()>; 16] = [const { Mutex::new(()) }; 16];
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    file.hash(&mut hasher);
+    let stripe = (hasher.finish() % STRIPES.len() as u64) as usize;
+    STRIPES[stripe].lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The largest file read for `check`: a full store with every byte escaped
+/// (`\u0001` is 6 bytes of JSON), the punctuation of [`MAX_KEYS`] entries,
+/// and the header.
+fn max_file_bytes(check: &str) -> u64 {
+    6 * (MAX_STORE_BYTES + check.len() as u64) + 16 * MAX_KEYS as u64 + 4096
+}
+
+/// The file name of `check`'s store: ASCII letters, digits, `-` and `_`
+/// kept, every other byte as `%XX` (so `%` itself is escaped and two names
+/// never meet), then `.json`. A name whose escaped form is longer than
+/// [`MAX_PLAIN_NAME`] is cut there and followed by `~` (never produced by
+/// the escaping) and 32 hex digits of its SHA-256; the file records the
+/// whole name, which [`KvLocation::load`] checks. (Check names are never
+/// empty, so no file name starts with a dot, as temp files do.)
+pub fn file_name(check: &str) -> String {
+    let mut escaped = String::with_capacity(check.len());
+    for byte in check.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if escaped.len() > MAX_PLAIN_NAME {
+        // Cut at a whole escape, at most MAX_PLAIN_NAME bytes in.
+        let mut keep = MAX_PLAIN_NAME;
+        while escaped.as_bytes()[..keep]
+            .iter()
+            .rev()
+            .take(2)
+            .any(|&b| b == b'%')
+        {
+            keep -= 1;
+        }
+        escaped.truncate(keep);
+        let digest = Sha256::digest(check.as_bytes());
+        escaped.push('~');
+        for byte in &digest[..16] {
+            escaped.push_str(&format!("{byte:02x}"));
+        }
+    }
+    escaped.push_str(".json");
+    escaped
+}
+
+/// Why `key` cannot be a key, if it cannot.
+pub fn key_refusal(key: &str) -> Option<String> {
+    if key.is_empty() {
+        Some("a key may not be empty".to_string())
+    } else if key.len() > MAX_KEY_BYTES {
+        Some(format!(
+            "a key of {} bytes is refused: at most {MAX_KEY_BYTES}",
+            key.len()
+        ))
+    } else if key.contains('\0') {
+        Some("a key may not contain NUL".to_string())
+    } else {
+        None
+    }
+}
+
+/// The bytes `check`'s file holds, as its store: the right format, this
+/// check's name, valid keys.
+fn parse(bytes: &[u8], check: &str) -> Result<KvData, String> {
+    let file: FileIn = serde_json::from_slice(bytes).map_err(|e| format!("not a store: {e}"))?;
+    if file.format != FORMAT {
+        return Err(format!("format {:?}, expected {FORMAT:?}", file.format));
+    }
+    if file.check != check {
+        return Err(format!(
+            "it is the store of check {:?}, not of {check:?}",
+            file.check
+        ));
+    }
+    if let Some((key, why)) = file
+        .entries
+        .keys()
+        .find_map(|k| key_refusal(k).map(|why| (k, why)))
+    {
+        return Err(format!("key {key:?}: {why}"));
+    }
+    Ok(KvData::from_entries(file.entries))
+}
+
+/// One check's entries, with the bytes they count against its cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvData {
+    entries: BTreeMap<String, String>,
+    bytes: u64,
+}
+
+impl KvData {
+    /// A store holding `entries`.
+    pub fn from_entries(entries: BTreeMap<String, String>) -> KvData {
+        let bytes = entries.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+        KvData { entries, bytes }
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
+    /// The keys, sorted by their bytes.
+    pub fn keys(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// How many keys are set.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no key is set.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The bytes of every key and value: what counts against the cap.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Why setting `key` to `value` is refused under a cap of `cap` bytes
+    /// (the check's `maxKvBytes`, at most [`MAX_STORE_BYTES`]), if it is: a
+    /// new key past [`MAX_KEYS`], or a store that would grow past the cap.
+    /// Replacing a value counts the difference, so a write that does not
+    /// grow the store passes even when a lowered cap left it over.
+    pub fn set_refusal(&self, key: &str, value: &str, cap: u64) -> Option<String> {
+        let old = self.entries.get(key).map(|v| entry_bytes(key, v));
+        if old.is_none() && self.entries.len() >= MAX_KEYS {
+            return Some(format!(
+                "key cap reached: a store holds at most {MAX_KEYS} keys"
+            ));
+        }
+        let after = self.bytes - old.unwrap_or(0) + entry_bytes(key, value);
+        let effective = cap.min(MAX_STORE_BYTES);
+        if after > effective && after > self.bytes {
+            let limit = if cap > MAX_STORE_BYTES {
+                format!(
+                    "{effective} bytes (maxKvBytes {cap}, but no store holds more than {MAX_STORE_BYTES})"
+                )
+            } else {
+                format!("{cap} bytes (maxKvBytes)")
+            };
+            return Some(format!(
+                "key-value cap reached: the store would hold {after} bytes of keys and values, the cap is {limit}; {} used now",
+                self.bytes
+            ));
+        }
+        None
+    }
+
+    /// Sets `key` to `value` (no cap checked: see [`KvData::set_refusal`]);
+    /// the value it replaced.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        self.bytes += entry_bytes(&key, &value);
+        let old = self.entries.insert(key.clone(), value);
+        if let Some(old) = &old {
+            self.bytes -= entry_bytes(&key, old);
+        }
+        old
+    }
+
+    /// Removes `key`; the value it had.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        let old = self.entries.remove(key);
+        if let Some(old) = &old {
+            self.bytes -= entry_bytes(key, old);
+        }
+        old
+    }
+}
+
+/// What one entry counts against the cap.
+fn entry_bytes(key: &str, value: &str) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> KvData {
+        KvData::from_entries(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn keys_are_non_empty_short_and_free_of_nul() {
+        assert_eq!(key_refusal(""), Some("a key may not be empty".into()));
+        assert_eq!(key_refusal("count"), None);
+        assert_eq!(key_refusal("a/b c.é"), None);
+        assert_eq!(key_refusal(&"k".repeat(MAX_KEY_BYTES)), None);
+        assert_eq!(
+            key_refusal(&"k".repeat(MAX_KEY_BYTES + 1)),
+            Some("a key of 513 bytes is refused: at most 512".into())
+        );
+        assert_eq!(
+            key_refusal("a\0b"),
+            Some("a key may not contain NUL".into())
+        );
+    }
+
+    #[test]
+    fn file_names_are_safe_and_never_shared_by_two_checks() {
+        assert_eq!(file_name("disk_usage-1"), "disk_usage-1.json");
+        assert_eq!(file_name("a/b"), "a%2Fb.json");
+        assert_eq!(file_name(".."), "%2E%2E.json");
+        assert_eq!(file_name("%2F"), "%252F.json");
+        assert_eq!(file_name("é"), "%C3%A9.json");
+        // Names that look alike map apart, and none leaves the directory
+        // or hides (a leading dot is what temp files start with).
+        let names = [
+            "a/b", "a%2Fb", "a_b", "a-b", "a.b", "a b", "A/B", "a%2fb", ".", "..", "x.json", "x",
+            "é", "e\u{301}",
+        ];
+        let files: std::collections::HashSet<String> = names.iter().map(|n| file_name(n)).collect();
+        assert_eq!(files.len(), names.len(), "{files:?}");
+        for file in &files {
+            assert!(!file.contains('/') && !file.starts_with('.'), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_long_check_name_gets_a_bounded_file_name_with_a_hash_of_the_whole() {
+        let long = "c".repeat(300);
+        let other = format!("{}d", "c".repeat(299));
+        let (a, b) = (file_name(&long), file_name(&other));
+        assert_ne!(a, b);
+        assert!(a.len() <= MAX_PLAIN_NAME + 1 + 32 + 5, "{a}");
+        assert!(
+            a.starts_with(&"c".repeat(MAX_PLAIN_NAME)) && a.contains('~'),
+            "{a}"
+        );
+        // A cut never splits an escape: every `%` is followed by two hex digits.
+        let slashes = "/".repeat(100);
+        let cut = file_name(&slashes);
+        let plain = cut.split('~').next().unwrap_or_default();
+        assert!(
+            plain.len() <= MAX_PLAIN_NAME && plain.len().is_multiple_of(3),
+            "{cut}"
+        );
+        // One escaped to exactly the limit is kept whole.
+        assert_eq!(
+            file_name(&"c".repeat(MAX_PLAIN_NAME)),
+            format!("{}.json", "c".repeat(MAX_PLAIN_NAME))
+        );
+    }
+
+    #[test]
+    fn a_replacing_set_counts_the_difference_and_a_delete_frees() {
+        let mut store = data(&[("count", "12345")]);
+        assert_eq!(store.bytes(), 10);
+        // Cap 12: replacing "12345" (5) with "1234567" (7) needs 12: allowed.
+        assert_eq!(store.set_refusal("count", "1234567", 12), None);
+        assert_eq!(
+            store.insert("count".into(), "1234567".into()).as_deref(),
+            Some("12345")
+        );
+        assert_eq!(store.bytes(), 12);
+        // A new key of 2 bytes would need 14.
+        let why = store.set_refusal("k", "v", 12).unwrap_or_default();
+        assert!(
+            why.contains("would hold 14 bytes") && why.contains("the cap is 12 bytes (maxKvBytes)"),
+            "{why}"
+        );
+        assert_eq!(store.remove("count").as_deref(), Some("1234567"));
+        assert_eq!(store.bytes(), 0);
+        assert_eq!(store.remove("count"), None);
+        assert_eq!(store.set_refusal("k", "v", 12), None);
+    }
+
+    #[test]
+    fn a_store_over_a_lowered_cap_may_shrink_but_not_grow() {
+        let store = data(&[("a", "xxxxxxxxxx"), ("b", "yy")]);
+        assert_eq!(store.bytes(), 14);
+        assert_eq!(store.set_refusal("a", "x", 5), None);
+        assert_eq!(store.set_refusal("a", "xxxxxxxxxx", 5), None);
+        assert!(store.set_refusal("a", "xxxxxxxxxxx", 5).is_some());
+        assert!(store.set_refusal("c", "", 5).is_some());
+    }
+
+    #[test]
+    fn the_cap_never_exceeds_the_ceiling_nor_the_key_count() {
+        let store = KvData::default();
+        let big = "x".repeat(usize::try_from(MAX_STORE_BYTES).unwrap_or(0));
+        let why = store.set_refusal("k", &big, u64::MAX).unwrap_or_default();
+        assert!(why.contains("no store holds more than 16777216"), "{why}");
+        let full = KvData::from_entries(
+            (0..MAX_KEYS)
+                .map(|i| (i.to_string(), String::new()))
+                .collect(),
+        );
+        let why = full.set_refusal("new", "", u64::MAX).unwrap_or_default();
+        assert_eq!(why, "key cap reached: a store holds at most 10000 keys");
+        assert_eq!(full.set_refusal("7", "replaced", u64::MAX), None);
+    }
+
+    #[test]
+    fn a_store_written_is_read_back_and_a_missing_one_is_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = KvLocation::new(dir.path().join("nested/heartbeat.kv"));
+        assert_eq!(location.load("a/b").expect("missing"), KvData::default());
+        let store = data(&[
+            ("count", "3"),
+            ("json", "{\"x\":[1,\"\\u0001\"]}"),
+            ("é", "\n"),
+        ]);
+        location.save("a/b", &store).expect("save");
+        assert_eq!(location.load("a/b").expect("load"), store);
+        assert!(location.file_of("a/b").ends_with("a%2Fb.json"));
+        let mode = std::fs::metadata(location.dir())
+            .expect("dir")
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o700
+        );
+        // No temp file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(location.dir())
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a%2Fb.json")]);
+    }
+
+    #[test]
+    fn a_corrupt_store_is_refused_naming_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = KvLocation::new(dir.path());
+        let file = location.file_of("disk");
+        let refused = |text: &str| {
+            std::fs::write(&file, text).expect("write");
+            location.load("disk").expect_err("corrupt").to_string()
+        };
+        let why =
+            refused("{\"format\":\"heartbeat-kv/1\",\"check\":\"disk\",\"entries\":{\"a\":\"");
+        assert!(
+            why.starts_with(&format!(
+                "the key-value store {} is corrupt (not a store:",
+                file.display()
+            )),
+            "{why}"
+        );
+        assert!(why.ends_with("repair or remove the file"), "{why}");
+        let why = refused(r#"{"format":"heartbeat-kv/1","check":"other","entries":{}}"#);
+        assert!(
+            why.contains(r#"it is the store of check "other", not of "disk""#),
+            "{why}"
+        );
+        let why = refused(r#"{"format":"heartbeat-kv/9","check":"disk","entries":{}}"#);
+        assert!(why.contains(r#"format "heartbeat-kv/9""#), "{why}");
+        let why = refused(r#"{"format":"heartbeat-kv/1","check":"disk","entries":{"":"x"}}"#);
+        assert!(why.contains("a key may not be empty"), "{why}");
+        let why = refused(r#"{"format":"heartbeat-kv/1","check":"disk","entries":{"a":1}}"#);
+        assert!(why.contains("not a store"), "{why}");
+        // Not a regular file: a read error, also naming the file.
+        std::fs::remove_file(&file).expect("rm");
+        std::fs::create_dir(&file).expect("dir");
+        let why = location.load("disk").expect_err("dir").to_string();
+        assert!(
+            why.contains(&file.display().to_string()) && why.contains("a directory"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_hosts_stores_sit_beside_the_state_file() {
+        assert_eq!(
+            KvLocation::beside_state(Path::new("/srv/agent/heartbeat.state.json")).dir(),
+            Path::new("/srv/agent/heartbeat.kv")
+        );
+        assert_eq!(
+            KvLocation::beside_state(Path::new("state.json")).dir(),
+            Path::new("state.kv")
+        );
+    }
+
+    #[test]
+    fn temp_files_of_killed_writers_are_removed_and_stores_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = KvLocation::new(dir.path());
+        location.save("a", &data(&[("k", "v")])).expect("save");
+        // PID 4194304 is past Linux's pid_max ceiling: never running.
+        let stale = dir.path().join(".a.json.tmp.4194304");
+        let ours = dir
+            .path()
+            .join(format!(".b.json.tmp.{}", std::process::id()));
+        std::fs::write(&stale, "{").expect("temp");
+        std::fs::write(&ours, "{").expect("temp");
+        assert_eq!(location.remove_stale_temps(), 1);
+        assert!(!stale.exists() && ours.exists());
+        assert_eq!(location.load("a").expect("kept").get("k"), Some("v"));
+    }
+}
