@@ -129,6 +129,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     follow_redirects: bool,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Request {
@@ -141,6 +142,7 @@ impl Request {
             headers: Vec::new(),
             body: None,
             follow_redirects: true,
+            timeout: None,
         }
     }
 
@@ -163,13 +165,21 @@ impl Request {
         self
     }
 
+    /// How long to wait to connect, and then for the response to begin
+    /// (`wasi:http` request options; the run's own time limit holds in
+    /// any case).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// Sends the request and reads the whole response.
     pub fn send(self) -> Result<Response, HttpError> {
         let mut url = self.url.clone();
         let mut method = self.method.clone();
         let mut body = self.body.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let response = send_once(&method, &url, &self.headers, body.as_deref())?;
+            let response = send_once(&method, &url, &self.headers, body.as_deref(), self.timeout)?;
             let location = match response.status {
                 301 | 302 | 303 | 307 | 308 if self.follow_redirects => {
                     response.header("location").map(str::to_string)
@@ -246,6 +256,7 @@ fn send_once(
     url_text: &str,
     headers: &[(String, String)],
     body: Option<&[u8]>,
+    timeout: Option<std::time::Duration>,
 ) -> Result<Response, HttpError> {
     let fail = |code: Option<&ErrorCode>, message: String| HttpError::new(url_text, code, message);
     let url = parse(url_text)
@@ -295,7 +306,16 @@ fn send_once(
         .set_path_with_query(Some(path))
         .map_err(|()| invalid("path"))?;
     let outgoing = request.body().map_err(|()| invalid("body"))?;
-    let future = outgoing_handler::handle(request, None)
+    let options = timeout.map(|t| {
+        let options = wasip2::http::types::RequestOptions::new();
+        let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        // Refused only by a host that does not support the option; the
+        // run's own limit then holds alone.
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        options
+    });
+    let future = outgoing_handler::handle(request, options)
         .map_err(|code| fail(Some(&code), describe(&code)))?;
     if let Some(bytes) = body {
         let stream = outgoing.write().map_err(|()| invalid("body"))?;
@@ -384,6 +404,7 @@ fn code_name(code: &ErrorCode) -> &'static str {
         ErrorCode::ConnectionRefused => "ConnectionRefused",
         ErrorCode::ConnectionTimeout => "ConnectionTimeout",
         ErrorCode::ConnectionReadTimeout => "ConnectionReadTimeout",
+        ErrorCode::HttpResponseTimeout => "HttpResponseTimeout",
         ErrorCode::DnsError(_) => "DnsError",
         ErrorCode::TlsProtocolError => "TlsProtocolError",
         ErrorCode::TlsCertificateError => "TlsCertificateError",

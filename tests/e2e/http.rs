@@ -169,6 +169,25 @@ async fn a_server_that_never_answers_is_cut_off_at_the_runs_deadline() {
         "{report:?}"
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
+    // The handler's own request timeout (wasi:http request options) is
+    // honoured within the run's time: a 300 ms wait in a 5 s run.
+    let wait = format!(
+        r#"{{"timeoutMs": 5000, "meta": {{"mode": "http_get", "url": "{}", "waitMs": 300}}, "grants": {{"http": ["{}"]}}}}"#,
+        server.url("/hang"),
+        server.origin()
+    );
+    let started = Instant::now();
+    let report = run(&rt, &h, &wait, dir).await;
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    assert!(
+        reason(&report).contains("ConnectionReadTimeout"),
+        "{report:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     // The runtime is fine: the next request goes through.
     let report = get_granted(&rt, &h, &server, "/ok").await;
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
@@ -193,7 +212,9 @@ async fn bodies_over_max_http_bytes_are_cut_off_both_ways() {
     let report = run(&rt, &h, &with_cap("http_get", "/big/5000", 0), dir).await;
     assert_eq!(report.status, RunStatus::Failed, "{report:?}");
     assert!(
-        reason(&report).contains("maxHttpBytes (1000 bytes)"),
+        reason(&report).contains("maxHttpBytes (1000 bytes)")
+            && reason(&report)
+                .contains("refused by the host: response body over maxHttpBytes (1000 bytes)"),
         "{report:?}"
     );
     // The default cap (10 MiB) lets a 2 MB body through.

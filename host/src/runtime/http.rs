@@ -113,7 +113,7 @@ impl WasiHttpHooks for HttpPolicy {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let (origin, grant) = match self.grant_for(request.uri()) {
@@ -128,11 +128,17 @@ impl WasiHttpHooks for HttpPolicy {
         let ca_file = grant.ca_file.clone();
         let (max_bytes, deadline) = (self.max_bytes, self.deadline);
         let check = Arc::clone(&self.check);
+        let refusals = self.refusals.clone();
         Box::new(async move {
             let deadline = tokio::time::Instant::from_std(deadline);
+            let limits = Limits {
+                max_bytes,
+                deadline,
+                options: options.unwrap_or_default(),
+            };
             match tokio::time::timeout_at(
                 deadline,
-                send(request, origin, ca_file, max_bytes, deadline, check),
+                send(request, origin, ca_file, limits, check, refusals),
             )
             .await
             {
@@ -143,23 +149,43 @@ impl WasiHttpHooks for HttpPolicy {
     }
 }
 
+/// What bounds one request: the body cap, the run's deadline, and the
+/// guest's own `request-options` timeouts (each within the deadline).
+struct Limits {
+    max_bytes: u64,
+    deadline: tokio::time::Instant,
+    options: RequestOptions,
+}
+
+impl Limits {
+    /// The earlier of the run's deadline and `timeout` from now.
+    fn by(&self, timeout: Option<std::time::Duration>) -> tokio::time::Instant {
+        timeout.map_or(self.deadline, |t| {
+            self.deadline.min(tokio::time::Instant::now() + t)
+        })
+    }
+}
+
 /// Sends `request` to `origin` over one HTTP/1.1 connection (TLS for
 /// https), with both bodies capped at `max_bytes`.
 async fn send(
     request: http::Request<WasiBody>,
     origin: RequestOrigin,
     ca_file: Option<PathBuf>,
-    max_bytes: u64,
-    deadline: tokio::time::Instant,
+    limits: Limits,
     check: Arc<str>,
+    refusals: Refusals,
 ) -> SendResult {
+    let (max_bytes, deadline) = (limits.max_bytes, limits.deadline);
     let authority = if origin.host.contains(':') {
         format!("[{}]:{}", origin.host, origin.port)
     } else {
         format!("{}:{}", origin.host, origin.port)
     };
-    let tcp = tokio::net::TcpStream::connect(&authority)
+    let connect_by = limits.by(limits.options.connect_timeout);
+    let tcp = tokio::time::timeout_at(connect_by, tokio::net::TcpStream::connect(&authority))
         .await
+        .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
     let (mut parts, body) = request.into_parts();
     // The request line carries the path only (the origin went into the
@@ -168,7 +194,12 @@ async fn send(
         .path_and_query(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
         .build()
         .map_err(|e| Error::InternalError(Some(e.to_string())))?;
-    let body = Capped::new(body, max_bytes, Side::Request).boxed_unsync();
+    let cut = |side: &str| {
+        let refusals = refusals.clone();
+        let what = format!("{side} body over maxHttpBytes ({max_bytes} bytes), {origin}");
+        move || refusals.push(what.clone())
+    };
+    let body = Capped::new(body, max_bytes, Side::Request, cut("request")).boxed_unsync();
     let request = http::Request::from_parts(parts, body);
     let response = if origin.https {
         let config = tls_config(ca_file.as_deref()).map_err(|e| {
@@ -176,16 +207,31 @@ async fn send(
             Error::InternalError(Some(e))
         })?;
         let name = server_name(&origin.host)?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
+        let tls = tokio::time::timeout_at(
+            connect_by,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(Error::Tls)?;
+        let first_byte_by = limits.by(limits.options.first_byte_timeout);
+        tokio::time::timeout_at(first_byte_by, exchange(tls, request, deadline))
             .await
-            .map_err(Error::Tls)?;
-        exchange(tls, request, deadline).await?
+            .map_err(|_| Error::ConnectionReadTimeout)??
     } else {
-        exchange(tcp, request, deadline).await?
+        let first_byte_by = limits.by(limits.options.first_byte_timeout);
+        tokio::time::timeout_at(first_byte_by, exchange(tcp, request, deadline))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)??
     };
     let response = response.map(|body| {
-        Capped::new(body.map_err(Error::from), max_bytes, Side::Response).boxed_unsync()
+        Capped::new(
+            body.map_err(Error::from),
+            max_bytes,
+            Side::Response,
+            cut("response"),
+        )
+        .boxed_unsync()
     });
     Ok((response, Box::new(async { Ok(()) })))
 }
@@ -294,28 +340,33 @@ enum Side {
     Response,
 }
 
-/// A body that fails once more than `max` bytes have passed through it.
-struct Capped<B> {
+/// A body that fails once more than `max` bytes have passed through it,
+/// calling `on_cut` then (the run's reason names the cut: the guest may
+/// see only an I/O error).
+struct Capped<B, F> {
     inner: B,
     left: u64,
     max: u64,
     side: Side,
+    on_cut: F,
 }
 
-impl<B> Capped<B> {
-    fn new(inner: B, max: u64, side: Side) -> Capped<B> {
+impl<B, F> Capped<B, F> {
+    fn new(inner: B, max: u64, side: Side, on_cut: F) -> Capped<B, F> {
         Capped {
             inner,
             left: max,
             max,
             side,
+            on_cut,
         }
     }
 }
 
-impl<B> Body for Capped<B>
+impl<B, F> Body for Capped<B, F>
 where
     B: Body<Data = Bytes, Error = Error> + Unpin,
+    F: Fn() + Unpin,
 {
     type Data = Bytes;
     type Error = Error;
@@ -332,6 +383,7 @@ where
             if len > self.left {
                 let max = Some(self.max);
                 self.left = 0;
+                (self.on_cut)();
                 return Poll::Ready(Some(Err(match self.side {
                     Side::Request => Error::HttpRequestBodySize(max),
                     Side::Response => Error::HttpResponseBodySize(max),

@@ -265,7 +265,7 @@ def _send(method: str, url: str, headers, body: Optional[bytes], deadline: Optio
             _wait(ready, deadline, url)
         answer = future.get()
     # option<result<result<incoming-response, error-code>>>: none while
-    # pending, the outer err when taken twice (neither happens after block).
+    # pending, the outer err when taken twice (neither, once it is ready).
     if answer is None or isinstance(answer, Err):
         raise HttpError("internal-error", url, "no response after the wait")
     result = answer.value

@@ -154,7 +154,11 @@ impl Handler for Hostile {
                 // and body; an error is the run's failure, as a handler
                 // would write it.
                 let url = meta_str(&meta, "url");
-                let response = handler_sdk::http::get(&url)?;
+                let mut request = handler_sdk::http::Request::new("GET", &url);
+                if let Some(ms) = meta.get("waitMs").and_then(|v| v.as_u64()) {
+                    request = request.timeout(std::time::Duration::from_millis(ms));
+                }
+                let response = request.send()?;
                 Ok(Outcome::with_details(
                     if response.status < 400 {
                         Status::Success
