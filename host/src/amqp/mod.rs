@@ -78,14 +78,7 @@ pub struct BusOptions {
 
 /// The outbox beside a state file: `x.state.json` → `x.outbox.jsonl`.
 pub fn default_outbox_path(state_path: &Path) -> PathBuf {
-    let name = state_path
-        .file_name()
-        .map_or_else(|| "heartbeat".into(), |n| n.to_string_lossy().into_owned());
-    let stem = name
-        .strip_suffix(".state.json")
-        .or_else(|| name.strip_suffix(".json"))
-        .unwrap_or(&name);
-    state_path.with_file_name(format!("{stem}.outbox.jsonl"))
+    crate::store::beside_state(state_path, ".outbox.jsonl")
 }
 
 /// Why the bus could not start or a tick could not be sent.

@@ -549,8 +549,7 @@ impl Runtime {
             deadline,
             refusals.clone(),
         );
-        let origins: Vec<_> = request.http.iter().map(|g| g.origin.clone()).collect();
-        let names = names::NamePolicy::new(&request.check, &request.net, &origins, refusals);
+        let names = names::NamePolicy::new(&request.check, &request.net, &request.http, refusals);
         let mut state = RunState::new(
             wasi.build(),
             http,
@@ -820,8 +819,11 @@ fn grant_sockets(
 /// Adds what the host refused the run (origins, peers) to the reason of a
 /// failed run: the handler's own message may not say which grant is missing.
 fn name_refusals(report: &mut RunReport, refusals: &http::Refusals) {
+    if report.status != RunStatus::Failed {
+        return;
+    }
     let refused = refusals.list();
-    if refused.is_empty() || report.status != RunStatus::Failed {
+    if refused.is_empty() {
         return;
     }
     let said = report.error.take().unwrap_or_default();

@@ -20,7 +20,7 @@ use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use heartbeat_core::http::HttpOrigin;
 use heartbeat_core::net::{NetHost, NetPattern};
 
-use super::http::Refusals;
+use super::http::{HttpGrant, Refusals};
 
 /// Which names a run may look up: those of its `grants.net` patterns and
 /// its `grants.http` origins.
@@ -37,7 +37,7 @@ impl NamePolicy {
     pub fn new(
         check: &str,
         net: &[NetPattern],
-        http: &[HttpOrigin],
+        http: &[HttpGrant],
         refusals: Refusals,
     ) -> NamePolicy {
         NamePolicy {
@@ -48,7 +48,7 @@ impl NamePolicy {
                     _ => None,
                 })
                 .collect(),
-            http: http.to_vec(),
+            http: http.iter().map(|g| g.origin.clone()).collect(),
             check: check.to_string(),
             refusals,
         }
@@ -150,7 +150,10 @@ mod tests {
                 NetPattern::parse("db.internal:5432").expect("net"),
                 NetPattern::parse("10.0.0.0/8:*").expect("net"),
             ],
-            &[HttpOrigin::parse("https://*.example.com").expect("origin")],
+            &[HttpGrant {
+                origin: HttpOrigin::parse("https://*.example.com").expect("origin"),
+                ca_file: None,
+            }],
             Refusals::default(),
         );
         assert!(policy.allows("db.internal"));

@@ -109,14 +109,7 @@ impl KvLocation {
     /// beside it, named as the outbox is (`heartbeat.state.json` →
     /// `heartbeat.kv/`).
     pub fn beside_state(state_path: &Path) -> KvLocation {
-        let name = state_path
-            .file_name()
-            .map_or_else(|| "heartbeat".into(), |n| n.to_string_lossy().into_owned());
-        let stem = name
-            .strip_suffix(".state.json")
-            .or_else(|| name.strip_suffix(".json"))
-            .unwrap_or(&name);
-        KvLocation::new(state_path.with_file_name(format!("{stem}.kv")))
+        KvLocation::new(super::beside_state(state_path, ".kv"))
     }
 
     /// The directory.

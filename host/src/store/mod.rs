@@ -11,7 +11,7 @@ pub mod read;
 pub mod state;
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use heartbeat_core::config::{self, ConfigError, Loaded};
 
@@ -34,6 +34,20 @@ pub fn load_config(path: &Path) -> Result<Loaded, ConfigError> {
         },
     )?;
     config::parse(&text, &path.display().to_string())
+}
+
+/// A file beside the state file `state_path`, named after its stem:
+/// `x.state.json` (or `x.json`, or `x`) with `suffix` `.kv` gives `x.kv`.
+/// The outbox and the key-value stores are found this way.
+pub fn beside_state(state_path: &Path, suffix: &str) -> PathBuf {
+    let name = state_path
+        .file_name()
+        .map_or_else(|| "heartbeat".into(), |n| n.to_string_lossy().into_owned());
+    let stem = name
+        .strip_suffix(".state.json")
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(&name);
+    state_path.with_file_name(format!("{stem}{suffix}"))
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, `HOSTNAME`, or
