@@ -35,6 +35,29 @@ if ! timeout 30 rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
     done
 fi
 
+# The management plugin's HTTP API at 127.0.0.1:15672 (guest/guest) for the
+# rabbitmq_queue built-in's tests (tests/e2e/builtin_checks.rs): enabled
+# when it is not, then waited for with a bound. The tests drive the API
+# with curl too.
+if ! command -v curl >/dev/null 2>&1; then
+    echo "tests/run.sh: installing curl" >&2
+    timeout 600 apt-get update -q && timeout 600 apt-get install -y -q curl
+fi
+if ! timeout 10 curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1; then
+    echo "tests/run.sh: enabling the RabbitMQ management plugin" >&2
+    timeout 120 rabbitmq-plugins enable rabbitmq_management
+    for attempt in $(seq 1 30); do
+        if timeout 10 curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1; then
+            break
+        fi
+        if [ "$attempt" = 30 ]; then
+            echo "tests/run.sh: the RabbitMQ management API did not answer at 127.0.0.1:15672" >&2
+            exit 1
+        fi
+        sleep 2
+    done
+fi
+
 # tests/e2e/amqp.rs drives the real beatit package (PyPI) over pika.
 if ! python3 -c 'import beatit, pika' >/dev/null 2>&1; then
     echo "tests/run.sh: installing beatit and pika for tests/e2e/amqp.rs" >&2

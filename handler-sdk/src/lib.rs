@@ -40,6 +40,7 @@ pub mod bindings {
     });
 }
 
+pub mod dirs;
 pub mod env;
 pub mod http;
 pub mod kv;

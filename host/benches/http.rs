@@ -5,6 +5,9 @@
 //!   a fresh instance per run, against the same request made by a native
 //!   Rust client (tokio + hyper, a new connection per request as the host
 //!   makes) in the same run, interleaved round by round;
+//! - one run of the built-in `http_probe` check (issue 13: the same GET,
+//!   its body judged against `expectStatus` and `expectBody`, its details
+//!   built), against the native GET of the same URL in the same rounds;
 //! - the fresh-instance cost of the no-op `default` handler now that
 //!   `wasi:http` and the `kv` interface are linked (the figure before them:
 //!   9.47 µs, BENCHMARKS.md).
@@ -151,17 +154,34 @@ fn main() {
         0,
         std::path::Path::new("."),
     );
+    let probe = registry::load_builtin(&runtime, "http_probe")
+        .expect("built-in")
+        .expect("http_probe loads");
+    let probe_text = format!(
+        r#"{{"checks": {{"probe": {{"handler": "http_probe", "meta": {{"url": "http://{addr}/ok", "expectStatus": 200, "expectBody": "hello"}}, "grants": {{"http": ["http://{addr}"]}}}}}}}}"#
+    );
+    let probe_loaded =
+        heartbeat_host::core::config::parse(&probe_text, "bench.json").expect("probe config");
+    let probe_req = heartbeat_host::run_request(
+        "bench",
+        &tick,
+        &probe_loaded.config.checks[0],
+        0,
+        std::path::Path::new("."),
+    );
     let noop = registry::load_builtin(&runtime, "default")
         .expect("built-in")
         .expect("loads");
     let noop_req = noop_request("default");
 
     let (mut guest, mut native, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
+    let mut probed = Vec::new();
     rt.block_on(async {
         // Warm-up: TLS roots are not involved (plain http), but the pool
         // and the server's threads are.
         for _ in 0..per_round {
             black_box(runtime.run(&hostile, &request).await);
+            black_box(runtime.run(&probe, &probe_req).await);
             black_box(native_get(addr).await);
         }
         for _ in 0..rounds {
@@ -169,6 +189,13 @@ fn main() {
                 let start = Instant::now();
                 let report = runtime.run(&hostile, &request).await;
                 guest.push(start.elapsed());
+                assert_eq!(report.status, RunStatus::Success, "{report:?}");
+                assert_eq!(report.details["bytes"], BODY.len());
+            }
+            for _ in 0..per_round {
+                let start = Instant::now();
+                let report = runtime.run(&probe, &probe_req).await;
+                probed.push(start.elapsed());
                 assert_eq!(report.status, RunStatus::Success, "{report:?}");
                 assert_eq!(report.details["bytes"], BODY.len());
             }
@@ -190,6 +217,7 @@ fn main() {
     let (g50, g99) = median_p99(guest);
     let (n50, n99) = median_p99(native);
     let (f50, f99) = median_p99(fresh);
+    let (p50, p99) = median_p99(probed);
     println!("one allowed GET to 127.0.0.1 ({n} samples each, interleaved in {rounds} rounds):");
     println!(
         "  native Rust client (tokio + hyper)          median {:9.1} us  p99 {:9.1} us",
@@ -205,6 +233,17 @@ fn main() {
         "  ratio handler/native (medians) {:.2}x; the handler's extra per GET {:.1} us",
         g50.as_secs_f64() / n50.as_secs_f64(),
         us(g50.saturating_sub(n50))
+    );
+    println!(
+        "  built-in http_probe run (GET + expectStatus + expectBody) median {:9.1} us  p99 {:9.1} us",
+        us(p50),
+        us(p99)
+    );
+    println!(
+        "  ratio http_probe/native (medians) {:.2}x; the probe's extra per run {:.1} us; against the plain handler GET {:+.1} us",
+        p50.as_secs_f64() / n50.as_secs_f64(),
+        us(p50.saturating_sub(n50)),
+        us(p50) - us(g50)
     );
     println!(
         "fresh instance of the no-op `default`, wasi:http and kv linked ({} samples): median {:.3} us  p99 {:.3} us",

@@ -103,25 +103,28 @@ fn explain_json_has_the_documented_shape_and_every_reason() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let got: Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON object");
+    // A state file from before soft and hard states: the check that was
+    // failing reads as hard (its first failure was, with maxAttempts 1).
     let expected = json!({
         "at": "2026-01-01T00:10:00Z",
         "selected": ["always", "also_due"],
         "checks": [
             {"name": "fresh", "handler": "default", "eligible": true, "due": false, "ratio": 600000.0 / 3600000.0,
-             "reason": "not due: ratio 0.17 ≤ 1.0, due after 2026-01-01T01:00:00Z"},
-            {"name": "overdue", "handler": "default", "eligible": true, "due": true, "ratio": 5.0, "reason": ""},
-            {"name": "also_due", "handler": "default", "eligible": true, "due": true, "ratio": 5.0, "reason": ""},
-            {"name": "third_due", "handler": "default", "eligible": true, "due": true, "ratio": 5.0, "reason": ""},
-            {"name": "off", "handler": "default", "eligible": false, "due": false, "ratio": (T0 + 600_000) as f64, "reason": "disabled"},
+             "reason": "not due: ratio 0.17 ≤ 1.0, due after 2026-01-01T01:00:00Z", "state": "ok", "attempt": 0, "flapping": false},
+            {"name": "overdue", "handler": "default", "eligible": true, "due": true, "ratio": 5.0, "reason": "", "state": "ok", "attempt": 0, "flapping": false},
+            {"name": "also_due", "handler": "default", "eligible": true, "due": true, "ratio": 5.0, "reason": "", "state": "ok", "attempt": 0, "flapping": false},
+            {"name": "third_due", "handler": "default", "eligible": true, "due": true, "ratio": 5.0, "reason": "", "state": "ok", "attempt": 0, "flapping": false},
+            {"name": "off", "handler": "default", "eligible": false, "due": false, "ratio": (T0 + 600_000) as f64, "reason": "disabled", "state": "ok", "attempt": 0, "flapping": false},
             {"name": "held", "handler": "default", "eligible": false, "due": false, "ratio": (T0 + 600_000) as f64,
-             "reason": "paused until 2026-01-01T01:00:00Z: migration"},
+             "reason": "paused until 2026-01-01T01:00:00Z: migration", "state": "ok", "attempt": 0, "flapping": false},
             {"name": "daytime", "handler": "default", "eligible": false, "due": false, "ratio": (T0 + 600_000) as f64,
-             "reason": "outside its window"},
+             "reason": "outside its window", "state": "ok", "attempt": 0, "flapping": false},
             {"name": "summer", "handler": "default", "eligible": false, "due": false, "ratio": (T0 + 600_000) as f64,
-             "reason": "not triggered in Q1"},
+             "reason": "not triggered in Q1", "state": "ok", "attempt": 0, "flapping": false},
             {"name": "flaky", "handler": "default", "eligible": false, "due": false, "ratio": (T0 + 600_000) as f64,
-             "reason": "backing off after 2 failures until 2026-01-01T00:11:00Z"},
-            {"name": "always", "handler": "default", "eligible": true, "due": true, "ratio": null, "reason": ""}
+             "reason": "backing off after 2 failures until 2026-01-01T00:11:00Z",
+             "state": "hard", "attempt": 1, "flapping": false},
+            {"name": "always", "handler": "default", "eligible": true, "due": true, "ratio": null, "reason": "", "state": "ok", "attempt": 0, "flapping": false}
         ]
     });
     assert_eq!(got, expected, "stdout: {}", stdout(&out));
@@ -149,7 +152,7 @@ fn explain_table_reads_at_a_glance() {
     );
     let header = lines[2];
     for column in [
-        "NAME", "HANDLER", "LAST RUN", "NEXT DUE", "RATIO", "STATUS", "REASON",
+        "NAME", "HANDLER", "LAST RUN", "NEXT DUE", "RATIO", "STATUS", "STATE", "REASON",
     ] {
         assert!(header.contains(column), "{header}");
     }
@@ -172,6 +175,11 @@ fn explain_table_reads_at_a_glance() {
         "{text}"
     );
     assert!(row("flaky").contains("backoff"), "{text}");
+    // The STATE column: a check failing in a state file from before
+    // states is hard; the others are ok.
+    let state_at = header.find("STATE").expect("STATE");
+    assert!(row("flaky")[state_at..].starts_with("hard 1/1"), "{text}");
+    assert!(row("always")[state_at..].starts_with("ok"), "{text}");
     assert!(row("held").contains("paused until"), "{text}");
     // Columns line up: every row has STATUS where the header has it.
     let status_at = header.find("STATUS").expect("STATUS");

@@ -140,6 +140,38 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
         )
         .is_some_and(|n| n >= 1.0)
     );
+    // b fails every run: hard (maxAttempts 1), one state change published.
+    assert_eq!(
+        sample(&scrape, r#"heartbeat_check_state{check="b",state="hard"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, r#"heartbeat_check_state{check="b",state="ok"}"#),
+        Some(0.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, r#"heartbeat_check_state{check="a",state="ok"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"heartbeat_check_state_changes_total{check="b",change="transition"}"#
+        ),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, r#"heartbeat_check_attempt{check="b"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&scrape, r#"heartbeat_check_flapping{check="b"}"#),
+        Some(0.0)
+    );
     assert!(
         scrape.contains("heartbeat_check_run_duration_seconds_bucket{"),
         "{scrape}"
@@ -266,6 +298,18 @@ fn the_status_page_shows_in_a_real_browser_what_an_operator_needs() {
         row("broken")
     );
     assert!(row("broken").contains("failed"), "{}", row("broken"));
+    // Its alerting state, as the page shows it: hard at the first failure
+    // (maxAttempts 1), marked for the eye.
+    assert!(
+        row("broken").contains("data-state=\"hard\"") && row("broken").contains("hard 1/1"),
+        "{}",
+        row("broken")
+    );
+    assert!(
+        row("keepalive").contains("data-state=\"ok\""),
+        "{}",
+        row("keepalive")
+    );
     assert!(
         row("resting").contains("disk swap in progress"),
         "{}",
@@ -300,6 +344,15 @@ fn the_status_page_shows_in_a_real_browser_what_an_operator_needs() {
         json["checks"].as_array().is_some_and(|c| c.len() == 4),
         "{json}"
     );
+    let broken = json["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "broken"))
+        .expect("broken in /status");
+    assert_eq!(
+        (&broken["state"], &broken["attempt"], &broken["maxAttempts"]),
+        (&"hard".into(), &1.into(), &1.into()),
+        "{broken}"
+    );
     // And `status --url` prints it for a terminal.
     let printed = std::process::Command::new(crate::support::host_bin())
         .args(["status", "--url", &format!("http://{addr}")])
@@ -314,7 +367,7 @@ fn the_status_page_shows_in_a_real_browser_what_an_operator_needs() {
     assert!(text.starts_with("heartbeat-host for page: "), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("broken ") && l.contains("not found")),
+            .any(|l| l.starts_with("broken ") && l.contains("not found") && l.contains("hard 1/1")),
         "{text}"
     );
     assert!(

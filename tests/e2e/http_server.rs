@@ -10,13 +10,23 @@
 //!   for the URLs the tests use);
 //! - `GET /hang`: reads the request and never answers (until the server is
 //!   dropped);
-//! - `POST /echo`: 200, body `received <n> bytes`.
+//! - `POST /echo`: 200, body `received <n> bytes`;
+//! - `GET /slow/<ms>`: waits that many milliseconds, then 200, body `slow`;
+//! - `GET /health.json`: 200, [`HEALTH_JSON`];
+//! - `GET /auth`: 200 `authorized` when the request carries
+//!   `Authorization: Bearer` [`BEARER_TOKEN`], else 401 `unauthorized`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The body of `GET /health.json`.
+pub const HEALTH_JSON: &str = r#"{"status":"ok","queue":{"depth":3,"max":1000},"version":"2.4.1","uptime":12.5,"tags":["a","b"]}"#;
+
+/// The bearer token `GET /auth` accepts.
+pub const BEARER_TOKEN: &str = "e2e-t0ken-5f1c9a";
 
 /// A running server; stops accepting when dropped.
 pub struct TestServer {
@@ -92,6 +102,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<String>>, stop: &AtomicBool) {
             parts.next().unwrap_or("/").to_string(),
         );
         let mut length = 0usize;
+        let mut authorization = None;
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -101,10 +112,12 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<String>>, stop: &AtomicBool) {
             if header.is_empty() {
                 break;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("authorization") {
+                    authorization = Some(value.trim().to_string());
+                }
             }
         }
         let mut body = vec![0; length];
@@ -137,6 +150,23 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<String>>, stop: &AtomicBool) {
                 String::new(),
                 format!("received {} bytes", body.len()).into_bytes(),
             ),
+            ("GET", "/health.json") => (
+                200,
+                "content-type: application/json\r\n".into(),
+                HEALTH_JSON.as_bytes().to_vec(),
+            ),
+            ("GET", "/auth") => {
+                if authorization.as_deref() == Some(&format!("Bearer {BEARER_TOKEN}")) {
+                    (200, String::new(), b"authorized".to_vec())
+                } else {
+                    (401, String::new(), b"unauthorized".to_vec())
+                }
+            }
+            ("GET", p) if p.starts_with("/slow/") => {
+                let ms = p["/slow/".len()..].parse().unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(ms));
+                (200, String::new(), b"slow".to_vec())
+            }
             ("GET", p) if p.starts_with("/status/") => {
                 let code = p["/status/".len()..].parse().unwrap_or(500);
                 (code, String::new(), format!("status {code}").into_bytes())

@@ -39,6 +39,16 @@ fn hardening_7_kill_9_in_a_loop_never_tears_the_state_nor_moves_last_run_back() 
     for round in 0..25u64 {
         let mut host = start();
         host.wait_for_event("run_finished", &[], WAIT);
+        // The run is logged as it is handed to the state writer: on a busy
+        // machine the very first write may still be on its way.
+        let deadline = std::time::Instant::now() + WAIT;
+        while !state.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no state file after a run"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // Kill at a different moment of the write cycle each round.
         std::thread::sleep(Duration::from_millis(5 + (round * 7) % 60));
         drop(host); // SIGKILL

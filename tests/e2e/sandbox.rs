@@ -768,3 +768,49 @@ fn invoke_grant_flags_grant_for_one_run_and_are_validated_like_a_config() {
         refused.log()
     );
 }
+
+/// `--max-runs-in-flight`: with one slot, a second run waits for it
+/// (its wait counts toward its time) and then runs; a run whose
+/// `timeoutMs` passes while it waits fails without starting, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_beyond_the_slots_wait_for_one_within_their_timeout() {
+    let rt = std::sync::Arc::new(
+        Runtime::new(&RuntimeOptions {
+            cache_dir: None,
+            pooling: true,
+            max_runs_in_flight: 1,
+            ..RuntimeOptions::default()
+        })
+        .expect("runtime"),
+    );
+    let handler = std::sync::Arc::new(hostile(&rt));
+    let spawn = |check: &'static str| {
+        let (rt, handler) = (std::sync::Arc::clone(&rt), std::sync::Arc::clone(&handler));
+        tokio::spawn(async move { run(&rt, &handler, check).await })
+    };
+    let first = spawn(r#"{"timeoutMs": 10000, "meta": {"mode": "busy", "ms": 1500}}"#);
+    // The first holds the only slot before the others ask for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = spawn(r#"{"timeoutMs": 10000, "meta": {"mode": "busy", "ms": 100}}"#);
+    let impatient = spawn(r#"{"timeoutMs": 300, "meta": {"mode": "busy", "ms": 100}}"#);
+    let (first, _) = first.await.expect("joined");
+    let (waited, waited_for) = waiting.await.expect("joined");
+    let (refused, refused_after) = impatient.await.expect("joined");
+    assert_eq!(first.status, RunStatus::Success, "{first:?}");
+    assert_eq!(waited.status, RunStatus::Success, "{waited:?}");
+    assert!(
+        waited_for >= Duration::from_millis(1_100),
+        "the second run did not wait for the slot: {waited_for:?}"
+    );
+    assert_failed(
+        &refused,
+        "no run slot free within its timeoutMs (300 ms): this host runs at most 1 at once",
+    );
+    assert!(
+        refused_after < Duration::from_millis(1_000),
+        "refused at its timeout, not when the slot came free: {refused_after:?}"
+    );
+    // The slot is free again afterwards.
+    let (after, _) = run(&rt, &handler, r#"{"meta": {"mode": "busy", "ms": 10}}"#).await;
+    assert_eq!(after.status, RunStatus::Success, "{after:?}");
+}

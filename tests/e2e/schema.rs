@@ -19,6 +19,28 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
 }
 
+/// The built-in `name`'s fragment `schemas/checks/<name>.json`, checked to
+/// be a draft 2020-12 schema with its `$id` and no properties beyond those
+/// it names, compiled. `tests/e2e/probes.rs` and `builtin_checks.rs` hold
+/// each fragment to the host's own parser.
+pub(crate) fn fragment(name: &str) -> jsonschema::Validator {
+    let schema = read_json(&repo().join(format!("schemas/checks/{name}.json")));
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(
+        schema["$id"],
+        format!("https://example.invalid/heartbeat-host/schemas/checks/{name}.json")
+    );
+    assert_eq!(schema["additionalProperties"], false, "{name}");
+    assert!(
+        jsonschema::meta::is_valid(&schema),
+        "{name}: not a valid JSON Schema"
+    );
+    jsonschema::validator_for(&schema).expect("the fragment compiles")
+}
+
 fn validator() -> jsonschema::Validator {
     let schema = read_json(&repo().join("schemas/heartbeat.v1.json"));
     jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")

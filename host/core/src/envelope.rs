@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::states::{ChangeKind, StateChange, Verdict};
+
 /// The routing key (and `event_type`) of a heartbeat tick.
 pub const TICK_KEY: &str = "system.heartbeat.tick";
 
@@ -207,6 +209,42 @@ pub fn completed_key(agent: &str) -> String {
     format!("agent.{agent}.check.completed")
 }
 
+/// The routing key and `event_type` of a check's state change (ok → hard,
+/// hard → ok, flapping started or stopped): the event operators alert on.
+pub fn state_changed_key(agent: &str) -> String {
+    format!("agent.{agent}.check.state_changed")
+}
+
+/// The payload of a state change: `check`, `handler`, `change`
+/// (`transition`, `flapping_started`, `flapping_stopped`), `previous`,
+/// `state`, `attempt`, `flapping`, `changes` among the last `window`
+/// results, and the failed run's `error` when there is one.
+pub fn state_changed_payload(
+    check: &str,
+    handler: &str,
+    verdict: &Verdict,
+    change: &StateChange,
+    error: Option<&str>,
+) -> Value {
+    let mut payload = Map::new();
+    payload.insert("check".into(), Value::from(check));
+    payload.insert("handler".into(), Value::from(handler));
+    payload.insert("change".into(), Value::from(change.kind.as_str()));
+    payload.insert("previous".into(), Value::from(change.previous.as_str()));
+    payload.insert("state".into(), Value::from(change.state.as_str()));
+    payload.insert("attempt".into(), Value::from(verdict.attempt));
+    payload.insert(
+        "flapping".into(),
+        Value::from(change.kind == ChangeKind::FlappingStarted),
+    );
+    payload.insert("changes".into(), Value::from(change.changes));
+    payload.insert("window".into(), Value::from(change.window));
+    if let Some(error) = error {
+        payload.insert("error".into(), Value::from(error));
+    }
+    Value::Object(payload)
+}
+
 /// Who sent an envelope (`source`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -276,11 +314,14 @@ pub fn completed_payload(
     duration_us: u64,
     details: &Value,
     error: Option<&str>,
+    verdict: &Verdict,
 ) -> Value {
     let mut payload = Map::new();
     payload.insert("check".into(), Value::from(check));
     payload.insert("handler".into(), Value::from(handler));
     payload.insert("status".into(), Value::from(status));
+    payload.insert("state".into(), Value::from(verdict.state.as_str()));
+    payload.insert("attempt".into(), Value::from(verdict.attempt));
     payload.insert("durationMs".into(), duration_ms(duration_us));
     payload.insert("details".into(), details.clone());
     if let Some(error) = error {
@@ -309,6 +350,7 @@ pub fn correlation_of(tick_envelope: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::CheckHealth;
 
     fn source() -> Source {
         Source {
@@ -432,6 +474,11 @@ mod tests {
             1234,
             &json!({"a": 1}),
             Some("boom"),
+            &Verdict {
+                state: CheckHealth::Soft,
+                attempt: 2,
+                change: None,
+            },
         );
         let envelope = build(
             "id-1",
@@ -451,7 +498,7 @@ mod tests {
                 "source": {"host": "box", "type": "agent", "app": "heartbeat-host"},
                 "correlation_ids": ["tick-9"],
                 "payload": {"check": "ping", "handler": "default", "status": "failed",
-                    "durationMs": 1.234, "details": {"a": 1}, "error": "boom"}
+                    "state": "soft", "attempt": 2, "durationMs": 1.234, "details": {"a": 1}, "error": "boom"}
             })
         );
         // What the host builds, it accepts.
@@ -461,10 +508,42 @@ mod tests {
 
     #[test]
     fn a_successful_run_has_no_error_field_and_timer_ticks_no_correlation() {
-        let payload = completed_payload("ping", "default", "success", 5, &json!({}), None);
+        let ok = Verdict {
+            state: CheckHealth::Ok,
+            attempt: 0,
+            change: None,
+        };
+        let payload = completed_payload("ping", "default", "success", 5, &json!({}), None, &ok);
         assert!(payload.get("error").is_none());
+        assert_eq!(
+            (&payload["state"], &payload["attempt"]),
+            (&json!("ok"), &json!(0))
+        );
         assert_eq!(payload["durationMs"], json!(0.005));
         assert!(correlation_of(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn a_state_change_names_both_states_and_the_flapping_count() {
+        let change = StateChange {
+            kind: ChangeKind::FlappingStarted,
+            previous: CheckHealth::Ok,
+            state: CheckHealth::Hard,
+            changes: 11,
+            window: 20,
+        };
+        let verdict = Verdict {
+            state: CheckHealth::Hard,
+            attempt: 1,
+            change: Some(change.clone()),
+        };
+        assert_eq!(state_changed_key("cack"), "agent.cack.check.state_changed");
+        assert_eq!(
+            state_changed_payload("api", "http_probe", &verdict, &change, Some("status 500")),
+            json!({"check": "api", "handler": "http_probe", "change": "flapping_started",
+                "previous": "ok", "state": "hard", "attempt": 1, "flapping": true,
+                "changes": 11, "window": 20, "error": "status 500"})
+        );
     }
 
     #[test]

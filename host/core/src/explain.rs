@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::config::HeartbeatConfig;
+use crate::model::CheckHealth;
 use crate::schedule::{self, NotRunning, Ratio};
 use crate::state::State;
 
@@ -67,6 +68,14 @@ pub struct CheckExplanation {
     pub blocked: Option<NotRunning>,
     /// Whether it is due but more overdue checks took the tick (`maxPerTick`).
     pub tick_full: bool,
+    /// Where it stands for alerting (ok, soft, hard).
+    pub health: CheckHealth,
+    /// Failures in a row counted toward `max_attempts`.
+    pub attempt: u32,
+    /// The check's `maxAttempts`.
+    pub max_attempts: u32,
+    /// Whether it is flapping.
+    pub flapping: bool,
 }
 
 impl CheckExplanation {
@@ -74,6 +83,16 @@ impl CheckExplanation {
     pub fn reason(&self) -> String {
         match &self.blocked {
             None => String::new(),
+            Some(NotRunning::Backoff { retry_after_ms, .. })
+                if self.health == CheckHealth::Soft =>
+            {
+                format!(
+                    "soft failure {}/{}: retried after {}",
+                    self.attempt,
+                    self.max_attempts,
+                    schedule::format_ms(*retry_after_ms)
+                )
+            }
             Some(NotRunning::NotDue) => match self.next_due_ms {
                 Some(next) => format!(
                     "not due: ratio {} ≤ 1.0, due after {}",
@@ -84,6 +103,18 @@ impl CheckExplanation {
             },
             Some(other) => other.to_string(),
         }
+    }
+
+    /// The STATE column: `ok`, `soft 1/3`, `hard 3/3`, with `, flapping`.
+    pub fn state(&self) -> String {
+        let mut out = match self.health {
+            CheckHealth::Ok => "ok".to_string(),
+            other => format!("{other} {}/{}", self.attempt, self.max_attempts),
+        };
+        if self.flapping {
+            out.push_str(", flapping");
+        }
+        out
     }
 
     /// One word or two for the STATUS column.
@@ -142,6 +173,7 @@ pub fn explain_live(
         .map(|evaluation| {
             let check = &config.checks[evaluation.index];
             let tick_full = evaluation.not_running == Some(NotRunning::TickFull);
+            let record = state.checks.get(&check.name);
             CheckExplanation {
                 name: check.name.clone(),
                 handler: check.handler.clone(),
@@ -153,6 +185,10 @@ pub fn explain_live(
                 next_due_ms: evaluation.next_due_ms,
                 blocked: evaluation.not_running.clone().filter(|_| !tick_full),
                 tick_full,
+                health: record.map_or(CheckHealth::Ok, |r| r.state),
+                attempt: record.map_or(0, |r| r.attempt),
+                max_attempts: check.retry.max_attempts,
+                flapping: record.is_some_and(|r| r.flapping),
             }
         })
         .collect();
@@ -169,8 +205,9 @@ pub fn explain_live(
 }
 
 /// The `--json` object. Its shape is a contract with scripts:
-/// `{"at", "selected", "checks": [{"name", "handler", "eligible", "due", "ratio", "reason"}]}`,
-/// `ratio` null when infinite, `reason` empty when the check is due.
+/// `{"at", "selected", "checks": [{"name", "handler", "eligible", "due", "ratio", "reason",
+/// "state", "attempt", "flapping"}]}`, `ratio` null when infinite, `reason`
+/// empty when the check is due.
 #[derive(Debug, Serialize)]
 pub struct JsonExplanation<'a> {
     /// The instant, RFC 3339 in UTC.
@@ -196,6 +233,12 @@ pub struct JsonCheck<'a> {
     pub ratio: Option<f64>,
     /// Why not eligible or not due; empty otherwise.
     pub reason: String,
+    /// `ok`, `soft` or `hard`.
+    pub state: CheckHealth,
+    /// Failures in a row counted toward `maxAttempts`.
+    pub attempt: u32,
+    /// Whether the check is flapping.
+    pub flapping: bool,
 }
 
 /// The explanation as the `--json` object.
@@ -216,19 +259,22 @@ pub fn to_json(explanation: &Explanation) -> JsonExplanation<'_> {
                     Ratio::Infinite => None,
                 },
                 reason: c.reason(),
+                state: c.health,
+                attempt: c.attempt,
+                flapping: c.flapping,
             })
             .collect(),
     }
 }
 
 /// The explanation as a table, headed by a line that says what runs:
-/// NAME, HANDLER, LAST RUN, NEXT DUE, RATIO, STATUS, REASON.
+/// NAME, HANDLER, LAST RUN, NEXT DUE, RATIO, STATUS, STATE, REASON.
 pub fn render_table(explanation: &Explanation) -> String {
     let at = explanation.at_ms;
     let header = [
-        "NAME", "HANDLER", "LAST RUN", "NEXT DUE", "RATIO", "STATUS", "REASON",
+        "NAME", "HANDLER", "LAST RUN", "NEXT DUE", "RATIO", "STATUS", "STATE", "REASON",
     ];
-    let mut rows: Vec<[String; 7]> = vec![header.map(str::to_string)];
+    let mut rows: Vec<[String; 8]> = vec![header.map(str::to_string)];
     for c in &explanation.checks {
         let last_run = if c.last_run_ms == 0 {
             "never".to_string()
@@ -255,10 +301,11 @@ pub fn render_table(explanation: &Explanation) -> String {
             next_due,
             format_ratio(c.ratio),
             c.status(),
+            c.state(),
             reason,
         ]);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -386,7 +433,10 @@ mod tests {
             let keys: Vec<&String> = check.as_object().expect("object").keys().collect();
             assert_eq!(
                 keys,
-                ["name", "handler", "eligible", "due", "ratio", "reason"]
+                [
+                    "name", "handler", "eligible", "due", "ratio", "reason", "state", "attempt",
+                    "flapping"
+                ]
             );
         }
         assert_eq!(
@@ -495,5 +545,39 @@ mod tests {
             format_when(T0 + 90_000, T0),
             "2026-01-01 00:01:30 UTC (in 1m)"
         );
+    }
+
+    #[test]
+    fn a_soft_check_says_its_attempt_and_when_it_is_retried() {
+        let c = config(
+            r#"{"checks": {"api": {"cadenceMs": 60000, "maxAttempts": 3, "retryIntervalMs": 5000}}}"#,
+        );
+        let mut state = State::default();
+        let record = state.checks.entry("api".into()).or_default();
+        crate::schedule::record_outcome(
+            record,
+            T0,
+            60_000,
+            &c.checks[0].retry,
+            crate::model::RunStatus::Failed,
+            1,
+            Some("status 500".into()),
+        );
+        let e = explain(&c, &state, T0 + 1_000);
+        let api = &e.checks[0];
+        assert_eq!(api.state(), "soft 1/3");
+        assert_eq!(
+            api.reason(),
+            "soft failure 1/3: retried after 2026-01-01T00:00:05Z"
+        );
+        let table = render_table(&e);
+        assert!(
+            table.lines().nth(2).is_some_and(|h| h.contains("STATE")),
+            "{table}"
+        );
+        assert!(table.contains("soft 1/3"), "{table}");
+        let json = serde_json::to_value(to_json(&e)).expect("serialises");
+        assert_eq!(json["checks"][0]["state"], "soft");
+        assert_eq!(json["checks"][0]["attempt"], 1);
     }
 }

@@ -31,6 +31,7 @@ use crate::config::{self, ConfigError, HeartbeatConfig, SUPPORTED_SCHEMAS};
 use crate::control::{self, Command};
 use crate::envelope::{self, MAX_EVENT_ID_LEN, Source, TICK_KEY};
 use crate::health::HealthStatus;
+use crate::model::CheckHealth;
 use crate::model::{MAX_MEMORY_MB, Pause, ProcessState, RunStatus};
 use crate::processes::{Beat, Tracker, TrackerConfig, parse_beat};
 use crate::state::{CheckState, STATE_VERSION, State};
@@ -830,25 +831,51 @@ fn check_state() -> impl Strategy<Value = CheckState> {
         prop::option::of(string()),
         prop::option::of(any::<u64>()),
     )
+        .prop_flat_map(|fields| (Just(fields), alerting()))
         .prop_map(
             |(
-                last_run,
-                last_status,
-                last_duration_us,
-                last_attempt,
-                consecutive_failures,
-                last_error,
-                retry_after,
-            )| CheckState {
-                last_run,
-                last_status,
-                last_duration_us,
-                last_attempt,
-                consecutive_failures,
-                last_error,
-                retry_after,
+                (
+                    last_run,
+                    last_status,
+                    last_duration_us,
+                    last_attempt,
+                    consecutive_failures,
+                    last_error,
+                    retry_after,
+                ),
+                (state, attempt, state_since, recent, flapping),
+            )| {
+                let mut record = CheckState {
+                    last_run,
+                    last_status,
+                    last_duration_us,
+                    last_attempt,
+                    consecutive_failures,
+                    last_error,
+                    retry_after,
+                    state,
+                    attempt,
+                    state_since,
+                    recent,
+                    flapping,
+                };
+                // What the host reads is settled (a failing record from
+                // before states existed is hard): generate what it writes.
+                record.settle();
+                record
             },
         )
+}
+
+/// The soft/hard fields of a check's record.
+fn alerting() -> impl Strategy<Value = (CheckHealth, u32, Option<u64>, String, bool)> {
+    (
+        prop::sample::select(&CheckHealth::ALL[..]),
+        any::<u32>(),
+        prop::option::of(any::<u64>()),
+        "[+-]{0,20}",
+        any::<bool>(),
+    )
 }
 
 fn state() -> impl Strategy<Value = State> {

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod beats;
+pub mod builtins;
 pub mod config;
 pub mod control;
 pub mod envelope;
@@ -38,6 +39,7 @@ pub mod schedule;
 #[cfg(test)]
 mod schedule_props;
 pub mod state;
+pub mod states;
 pub mod tick_monitor;
 pub mod time;
 pub mod topic;

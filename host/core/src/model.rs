@@ -144,6 +144,70 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// Where a check stands for alerting, Nagios' way: a failure first makes
+/// it `soft` (retried, not yet worth a page), `maxAttempts` failures in a
+/// row make it `hard`, one success makes it `ok` again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckHealth {
+    /// The last result was a success (or the check never failed).
+    #[default]
+    Ok,
+    /// Failing, with fewer than `maxAttempts` failures in a row: retried
+    /// every `retryIntervalMs`.
+    Soft,
+    /// `maxAttempts` failures in a row: back on its cadence.
+    Hard,
+}
+
+impl CheckHealth {
+    /// Every state, in the order a failing check goes through them.
+    pub const ALL: [CheckHealth; 3] = [CheckHealth::Ok, CheckHealth::Soft, CheckHealth::Hard];
+
+    /// The name events, the state file and the metrics use (serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckHealth::Ok => "ok",
+            CheckHealth::Soft => "soft",
+            CheckHealth::Hard => "hard",
+        }
+    }
+}
+
+impl fmt::Display for CheckHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a check's failures turn into states (`retryIntervalMs`,
+/// `maxAttempts`, `flapThreshold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Failures in a row that make the check hard (Nagios'
+    /// `max_check_attempts`); 1, the default, makes the first failure hard.
+    pub max_attempts: u32,
+    /// The wait between soft retries (Nagios' `retry_interval`); `None`
+    /// retries on the failure backoff.
+    pub retry_interval_ms: Option<u64>,
+    /// More pass/fail changes than this among the last
+    /// [`FLAP_WINDOW`] results mark the check flapping; 19 or more never does.
+    pub flap_threshold: u32,
+}
+
+/// How many recent results flapping is judged over.
+pub const FLAP_WINDOW: usize = 20;
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            retry_interval_ms: None,
+            flap_threshold: 10,
+        }
+    }
+}
+
 /// A watched process, as handed to handlers through `host.processes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -205,6 +269,16 @@ impl ProcessState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_healths_name_is_the_one_serde_writes() {
+        for health in CheckHealth::ALL {
+            assert_eq!(
+                serde_json::to_value(health).expect("serializes"),
+                serde_json::json!(health.as_str())
+            );
+        }
+    }
 
     #[test]
     fn a_process_states_name_is_the_one_serde_writes() {

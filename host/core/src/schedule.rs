@@ -11,8 +11,9 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use crate::config::{CheckConfig, HeartbeatConfig};
-use crate::model::{Pause, Quarter, RunStatus, Window};
+use crate::model::{CheckHealth, Pause, Quarter, RetryPolicy, RunStatus, Window};
 use crate::state::{CheckState, State};
+use crate::states::Verdict;
 
 /// The longest failure backoff step before the cadence caps it: 30 s × 2^(n−1).
 pub const BACKOFF_BASE_MS: u64 = 30_000;
@@ -398,20 +399,30 @@ pub fn backoff_ms(cadence_ms: u64, failures: u32) -> u64 {
     step.min(cadence_ms)
 }
 
-/// Applies one run's outcome to a check's record (rule 6): success or
-/// skipped moves `lastRun` to the tick's time and clears failures; failed
-/// keeps `lastRun`, counts the failure and sets the backoff.
+/// Applies one run's outcome to a check's record (rule 6) and says what it
+/// did to the check's state ([`crate::states::advance`]): success or
+/// skipped moves `lastRun` to the tick's time and clears the failures;
+/// failed keeps `lastRun`, counts the failure and sets when the check may
+/// run again:
+///
+/// - soft (fewer than `maxAttempts` failures in a row): after
+///   `retryIntervalMs`, or the failure backoff when it is not set;
+/// - hard: after the failure backoff `min(cadenceMs, 30 s × 2^(n−1))`
+///   with `maxAttempts` 1 (the default, today's rule), else after
+///   `cadenceMs` (a hard check is back on its cadence, as in Nagios).
 pub fn record_outcome(
     record: &mut CheckState,
     tick_ms: u64,
     cadence_ms: u64,
+    policy: &RetryPolicy,
     status: RunStatus,
     duration_us: u64,
     error: Option<String>,
-) {
+) -> Verdict {
     record.last_status = Some(status);
     record.last_duration_us = Some(duration_us);
     record.last_attempt = Some(tick_ms);
+    let verdict = crate::states::advance(record, status, policy, tick_ms);
     match status {
         RunStatus::Success | RunStatus::Skipped => {
             record.last_run = Some(tick_ms);
@@ -422,10 +433,16 @@ pub fn record_outcome(
         RunStatus::Failed => {
             record.consecutive_failures = record.consecutive_failures.saturating_add(1);
             record.last_error = error;
-            record.retry_after =
-                Some(tick_ms.saturating_add(backoff_ms(cadence_ms, record.consecutive_failures)));
+            let backoff = backoff_ms(cadence_ms, record.consecutive_failures);
+            let wait = match verdict.state {
+                CheckHealth::Soft => policy.retry_interval_ms.unwrap_or(backoff),
+                _ if policy.max_attempts > 1 => cadence_ms,
+                _ => backoff,
+            };
+            record.retry_after = Some(tick_ms.saturating_add(wait));
         }
     }
+    verdict
 }
 
 #[cfg(test)]
@@ -629,7 +646,15 @@ mod tests {
             retry_after: Some(99),
             ..CheckState::default()
         };
-        record_outcome(&mut r, 5000, 1000, RunStatus::Success, 12, None);
+        record_outcome(
+            &mut r,
+            5000,
+            1000,
+            &RetryPolicy::default(),
+            RunStatus::Success,
+            12,
+            None,
+        );
         assert_eq!(r.last_run, Some(5000));
         assert_eq!(r.consecutive_failures, 0);
         assert_eq!(r.last_error, None);
@@ -640,7 +665,15 @@ mod tests {
     #[test]
     fn skipped_counts_as_a_run() {
         let mut r = CheckState::default();
-        record_outcome(&mut r, 7000, 1000, RunStatus::Skipped, 1, None);
+        record_outcome(
+            &mut r,
+            7000,
+            1000,
+            &RetryPolicy::default(),
+            RunStatus::Skipped,
+            1,
+            None,
+        );
         assert_eq!(r.last_run, Some(7000));
         assert_eq!(r.last_status, Some(RunStatus::Skipped));
     }
@@ -655,6 +688,7 @@ mod tests {
             &mut r,
             100_000,
             900_000,
+            &RetryPolicy::default(),
             RunStatus::Failed,
             5,
             Some("timeout".into()),
@@ -666,6 +700,7 @@ mod tests {
             &mut r,
             130_000,
             900_000,
+            &RetryPolicy::default(),
             RunStatus::Failed,
             5,
             Some("timeout".into()),
@@ -673,5 +708,91 @@ mod tests {
         assert_eq!(r.consecutive_failures, 2);
         assert_eq!(r.retry_after, Some(190_000));
         assert_eq!(r.last_error.as_deref(), Some("timeout"));
+    }
+
+    /// Ticks every second from T0 for `seconds`; the check's handler gives
+    /// the next of `outcomes` each time it runs (then successes). Returns
+    /// (seconds after T0, state/attempt, change) for each run.
+    fn simulate(json: &str, outcomes: &[RunStatus], seconds: u64) -> Vec<(u64, String, String)> {
+        let c = config(json);
+        let mut state = State::default();
+        let mut runs = Vec::new();
+        let mut next = outcomes.iter();
+        for second in 0..seconds {
+            let now = T0 + second * 1000;
+            let plan = plan(&c, &state, &HashSet::new(), now);
+            for &i in &plan.selected {
+                let check = &c.checks[i];
+                let status = next.next().copied().unwrap_or(RunStatus::Success);
+                let record = state.checks.entry(check.name.clone()).or_default();
+                let verdict =
+                    record_outcome(record, now, check.cadence_ms, &check.retry, status, 1, None);
+                let change = verdict.change.map_or(String::new(), |c| {
+                    format!("{} {}->{}", c.kind.as_str(), c.previous, c.state)
+                });
+                runs.push((
+                    second,
+                    format!("{}/{}", verdict.state, verdict.attempt),
+                    change,
+                ));
+            }
+        }
+        runs
+    }
+
+    #[test]
+    fn soft_failures_retry_on_the_retry_interval_then_hard_returns_to_the_cadence() {
+        use RunStatus::{Failed, Success};
+        // Cadence 60 s, retried every 5 s, hard at the 3rd failure; the
+        // handler fails 4 times, then succeeds.
+        let json = r#"{"checks": {"api": {"cadenceMs": 60000, "retryIntervalMs": 5000, "maxAttempts": 3}}}"#;
+        let runs = simulate(json, &[Failed, Failed, Failed, Failed, Success], 200);
+        let expected: Vec<(u64, &str, &str)> = vec![
+            // Never ran: due on the first tick.
+            (0, "soft/1", ""),
+            (5, "soft/2", ""),
+            (10, "hard/3", "transition ok->hard"),
+            // Hard: back on its cadence, 60 s after the failure.
+            (70, "hard/3", ""),
+            (130, "ok/0", "transition hard->ok"),
+        ];
+        let got: Vec<(u64, &str, &str)> = runs
+            .iter()
+            .take(5)
+            .map(|(t, s, c)| (*t, s.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+        // Then on the cadence from the success (ratio strictly above 1.0).
+        assert_eq!(runs.get(5).map(|r| r.0), Some(191));
+    }
+
+    #[test]
+    fn without_max_attempts_a_failure_is_hard_at_once_and_backs_off_as_before() {
+        use RunStatus::{Failed, Success};
+        let json = r#"{"checks": {"api": {"cadenceMs": 600000}}}"#;
+        let runs = simulate(json, &[Failed, Failed, Success], 200);
+        let got: Vec<(u64, &str, &str)> = runs
+            .iter()
+            .map(|(t, s, c)| (*t, s.as_str(), c.as_str()))
+            .collect();
+        // Backoff 30 s, then 60 s (today's rule), whatever the cadence.
+        assert_eq!(
+            got,
+            [
+                (0, "hard/1", "transition ok->hard"),
+                (30, "hard/1", ""),
+                (90, "ok/0", "transition hard->ok"),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_retry_interval_soft_retries_use_the_failure_backoff() {
+        use RunStatus::Failed;
+        let json = r#"{"checks": {"api": {"cadenceMs": 600000, "maxAttempts": 3}}}"#;
+        let runs = simulate(json, &[Failed, Failed, Failed], 200);
+        let times: Vec<u64> = runs.iter().map(|r| r.0).collect();
+        assert_eq!(&times[..3], [0, 30, 90]);
+        assert_eq!(runs[2].1, "hard/3");
     }
 }

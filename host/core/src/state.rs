@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Pause, RunStatus};
+use crate::model::{CheckHealth, Pause, RunStatus};
 
 /// The state file's format version.
 pub const STATE_VERSION: u32 = 1;
@@ -83,6 +83,58 @@ pub struct CheckState {
     /// Not eligible before this time (ms since epoch), while failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Where the check stands for alerting: `ok`, `soft` or `hard`.
+    #[serde(default, skip_serializing_if = "is_ok")]
+    pub state: CheckHealth,
+    /// Failures in a row counted toward `maxAttempts` (never above it);
+    /// 0 while ok.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+    /// When the check last changed between ok and hard (ms since epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_since: Option<u64>,
+    /// The last results (at most [`crate::model::FLAP_WINDOW`]), oldest
+    /// first: `+` a success, `-` a failure (skips are not results here).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub recent: String,
+    /// Whether the check is flapping (see `flapThreshold`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flapping: bool,
+}
+
+impl CheckState {
+    /// Makes a record read from a file consistent: a check failing in a
+    /// file written before states existed is `hard` (its first failure
+    /// was, with maxAttempts 1), and `recent` keeps only `+` and `-`, at
+    /// most [`crate::model::FLAP_WINDOW`] of them.
+    pub(crate) fn settle(&mut self) {
+        if self.state == CheckHealth::Ok
+            && self.consecutive_failures > 0
+            && self.last_status == Some(RunStatus::Failed)
+        {
+            self.state = CheckHealth::Hard;
+            self.attempt = 1;
+        }
+        if self.recent.chars().any(|c| c != '+' && c != '-')
+            || self.recent.len() > crate::model::FLAP_WINDOW
+        {
+            let kept: Vec<char> = self
+                .recent
+                .chars()
+                .filter(|c| matches!(c, '+' | '-'))
+                .collect();
+            let from = kept.len().saturating_sub(crate::model::FLAP_WINDOW);
+            self.recent = kept[from..].iter().collect();
+        }
+    }
+}
+
+fn is_ok(health: &CheckHealth) -> bool {
+    *health == CheckHealth::Ok
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a state file's text is not a state this host can read.
@@ -101,7 +153,7 @@ impl State {
     /// Reads a state file's text; a version newer than [`STATE_VERSION`] is
     /// refused rather than misread.
     pub fn parse(text: &str) -> Result<State, Unreadable> {
-        let state: State = serde_json::from_str(text).map_err(|e| Unreadable {
+        let mut state: State = serde_json::from_str(text).map_err(|e| Unreadable {
             line: e.line(),
             // serde_json gives column 0 at the very start of a line (an
             // empty file, the end of input after a newline).
@@ -117,6 +169,9 @@ impl State {
                     state.version
                 ),
             });
+        }
+        for record in state.checks.values_mut() {
+            record.settle();
         }
         Ok(state)
     }

@@ -1,18 +1,21 @@
 //! What a run sends: the events its handler emitted, each with its own
-//! routing key, then the result event `agent.{name}.check.completed`.
-//! Pure: ids and time are passed in.
+//! routing key, then the result event `agent.{name}.check.completed`, then,
+//! when the run changed the check's state, `agent.{name}.check.state_changed`
+//! (both keys moved out of the inbox's bindings by `--results-key-prefix`,
+//! see [`ResultKeys`]). Pure: ids and time are passed in.
 
 use serde_json::Value;
 
 use super::outbox::Record;
 use crate::runtime::RunReport;
 use heartbeat_core::envelope::{self, Source};
+use heartbeat_core::states::Verdict;
 
 /// One run, as the bus sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOutcome<'a> {
-    /// The agent.
-    pub agent: &'a str,
+    /// The routing keys of the result events.
+    pub keys: &'a ResultKeys,
     /// The envelope of the tick the run answered (`{}` for timer ticks).
     pub tick_envelope: &'a Value,
     /// The check.
@@ -21,10 +24,46 @@ pub struct RunOutcome<'a> {
     pub handler: &'a str,
     /// What the run came to.
     pub report: &'a RunReport,
+    /// What it did to the check's state.
+    pub verdict: &'a Verdict,
+}
+
+/// The routing keys of the host's own result events, which are also their
+/// `event_type` (and AMQP `type`): one name per event, as for every event
+/// the host sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultKeys {
+    /// The result of every run.
+    pub completed: String,
+    /// A change of the check's state.
+    pub state_changed: String,
+}
+
+impl ResultKeys {
+    /// Without a prefix, heartbeat-consumer's keys
+    /// `agent.{agent}.check.completed` and `agent.{agent}.check.state_changed`,
+    /// which the inbox's own `agent.{agent}.#` binding brings back to the
+    /// host (to be acknowledged unread). With `prefix` (`--results-key-prefix
+    /// results.`), `{prefix}{agent}.check.completed` and
+    /// `{prefix}{agent}.check.state_changed`: no return trip unless a
+    /// `watch` pattern matches them.
+    pub fn new(agent: &str, prefix: Option<&str>) -> ResultKeys {
+        match prefix {
+            None => ResultKeys {
+                completed: envelope::completed_key(agent),
+                state_changed: envelope::state_changed_key(agent),
+            },
+            Some(prefix) => ResultKeys {
+                completed: format!("{prefix}{agent}.check.completed"),
+                state_changed: format!("{prefix}{agent}.check.state_changed"),
+            },
+        }
+    }
 }
 
 /// The run's events in publishing order, each enveloped with a fresh id
-/// from `new_id` and `correlation_ids` holding the tick's `event_id`.
+/// from `new_id` and `correlation_ids` holding the tick's `event_id`, the
+/// result events on `run.keys`.
 pub fn run_records(
     run: RunOutcome<'_>,
     source: &Source,
@@ -32,7 +71,7 @@ pub fn run_records(
     mut new_id: impl FnMut() -> String,
 ) -> Vec<Record> {
     let correlation = envelope::correlation_of(run.tick_envelope);
-    let mut records = Vec::with_capacity(run.report.events.len() + 1);
+    let mut records = Vec::with_capacity(run.report.events.len() + 2);
     let mut push = |event_type: &str, payload: Value| {
         let event_id = new_id();
         let body = envelope::build(&event_id, event_type, time, source, &correlation, payload);
@@ -47,7 +86,7 @@ pub fn run_records(
     }
     let status = run.report.status.to_string();
     push(
-        &envelope::completed_key(run.agent),
+        &run.keys.completed,
         envelope::completed_payload(
             run.check,
             run.handler,
@@ -55,8 +94,21 @@ pub fn run_records(
             run.report.duration_us,
             &run.report.details,
             run.report.error.as_deref(),
+            run.verdict,
         ),
     );
+    if let Some(change) = &run.verdict.change {
+        push(
+            &run.keys.state_changed,
+            envelope::state_changed_payload(
+                run.check,
+                run.handler,
+                run.verdict,
+                change,
+                run.report.error.as_deref(),
+            ),
+        );
+    }
     records
 }
 
@@ -64,8 +116,17 @@ pub fn run_records(
 mod tests {
     use super::*;
     use crate::runtime::EmittedEvent;
-    use heartbeat_core::model::RunStatus;
+    use heartbeat_core::model::{CheckHealth, RunStatus};
+    use heartbeat_core::states::{ChangeKind, StateChange};
     use serde_json::json;
+
+    fn source() -> Source {
+        Source {
+            host: "h".into(),
+            kind: "agent".into(),
+            app: "heartbeat-host".into(),
+        }
+    }
 
     fn report(events: Vec<EmittedEvent>) -> RunReport {
         RunReport {
@@ -86,19 +147,20 @@ mod tests {
             payload: json!({"stale": false}),
         }]);
         let tick = json!({"event_id": "tick-1", "payload": {}});
-        let source = Source {
-            host: "h".into(),
-            kind: "agent".into(),
-            app: "heartbeat-host".into(),
-        };
+        let source = source();
         let mut n = 0;
         let records = run_records(
             RunOutcome {
-                agent: "cack",
+                keys: &ResultKeys::new("cack", None),
                 tick_envelope: &tick,
                 check: "backups",
                 handler: "backup_age",
                 report: &report,
+                verdict: &Verdict {
+                    state: CheckHealth::Ok,
+                    attempt: 0,
+                    change: None,
+                },
             },
             &source,
             jiff::Timestamp::UNIX_EPOCH,
@@ -122,7 +184,114 @@ mod tests {
         assert_eq!(
             result["payload"],
             json!({"check": "backups", "handler": "backup_age", "status": "success",
-                   "durationMs": 2.5, "details": {"ok": true}})
+                   "state": "ok", "attempt": 0, "durationMs": 2.5, "details": {"ok": true}})
+        );
+    }
+
+    #[test]
+    fn a_state_change_goes_out_after_the_result_and_only_when_there_is_one() {
+        let mut failed = report(Vec::new());
+        failed.status = RunStatus::Failed;
+        failed.error = Some("status 500".into());
+        let tick = json!({"event_id": "tick-1"});
+        let source = source();
+        let records_for = |verdict: &Verdict| {
+            run_records(
+                RunOutcome {
+                    keys: &ResultKeys::new("cack", None),
+                    tick_envelope: &tick,
+                    check: "api",
+                    handler: "http_probe",
+                    report: &failed,
+                    verdict,
+                },
+                &source,
+                jiff::Timestamp::UNIX_EPOCH,
+                || "id".to_string(),
+            )
+        };
+        let soft = Verdict {
+            state: CheckHealth::Soft,
+            attempt: 1,
+            change: None,
+        };
+        assert_eq!(records_for(&soft).len(), 1);
+        let hard = Verdict {
+            state: CheckHealth::Hard,
+            attempt: 3,
+            change: Some(StateChange {
+                kind: ChangeKind::Transition,
+                previous: CheckHealth::Ok,
+                state: CheckHealth::Hard,
+                changes: 1,
+                window: 4,
+            }),
+        };
+        let records = records_for(&hard);
+        let keys: Vec<&str> = records.iter().map(|r| r.routing_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "agent.cack.check.completed",
+                "agent.cack.check.state_changed"
+            ]
+        );
+        let change: Value = serde_json::from_str(&records[1].body).expect("json");
+        assert_eq!(change["correlation_ids"], json!(["tick-1"]));
+        assert_eq!(change["payload"]["previous"], "ok");
+        assert_eq!(change["payload"]["state"], "hard");
+        assert_eq!(change["payload"]["attempt"], 3);
+        assert_eq!(change["payload"]["error"], "status 500");
+    }
+
+    #[test]
+    fn a_results_key_prefix_moves_both_result_events_and_their_event_type() {
+        let mut failed = report(Vec::new());
+        failed.status = RunStatus::Failed;
+        let tick = json!({"event_id": "tick-1"});
+        let source = source();
+        let verdict = Verdict {
+            state: CheckHealth::Hard,
+            attempt: 1,
+            change: Some(StateChange {
+                kind: ChangeKind::Transition,
+                previous: CheckHealth::Ok,
+                state: CheckHealth::Hard,
+                changes: 1,
+                window: 4,
+            }),
+        };
+        let records = run_records(
+            RunOutcome {
+                keys: &ResultKeys::new("cack", Some("results.")),
+                tick_envelope: &tick,
+                check: "api",
+                handler: "http_probe",
+                report: &failed,
+                verdict: &verdict,
+            },
+            &source,
+            jiff::Timestamp::UNIX_EPOCH,
+            || "id".to_string(),
+        );
+        let keys: Vec<&str> = records.iter().map(|r| r.routing_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "results.cack.check.completed",
+                "results.cack.check.state_changed"
+            ]
+        );
+        for record in &records {
+            let body: Value = serde_json::from_str(&record.body).expect("json");
+            assert_eq!(body["event_type"], record.routing_key.as_str());
+        }
+        assert_eq!(
+            ResultKeys::new("cack", None),
+            ResultKeys {
+                completed: "agent.cack.check.completed".into(),
+                state_changed: "agent.cack.check.state_changed".into(),
+            }
         );
     }
 }

@@ -74,7 +74,19 @@ pub struct BusOptions {
     pub outbox_path: PathBuf,
     /// The outbox's bound, in events.
     pub outbox_max: usize,
+    /// Consume the inbox as its only consumer (`--exclusive`): while another
+    /// host holds it, this one stands by ([`BusStatus::Standby`]) and takes
+    /// over as soon as the other's connection ends.
+    pub exclusive: bool,
+    /// `--results-key-prefix`: publish the host's result events on
+    /// `{prefix}{agent}.check.completed` and `.check.state_changed`, outside
+    /// the inbox's bindings, instead of `agent.{agent}.check.…` (`None`).
+    pub results_key_prefix: Option<String>,
 }
+
+/// How often a standby asks for the inbox again: a takeover comes at most
+/// this long after the active host's connection ends.
+pub const STANDBY_RETRY: Duration = Duration::from_millis(250);
 
 /// The outbox beside a state file: `x.state.json` → `x.outbox.jsonl`.
 pub fn default_outbox_path(state_path: &Path) -> PathBuf {
@@ -119,6 +131,10 @@ pub enum BusStatus {
     Connected,
     /// Not connected; the host's own timer runs the checks.
     Disconnected,
+    /// Connected, but another host consumes the inbox exclusively (both
+    /// run with `--exclusive`): this one runs nothing, not even on its own
+    /// timer, and asks for the inbox again every [`STANDBY_RETRY`].
+    Standby,
 }
 
 /// Shutdown steps, in order.
@@ -182,6 +198,10 @@ pub(crate) struct Ctx {
     uri: lapin::uri::AMQPUri,
     url_shown: String,
     prefetch: u16,
+    /// Consume exclusively; stand by while another host does.
+    exclusive: bool,
+    /// Where the result events go.
+    result_keys: events::ResultKeys,
     backoff: backoff::Backoff,
     source: envelope::Source,
     metrics: Arc<Metrics>,
@@ -266,12 +286,28 @@ impl Bus {
             uri,
             url_shown: connect::redact(&options.url),
             prefetch: options.prefetch.max(1),
+            exclusive: options.exclusive,
+            result_keys: events::ResultKeys::new(agent, options.results_key_prefix.as_deref()),
             backoff: backoff::Backoff::default(),
             source: source("agent"),
             metrics,
             tracker: Arc::clone(&watching.tracker),
             own_beats: watching.own_beats.clone(),
         });
+        if options.results_key_prefix.is_some() {
+            // A `watch` pattern (or a prefix such as `agent.`) can still
+            // bring the results back: say so, since the flag is for avoiding that.
+            let keys = [&ctx.result_keys.completed, &ctx.result_keys.state_changed];
+            for binding in &ctx.names.bindings {
+                if let Some(key) = keys
+                    .iter()
+                    .find(|key| heartbeat_core::topic::matches(binding, key))
+                {
+                    warn!(event = "results_key_bound", binding = %binding, routing_key = %key,
+                        "results go to {key}, which the inbox's binding {binding} brings back to the host (acknowledged unread)");
+                }
+            }
+        }
         let (status_tx, status) = watch::channel(BusStatus::Connecting);
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let (channel_tx, channel_rx) = watch::channel(None);
@@ -326,21 +362,25 @@ impl Bus {
 
     /// Sends a run's events: first those the handler emitted (each with its
     /// own routing key), then the result event `agent.{name}.check.completed`,
-    /// all with `correlation_ids` holding the tick's `event_id`.
+    /// then `agent.{name}.check.state_changed` when the run changed the
+    /// check's state (both under `--results-key-prefix` when given), all
+    /// with `correlation_ids` holding the tick's `event_id`.
     pub fn publish_run(
         &self,
         tick_envelope: &serde_json::Value,
         check: &str,
         handler: &str,
         report: &RunReport,
+        verdict: &heartbeat_core::states::Verdict,
     ) -> Receipt {
         let records = events::run_records(
             events::RunOutcome {
-                agent: &self.ctx.agent,
+                keys: &self.ctx.result_keys,
                 tick_envelope,
                 check,
                 handler,
                 report,
+                verdict,
             },
             &self.ctx.source,
             jiff::Timestamp::now(),
@@ -450,6 +490,10 @@ pub struct FallbackGate {
     pub health: Arc<Health>,
     /// The timer's period (the monitor allows twice that).
     pub interval: Duration,
+    /// `--exclusive`: never tick from the host's own timer. A host cut off
+    /// from the broker cannot know whether its standby took over, and two
+    /// hosts running one agent's checks is worse than a pause.
+    pub exclusive: bool,
 }
 
 impl crate::source::timer::Gate for FallbackGate {
@@ -469,6 +513,7 @@ impl crate::source::timer::Gate for FallbackGate {
             );
         }
         match bus {
+            _ if self.exclusive => Admit::Skip,
             BusStatus::Disconnected => Admit::Fallback {
                 cause: "broker_unreachable",
                 why: "degraded: broker unreachable, tick from the host's own timer",
@@ -477,7 +522,8 @@ impl crate::source::timer::Gate for FallbackGate {
                 cause: "tick_source_silent",
                 why: "degraded: tick source silent, tick from the host's own timer",
             },
-            _ => Admit::Skip,
+            // A standby runs nothing: the active host has the ticks.
+            BusStatus::Standby | BusStatus::Connected | BusStatus::Connecting => Admit::Skip,
         }
     }
 }
@@ -564,5 +610,33 @@ mod tests {
         let id = publisher::instance_id();
         assert_eq!(id, publisher::instance_id());
         assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
+
+    fn gate(status: BusStatus, exclusive: bool) -> FallbackGate {
+        let (_tx, status) = watch::channel(status);
+        FallbackGate {
+            status,
+            monitor: Arc::new(std::sync::Mutex::new(TickMonitor::new(1_000))),
+            health: Arc::new(Health::default()),
+            interval: Duration::from_secs(1),
+            exclusive,
+        }
+    }
+
+    #[test]
+    fn the_fallback_timer_ticks_only_for_a_host_cut_off_without_exclusive() {
+        use crate::source::timer::Gate as _;
+        let ticks = |status, exclusive| {
+            matches!(
+                gate(status, exclusive).admit(1_000_000),
+                Admit::Fallback { .. }
+            )
+        };
+        assert!(ticks(BusStatus::Disconnected, false));
+        // A standby runs nothing, and with --exclusive a host cut off from
+        // the broker does not either: its standby may have taken over.
+        assert!(!ticks(BusStatus::Standby, true));
+        assert!(!ticks(BusStatus::Disconnected, true));
+        assert!(!ticks(BusStatus::Connected, false));
     }
 }

@@ -42,6 +42,15 @@ pub(crate) struct Supervisor {
     pub status: watch::Sender<BusStatus>,
 }
 
+/// Why a session could not be opened.
+enum OpenError {
+    /// Another consumer holds the inbox and this host asked for exclusive
+    /// use (`--exclusive`): stand by.
+    InUse(String),
+    /// Anything else: the broker is unreachable or refused the setup.
+    Failed(String),
+}
+
 /// How a session ended.
 enum End {
     /// The host is shutting down.
@@ -68,6 +77,7 @@ impl Supervisor {
         let mut attempt: u32 = 0;
         let mut generation: u64 = 0;
         let mut was_lost = false;
+        let mut standing_by = false;
         loop {
             if *self.phase.borrow() >= Phase::Closed {
                 return;
@@ -77,7 +87,15 @@ impl Supervisor {
                 Ok(mut session) => {
                     generation += 1;
                     attempt = 0;
-                    if was_lost {
+                    if standing_by {
+                        standing_by = false;
+                        info!(event = "took_over",
+                            broker = %self.ctx.url_shown,
+                            queue = %self.ctx.names.inbox,
+                            "took over {}: the host that consumed it is gone; ticks come from the bus",
+                            self.ctx.names.inbox
+                        );
+                    } else if was_lost {
                         self.ctx.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                         info!(event = "broker_back",
                             broker = %self.ctx.url_shown,
@@ -116,7 +134,29 @@ impl Supervisor {
                         }
                     }
                 }
-                Err(reason) => {
+                Err(OpenError::InUse(reason)) => {
+                    // Not a fault: another host is active. Asked again at a
+                    // short fixed pace (no backoff), so the takeover follows
+                    // the active host's end closely.
+                    attempt = 0;
+                    if !standing_by {
+                        standing_by = true;
+                        info!(event = "standby",
+                            broker = %self.ctx.url_shown,
+                            queue = %self.ctx.names.inbox,
+                            retry_every = %format!("{}ms", super::STANDBY_RETRY.as_millis()),
+                            "standing by: another host consumes {} exclusively ({reason}); this host runs nothing until it takes over",
+                            self.ctx.names.inbox
+                        );
+                    }
+                    let _ = self.status.send(BusStatus::Standby);
+                    if self.wait_or_close(super::STANDBY_RETRY).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(OpenError::Failed(reason)) => {
+                    standing_by = false;
                     let _ = self.status.send(BusStatus::Disconnected);
                     was_lost = true;
                     let delay = self.ctx.backoff.delay(attempt, fastrand::f64());
@@ -319,11 +359,11 @@ async fn next_delivery(consumer: &mut Option<Consumer>) -> Option<lapin::Result<
 /// Opens a connection, declares the topology, sets the prefetch, puts the
 /// publishing channel in confirm mode and (when `consuming`) starts the
 /// consumer.
-async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, String> {
+async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, OpenError> {
     let name = format!("heartbeat-host agent.{}", ctx.agent);
     let connection = connect::connect(&ctx.uri, &name)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| OpenError::Failed(format!("connect: {e}")))?;
     let (lost_tx, lost) = mpsc::unbounded_channel();
     let mut events = connection.events_listener();
     tokio::spawn(async move {
@@ -360,7 +400,10 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, String> {
                     .basic_consume(
                         &ctx.names.inbox,
                         "",
-                        BasicConsumeOptions::default(),
+                        BasicConsumeOptions {
+                            exclusive: ctx.exclusive,
+                            ..BasicConsumeOptions::default()
+                        },
                         FieldTable::default(),
                     )
                     .await?,
@@ -381,8 +424,29 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, String> {
         }),
         Err(e) => {
             let _ = connection.close(200, "setup failed").await;
-            Err(format!("setting up {}: {e}", ctx.names.inbox))
+            let reason = format!("setting up {}: {e}", ctx.names.inbox);
+            if ctx.exclusive && is_exclusive_refusal(&e) {
+                Err(OpenError::InUse(e.to_string()))
+            } else {
+                Err(OpenError::Failed(reason))
+            }
         }
+    }
+}
+
+/// Whether the broker refused a consume because the queue is in exclusive
+/// use (RabbitMQ: `ACCESS_REFUSED - queue '…' in vhost '/' in exclusive
+/// use`), rather than for a permission or anything else.
+fn is_exclusive_refusal(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => {
+            matches!(
+                amqp.kind(),
+                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+            ) && amqp.get_message().as_str().contains("exclusive")
+        }
+        _ => false,
     }
 }
 

@@ -13,6 +13,7 @@ impl Sink for Bus {
             &run.check.name,
             &run.check.handler,
             run.report,
+            run.verdict,
         )
     }
 }

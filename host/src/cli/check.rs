@@ -185,8 +185,8 @@ pub fn check(
         errors: Vec::new(),
         handlers: Vec::new(),
     };
-    let loaded = match crate::store::load_config(config_path) {
-        Ok(loaded) => loaded,
+    let (text, loaded) = match crate::store::load_config_text(config_path) {
+        Ok(read) => read,
         Err(e) => {
             report.errors.push(e.to_string());
             return report;
@@ -214,6 +214,22 @@ pub fn check(
     };
     let builtins: Vec<&str> = registry::builtin_names().collect();
     report.handlers = resolve_handlers(&loaded.config, &builtins, &files);
+    // A built-in's `meta` is validated by the same code the built-in runs;
+    // a file that overrides the built-in reads its `meta` its own way.
+    let served_by_builtin = |handler: &str| {
+        report
+            .handlers
+            .iter()
+            .any(|u| u.handler == handler && u.source == Some(HandlerSource::BuiltIn))
+    };
+    if let Err(e) = heartbeat_core::config::validate_builtin_meta(
+        &text,
+        &config_path.display().to_string(),
+        &loaded.config,
+        served_by_builtin,
+    ) {
+        report.errors.push(e.to_string());
+    }
     for used in &report.handlers {
         match &used.source {
             None => report.errors.push(format!(

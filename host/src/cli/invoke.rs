@@ -249,6 +249,7 @@ fn adhoc_check(limits: Limits) -> CheckConfig {
         meta: serde_json::Map::new(),
         limits,
         grants: heartbeat_core::config::grants::Grants::default(),
+        retry: heartbeat_core::model::RetryPolicy::default(),
     }
 }
 

@@ -56,6 +56,12 @@ pub struct RunArgs {
           default_value_t = crate::store::read::DEFAULT_MAX_HANDLER_BYTES,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_handler_bytes: u64,
+    /// Runs in flight at once; a run beyond them waits for a slot within its
+    /// check's timeoutMs (and fails saying so when none comes).
+    #[arg(long, env = "HEARTBEAT_MAX_RUNS_IN_FLIGHT",
+          default_value_t = crate::runtime::MAX_CONCURRENT_RUNS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::runtime::MAX_CONCURRENT_RUNS)))]
+    pub max_runs_in_flight: u32,
     /// Serve /metrics (Prometheus), /healthz and /readyz here, e.g.
     /// 127.0.0.1:9464 (port 0: any free port, logged at start-up). Off unless given.
     #[arg(long, env = "METRICS_ADDR")]
@@ -82,6 +88,16 @@ pub struct BusArgs {
     /// Most events the outbox keeps; beyond it the oldest are dropped (and counted).
     #[arg(long, env = "OUTBOX_MAX", default_value_t = DEFAULT_OUTBOX_MAX as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub outbox_max: u64,
+    /// Consume the inbox as its only consumer. Start two hosts for one
+    /// agent with it: the first is active, the second stands by (runs
+    /// nothing) and takes over when the active one's connection ends.
+    #[arg(long, env = "HEARTBEAT_EXCLUSIVE")]
+    pub exclusive: bool,
+    /// Publish the result events on `<PREFIX><agent>.check.completed` and
+    /// `<PREFIX><agent>.check.state_changed` (e.g. `results.`), outside the
+    /// inbox's bindings, instead of `agent.<agent>.check.*`; empty: the default.
+    #[arg(long, env = "RESULTS_KEY_PREFIX", value_name = "PREFIX", value_parser = parse_results_key_prefix)]
+    pub results_key_prefix: Option<String>,
 }
 
 impl BusArgs {
@@ -102,8 +118,25 @@ impl BusArgs {
                 .clone()
                 .unwrap_or_else(|| crate::amqp::default_outbox_path(state_path)),
             outbox_max: usize::try_from(self.outbox_max).unwrap_or(usize::MAX),
+            exclusive: self.exclusive,
+            results_key_prefix: self
+                .results_key_prefix
+                .clone()
+                .filter(|prefix| !prefix.is_empty()),
         })
     }
+}
+
+/// A routing key prefix: at most 128 bytes (the key must stay within AMQP's
+/// 255), no white space and no `*` or `#` (a key, not a pattern).
+fn parse_results_key_prefix(text: &str) -> Result<String, String> {
+    if text.len() > 128 {
+        return Err(format!("at most 128 bytes, found {}", text.len()));
+    }
+    if text.contains(['*', '#']) || text.chars().any(char::is_whitespace) {
+        return Err("a routing key prefix such as `results.`: no `*`, `#` or white space".into());
+    }
+    Ok(text.to_string())
 }
 
 fn parse_beat_period(text: &str) -> Result<Duration, String> {
@@ -160,6 +193,7 @@ pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         liveness_file: args.liveness_file,
         liveness_period: args.liveness_period,
         max_handler_bytes: args.max_handler_bytes,
+        max_runs_in_flight: args.max_runs_in_flight,
         metrics_addr: args.metrics_addr,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -191,4 +225,18 @@ async fn shutdown_signal() {
         eprintln!("heartbeat-host: second signal, exiting at once");
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_results_key_prefix_is_a_short_key_prefix_not_a_pattern() {
+        assert_eq!(parse_results_key_prefix("results."), Ok("results.".into()));
+        assert_eq!(parse_results_key_prefix(""), Ok(String::new()));
+        assert!(parse_results_key_prefix("results.#").is_err());
+        assert!(parse_results_key_prefix("a b.").is_err());
+        assert!(parse_results_key_prefix(&"x".repeat(129)).is_err());
+    }
 }

@@ -245,8 +245,8 @@ pub fn render_live(status: &serde_json::Value) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<20} {:<22} {:<12} {:<10} WHY",
-        "CHECK", "HANDLER", "STATUS", "LAST"
+        "{:<20} {:<22} {:<12} {:<16} {:<10} WHY",
+        "CHECK", "HANDLER", "STATUS", "STATE", "LAST"
     );
     for check in status["checks"].as_array().into_iter().flatten() {
         let last = match (s(&check["lastStatus"]), s(&check["lastError"])) {
@@ -255,10 +255,11 @@ pub fn render_live(status: &serde_json::Value) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<20} {:<22} {:<12} {:<10} {}",
+            "{:<20} {:<22} {:<12} {:<16} {:<10} {}",
             s(&check["name"]),
             s(&check["handler"]),
             s(&check["status"]),
+            s(&check["stateText"]),
             last,
             s(&check["reason"])
         );

@@ -3,9 +3,11 @@
 
 use std::process::ExitCode;
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 
-use crate::amqp::{BusError, DEFAULT_EXCHANGE};
+use crate::amqp::DEFAULT_EXCHANGE;
 
 /// `heartbeat-host tick`.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,21 +21,58 @@ pub struct TickArgs {
     /// How many ticks to publish.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub count: u32,
+    /// Most ticks awaiting the broker's confirm at once (publishes are
+    /// pipelined up to this window).
+    #[arg(long, default_value_t = crate::amqp::ticker::DEFAULT_IN_FLIGHT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub in_flight: u64,
+    /// Also print on stderr the publish rate achieved (confirmed ticks per
+    /// second, first publish to last confirm) and this process's CPU per tick.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// Publishes the ticks; prints each confirmed tick's `event_id` on stdout
-/// and a summary on stderr.
-async fn run_tick(args: &TickArgs) -> Result<(), BusError> {
-    let report =
-        crate::amqp::ticker::publish_ticks(&args.amqp_url, &args.exchange, args.count).await?;
-    for id in &report.event_ids {
-        println!("{id}");
+/// (as its confirm arrives) and a summary on stderr.
+async fn run_tick(args: &TickArgs) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut write_error = None;
+    let in_flight = usize::try_from(args.in_flight).unwrap_or(usize::MAX);
+    let report = crate::amqp::ticker::publish_ticks(
+        &args.amqp_url,
+        &args.exchange,
+        args.count,
+        in_flight,
+        |id| {
+            if write_error.is_none()
+                && let Err(e) = writeln!(out, "{id}")
+            {
+                write_error = Some(e);
+            }
+        },
+    )
+    .await?;
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write the ticks' event ids to stdout");
     }
+    out.flush()
+        .context("cannot write the ticks' event ids to stdout")?;
     eprintln!(
         "heartbeat-host: {} tick(s) published to {} as system.heartbeat.tick",
-        report.event_ids.len(),
-        args.exchange
+        report.confirmed, args.exchange
     );
+    if args.stats {
+        let cpu = report
+            .cpu_us_per_tick()
+            .map_or_else(|| "unknown".to_string(), |us| format!("{us:.1} µs"));
+        eprintln!(
+            "heartbeat-host: publish rate {:.0} ticks/s ({} confirmed in {:.3} s, at most {} in flight); CPU {cpu} per tick",
+            report.ticks_per_s(),
+            report.confirmed,
+            report.elapsed.as_secs_f64(),
+            in_flight
+        );
+    }
     if report.unroutable > 0 {
         eprintln!(
             "heartbeat-host: warning: {} tick(s) reached no queue (no agent inbox is bound to system.heartbeat.# on {})",

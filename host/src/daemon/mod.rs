@@ -58,6 +58,8 @@ pub struct HostOptions {
     pub beats: heartbeat_core::beats::BeatOptions,
     /// The largest handler file read (`--max-handler-bytes`).
     pub max_handler_bytes: u64,
+    /// Runs in flight at once (`--max-runs-in-flight`); more wait for a slot.
+    pub max_runs_in_flight: u32,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`--metrics-addr`); off when `None`.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -104,6 +106,7 @@ pub async fn run(
     let runtime = Arc::new(
         Runtime::new(&RuntimeOptions {
             max_handler_bytes: options.max_handler_bytes,
+            max_runs_in_flight: options.max_runs_in_flight,
             ..RuntimeOptions::default()
         })
         .context("cannot start the WebAssembly runtime")?,
@@ -117,7 +120,7 @@ pub async fn run(
         ),
         None => None,
     };
-    services::report_missing_handlers(&config, &registry, options.handlers_dir.as_deref());
+    services::report_checks_that_will_fail(&config, &registry, options.handlers_dir.as_deref());
     info!(
         event = "started",
         agent = %options.agent,
@@ -153,7 +156,7 @@ pub async fn run(
     };
     let sink: Arc<dyn Sink> = match (&bus, &options.events_log) {
         (Some(bus), _) => Arc::clone(bus) as Arc<dyn Sink>,
-        (None, Some(path)) => Arc::new(EventsLog::new(path.clone())),
+        (None, Some(path)) => Arc::new(EventsLog::new(path.clone(), &options.agent)),
         (None, None) => Arc::new(Discard),
     };
     let health = Arc::new(Health::default());
@@ -191,6 +194,12 @@ pub async fn run(
         .bus
         .as_ref()
         .map(|_| tokio::spawn(services::publish_beats(Arc::clone(&shared))));
+    let takeover = shared
+        .options
+        .bus
+        .as_ref()
+        .filter(|bus| bus.exclusive)
+        .map(|_| tokio::spawn(services::reload_state_on_takeover(Arc::clone(&shared))));
     // From here on a valid change to heartbeat.json applies from the next tick.
     let config_watch = services::watch_config(&shared);
     // SIGHUP reads heartbeat.json and the handler directory again at once.
@@ -216,6 +225,7 @@ pub async fn run(
                 monitor: Arc::clone(&monitor),
                 health: Arc::clone(&shared.health),
                 interval,
+                exclusive: shared.options.bus.as_ref().is_some_and(|b| b.exclusive),
             };
             tokio::spawn(timer::run(interval, tick_tx, Arc::clone(&clock), gate))
         }
@@ -302,6 +312,9 @@ pub async fn run(
     }
     timer.abort();
     hangup.abort();
+    if let Some(task) = takeover {
+        task.abort();
+    }
     if let Some(endpoint) = endpoint {
         endpoint.abort();
     }

@@ -86,6 +86,12 @@ impl HostView for Observed {
                     "lastStatus": record.and_then(|r| r.last_status).map(|s| s.to_string()),
                     "lastError": record.and_then(|r| r.last_error.clone()),
                     "consecutiveFailures": record.map_or(0, |r| r.consecutive_failures),
+                    "state": c.health.as_str(),
+                    "stateText": c.state(),
+                    "attempt": c.attempt,
+                    "maxAttempts": c.max_attempts,
+                    "flapping": c.flapping,
+                    "stateSince": record.and_then(|r| r.state_since).map(iso_utc),
                 })
             })
             .collect();

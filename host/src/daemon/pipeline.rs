@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use heartbeat_core::config::{CheckConfig, HeartbeatConfig};
 use heartbeat_core::control::{self, Applied, Command, Refused};
 use heartbeat_core::health::Health;
-use heartbeat_core::model::RunStatus;
+use heartbeat_core::model::{CheckHealth, RunStatus};
 use heartbeat_core::processes::Tracker;
 use heartbeat_core::schedule::{self, NotRunning, Ratio};
 use heartbeat_core::state::State;
+use heartbeat_core::states::{ChangeKind, Verdict};
 use tracing::{error, info, warn};
 
 use crate::publish::{FinishedRun, Sink};
@@ -136,6 +137,14 @@ impl Pipeline {
         self.lock_book().state.clone()
     }
 
+    /// Replaces the state the pipeline holds with `state` read from the
+    /// state file: a standby taking over reads what the active host left
+    /// there (when the two share the file). Runs in flight keep recording
+    /// into the new state.
+    pub fn replace_state(&self, state: State) {
+        self.lock_book().state = state;
+    }
+
     /// The checks with a run in flight.
     pub fn running(&self) -> HashSet<String> {
         self.lock_book().running.clone()
@@ -167,13 +176,18 @@ impl Pipeline {
         let mut saves = Vec::with_capacity(jobs.len());
         let mut receipts = Vec::with_capacity(jobs.len());
         let mut ended = |(check, report): (CheckConfig, RunReport)| {
-            // Events go out as soon as the run ends, while the state is saved.
+            // Recorded first (the state change is decided there), then the
+            // events go out at once, while the state is saved; the check is
+            // released for later ticks once its events are handed over.
+            let (saved, verdict) = self.record(&tick, &check, &report);
             receipts.push(self.sink.publish(FinishedRun {
                 tick: &tick,
                 check: &check,
                 report: &report,
+                verdict: &verdict,
             }));
-            saves.push(self.record(&tick, &check, &report));
+            self.release(&check.name);
+            saves.push(saved);
         };
         if jobs.len() == 1 {
             // The usual case runs in this task: no spawn on the tick path.
@@ -307,16 +321,16 @@ impl Pipeline {
         (check, report)
     }
 
-    /// Logs one outcome, applies it to the state, releases the check for
-    /// later ticks and hands the state to the store.
+    /// Applies one outcome to the state (soft and hard states included),
+    /// logs it and hands the state to the store; says what the outcome did
+    /// to the check's state. The check stays in flight until [`Self::release`].
     fn record(
         &self,
         tick: &Tick,
         check: &CheckConfig,
         report: &RunReport,
-    ) -> crate::store::state::Saved {
+    ) -> (crate::store::state::Saved, Verdict) {
         let mut book = self.lock_book();
-        log_outcome(tick, check, report);
         crate::observe::METRICS.record_run(
             tick.time_ms,
             &check.name,
@@ -325,20 +339,30 @@ impl Pipeline {
             report.duration_us,
             report.error.as_deref(),
         );
-        book.running.remove(&check.name);
-        book.started_on.remove(&check.name);
         self.health.record_run(report.status == RunStatus::Failed);
         let record = book.state.checks.entry(check.name.clone()).or_default();
-        schedule::record_outcome(
+        let verdict = schedule::record_outcome(
             record,
             tick.time_ms,
             check.cadence_ms,
+            &check.retry,
             report.status,
             report.duration_us,
             report.error.clone(),
         );
+        if let Some(change) = &verdict.change {
+            crate::observe::METRICS.record_state_change(&check.name, change.kind.as_str());
+        }
+        log_outcome(tick, check, report, &verdict);
         // Sent under the lock, so the store sees snapshots in the order they were taken.
-        self.store.persist(book.state.clone())
+        (self.store.persist(book.state.clone()), verdict)
+    }
+
+    /// Lets later ticks select `check` again.
+    fn release(&self, check: &str) {
+        let mut book = self.lock_book();
+        book.running.remove(check);
+        book.started_on.remove(check);
     }
 }
 
@@ -431,7 +455,7 @@ pub fn run_request(
     }
 }
 
-fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport) {
+fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport, verdict: &Verdict) {
     let duration = format!("{:.3}ms", report.duration_us as f64 / 1000.0);
     for record in &report.logs {
         let fields = record
@@ -442,15 +466,36 @@ fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport) {
             .join(" ");
         info!(event = "handler_log", check = %check.name, handler = %check.handler, level = record.level, fields = %fields, "handler log: {}", record.message);
     }
+    let state = verdict.state;
     match report.status {
         RunStatus::Failed => warn!(
             event = "run_finished", tick = %tick.id, check = %check.name, handler = %check.handler, status = %report.status,
-            duration = %duration, error = report.error.as_deref().unwrap_or(""), "run finished"
+            state = %state, attempt = verdict.attempt, max_attempts = check.retry.max_attempts,
+            duration = %duration, error = report.error.as_deref().unwrap_or(""), details = %report.details,
+            "run finished"
         ),
         _ => info!(
             event = "run_finished", tick = %tick.id, check = %check.name, handler = %check.handler, status = %report.status,
-            duration = %duration, details = %report.details, events = report.events.len(), "run finished"
+            state = %state, duration = %duration, details = %report.details, events = report.events.len(), "run finished"
         ),
+    }
+    if let Some(change) = &verdict.change {
+        // Bad news at warn, the way back at info.
+        macro_rules! changed {
+            ($level:ident) => {
+                $level!(
+                    event = "state_changed", tick = %tick.id, check = %check.name, handler = %check.handler,
+                    change = %change.kind.as_str(), previous = %change.previous, state = %change.state,
+                    attempt = verdict.attempt, changes = change.changes, window = change.window,
+                    "check state changed: {} -> {} ({})", change.previous, change.state, change.kind.as_str()
+                )
+            };
+        }
+        if change.state == CheckHealth::Hard || change.kind == ChangeKind::FlappingStarted {
+            changed!(warn);
+        } else {
+            changed!(info);
+        }
     }
 }
 
@@ -494,6 +539,8 @@ mod tests {
     #[derive(Default)]
     struct RecordingSink {
         runs: Mutex<Published>,
+        /// Each run's (state, attempt, change kind) as the sink got it.
+        verdicts: Mutex<Vec<(String, u32, Option<&'static str>)>>,
         gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     }
 
@@ -508,6 +555,11 @@ mod tests {
                 run.check.name.clone(),
                 run.report.status,
                 run.report.events.len(),
+            ));
+            self.verdicts.lock().expect("verdicts").push((
+                run.verdict.state.to_string(),
+                run.verdict.attempt,
+                run.verdict.change.as_ref().map(|c| c.kind.as_str()),
             ));
             Receipt::done()
         }
@@ -606,6 +658,30 @@ mod tests {
 
     fn run(tick: &str, check: &str, status: RunStatus) -> (String, String, RunStatus, usize) {
         (tick.into(), check.into(), status, 0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sink_gets_each_runs_state_and_the_one_change_to_publish() {
+        // A handler that does not exist fails every run: soft, then hard.
+        let h = harness(
+            r#"{"checks": {"gone": {"handler": "no_such_handler", "cadenceMs": 60000,
+                "maxAttempts": 2, "retryIntervalMs": 1000}}}"#,
+        );
+        assert!(h.tick("t1", T0).await);
+        assert!(h.tick("t2", T0 + 500).await, "within the retry interval");
+        assert!(h.tick("t3", T0 + 1_000).await);
+        assert!(h.tick("t4", T0 + 2_000).await, "hard: waits the cadence");
+        let verdicts = h.sink.verdicts.lock().expect("verdicts").clone();
+        assert_eq!(
+            verdicts,
+            [
+                ("soft".to_string(), 1, None),
+                ("hard".to_string(), 2, Some("transition"))
+            ]
+        );
+        let record = h.pipeline.state().checks["gone"].clone();
+        assert_eq!(record.state, heartbeat_core::model::CheckHealth::Hard);
+        assert_eq!(record.retry_after, Some(T0 + 1_000 + 60_000));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

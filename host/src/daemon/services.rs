@@ -30,15 +30,30 @@ pub(super) fn note_bus_tick(shared: &Shared, monitor: &Mutex<TickMonitor>, now_m
     }
 }
 
-/// Logs, for every check whose handler nothing provides, that its runs will fail.
-pub(super) fn report_missing_handlers(
+/// Logs, for every check whose handler nothing provides or whose built-in
+/// handler will refuse its `meta`, that its runs will fail.
+pub(super) fn report_checks_that_will_fail(
     config: &HeartbeatConfig,
     registry: &Registry,
     dir: Option<&Path>,
 ) {
     for check in &config.checks {
-        if let Err(e) = registry.resolve(&check.handler, dir) {
-            error!(event = "missing_handler", check = %check.name, handler = %check.handler, "check names a missing handler; its runs will fail: {e}");
+        match registry.resolve(&check.handler, dir) {
+            Err(e) => {
+                error!(event = "missing_handler", check = %check.name, handler = %check.handler, "check names a missing handler; its runs will fail: {e}");
+            }
+            // A built-in's `meta` is read by the code `check` validates it
+            // with: say now what every run would fail with.
+            Ok(handler) if handler.origin == crate::runtime::registry::BUILTIN_ORIGIN => {
+                if let Some(Err(e)) =
+                    heartbeat_core::builtins::validate(&check.handler, &check.meta)
+                {
+                    error!(event = "invalid_meta", check = %check.name, handler = %check.handler,
+                        "checks.{}.{}: {}; its runs will fail (heartbeat-host check shows where)",
+                        check.name, e.meta_path(), e.message);
+                }
+            }
+            Ok(_) => {}
         }
     }
 }
@@ -50,7 +65,7 @@ pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config:
     let pipeline = Arc::clone(&shared.pipeline);
     let apply = move |config: Arc<HeartbeatConfig>,
                       _: &heartbeat_core::config::diff::ConfigDiff| {
-        report_missing_handlers(&config, pipeline.registry(), pipeline.handlers_dir());
+        report_checks_that_will_fail(&config, pipeline.registry(), pipeline.handlers_dir());
         pipeline.set_config(config);
     };
     match crate::watch::config::ConfigWatcher::start(
@@ -100,6 +115,41 @@ pub(super) async fn apply_controls(
     while let Some(request) = requests.recv().await {
         let reply = pipeline.apply_control(&request.command).await;
         let _ = request.reply.send(reply);
+    }
+}
+
+/// For a standby (`--exclusive`): when it takes over the inbox, reads the
+/// state file again, so that a state file shared with the active host
+/// (on shared storage) continues where that host left it rather than from
+/// what it held at start-up. A state file of its own reads back the same.
+pub(super) async fn reload_state_on_takeover(shared: Arc<Shared>) {
+    let Some(bus) = &shared.bus else { return };
+    let mut status = bus.watch_status();
+    let mut standing_by = false;
+    loop {
+        let now = *status.borrow_and_update();
+        match now {
+            BusStatus::Standby => standing_by = true,
+            BusStatus::Connected if standing_by => {
+                standing_by = false;
+                let path = &shared.options.state_path;
+                match crate::store::state::load(path) {
+                    Ok(mut state) => {
+                        state.clamp_future(crate::source::now_ms());
+                        let checks = state.checks.len();
+                        shared.pipeline.replace_state(state);
+                        info!(event = "state_reloaded", file = %path.display(), checks, "took over: read the state file again");
+                    }
+                    Err(e) => {
+                        warn!(file = %path.display(), "took over, but the state file cannot be read again ({e}); keeping the state read at start-up");
+                    }
+                }
+            }
+            _ => {}
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -187,7 +237,7 @@ pub(super) fn write_liveness_once(shared: &Shared, path: &Path, status: &str) {
         }
         Err(e) => error!("cannot write the process table to the liveness file: {e}"),
     }
-    let state = crate::store::liveness::LivenessState::now(now, metadata);
+    let state = crate::store::liveness::stamped(now, metadata);
     if let Err(e) = crate::store::liveness::write(path, &state) {
         error!(file = %path.display(), "cannot write the liveness file: {e}");
     }

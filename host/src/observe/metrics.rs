@@ -1,6 +1,7 @@
 //! The host's Prometheus metrics, named per the Prometheus naming guide
 //! (`heartbeat_` prefix, base units, `_total` on counters) and labelled
-//! only by bounded sets: check, handler, status, source, reason, result.
+//! only by bounded sets: check, handler, status, state, change, source,
+//! reason, result.
 //! Never a tick id or an emitted routing key.
 
 use std::collections::VecDeque;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use heartbeat_core::health::HealthStatus;
-use heartbeat_core::model::{ProcessInfo, ProcessState, RunStatus};
+use heartbeat_core::model::{CheckHealth, ProcessInfo, ProcessState, RunStatus};
 use heartbeat_core::schedule::{NotRunning, Plan, Ratio};
 use heartbeat_core::state::State;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,6 +33,18 @@ struct RunLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabel {
     check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckStateLabels {
+    check: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    check: String,
+    change: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,6 +116,10 @@ pub struct Metrics {
     overdue_ratio: Family<CheckLabel, FloatGauge>,
     last_success: Family<CheckLabel, FloatGauge>,
     consecutive_failures: Family<CheckLabel, Gauge>,
+    check_state: Family<CheckStateLabels, Gauge>,
+    check_attempt: Family<CheckLabel, Gauge>,
+    check_flapping: Family<CheckLabel, Gauge>,
+    state_changes: Family<ChangeLabels, Counter>,
     running: Family<CheckLabel, Gauge>,
     processes: Family<StatusLabel, Gauge>,
     healthy: Gauge,
@@ -183,6 +200,30 @@ impl Metrics {
             "check_consecutive_failures",
             "Failed runs in a row",
             consecutive_failures.clone(),
+        );
+        let check_state = Family::<CheckStateLabels, Gauge>::default();
+        registry.register(
+            "check_state",
+            "1 for the state the check is in (ok, soft, hard), 0 for the others: alert on state=\"hard\"",
+            check_state.clone(),
+        );
+        let check_attempt = Family::<CheckLabel, Gauge>::default();
+        registry.register(
+            "check_attempt",
+            "Failures in a row counted toward maxAttempts (0 while ok)",
+            check_attempt.clone(),
+        );
+        let check_flapping = Family::<CheckLabel, Gauge>::default();
+        registry.register(
+            "check_flapping",
+            "1 while the check is flapping (more than flapThreshold pass/fail changes in its last 20 results)",
+            check_flapping.clone(),
+        );
+        let state_changes = Family::<ChangeLabels, Counter>::default();
+        registry.register(
+            "check_state_changes",
+            "State changes published, by check and change (transition, flapping_started, flapping_stopped)",
+            state_changes.clone(),
         );
         let running = Family::<CheckLabel, Gauge>::default();
         registry.register(
@@ -280,6 +321,10 @@ impl Metrics {
             overdue_ratio,
             last_success,
             consecutive_failures,
+            check_state,
+            check_attempt,
+            check_flapping,
+            state_changes,
             running,
             processes,
             healthy,
@@ -339,6 +384,17 @@ impl Metrics {
     pub fn recent_runs(&self) -> Vec<RecentRun> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.iter().rev().cloned().collect()
+    }
+
+    /// A state change published for `check` (`change` is the event's
+    /// `change` field).
+    pub fn record_state_change(&self, check: &str, change: &str) {
+        self.state_changes
+            .get_or_create(&ChangeLabels {
+                check: check.to_string(),
+                change: change.to_string(),
+            })
+            .inc();
     }
 
     /// One tick taken.
@@ -410,6 +466,9 @@ impl Metrics {
         self.overdue_ratio.clear();
         self.last_success.clear();
         self.consecutive_failures.clear();
+        self.check_state.clear();
+        self.check_attempt.clear();
+        self.check_flapping.clear();
         self.running.clear();
         for evaluation in &now.plan.checks {
             let Some(name) = now.names.get(evaluation.index) else {
@@ -431,6 +490,21 @@ impl Metrics {
             self.consecutive_failures
                 .get_or_create(&label)
                 .set(i64::from(record.map_or(0, |r| r.consecutive_failures)));
+            let state = record.map_or(CheckHealth::Ok, |r| r.state);
+            for each in CheckHealth::ALL {
+                self.check_state
+                    .get_or_create(&CheckStateLabels {
+                        check: (*name).to_string(),
+                        state: each.as_str().to_string(),
+                    })
+                    .set(i64::from(each == state));
+            }
+            self.check_attempt
+                .get_or_create(&label)
+                .set(i64::from(record.map_or(0, |r| r.attempt)));
+            self.check_flapping
+                .get_or_create(&label)
+                .set(i64::from(record.is_some_and(|r| r.flapping)));
             self.running
                 .get_or_create(&label)
                 .set(i64::from(now.running.contains(*name)));

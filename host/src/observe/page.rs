@@ -27,7 +27,8 @@ body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .3em .8em; text-align: left; vertical-align: top; }}
 th {{ background: #f4f4f4; }}
-.failed, .degraded {{ color: #b00020; font-weight: 600; }}
+.failed, .degraded, .state-hard {{ color: #b00020; font-weight: 600; }}
+.state-soft {{ color: #a15c00; }}
 .success, .healthy {{ color: #1b5e20; }}
 .muted {{ color: #777; }}
 </style></head><body>
@@ -47,7 +48,7 @@ th {{ background: #f4f4f4; }}
     }
 
     out.push_str(
-        "<h2>Checks</h2>\n<table id=\"checks\"><tr><th>check</th><th>handler</th><th>status</th><th>why</th><th>last run</th><th>last outcome</th><th>next due</th><th>ratio</th></tr>\n",
+        "<h2>Checks</h2>\n<table id=\"checks\"><tr><th>check</th><th>handler</th><th>status</th><th>state</th><th>why</th><th>last run</th><th>last outcome</th><th>next due</th><th>ratio</th></tr>\n",
     );
     for check in status["checks"].as_array().into_iter().flatten() {
         let outcome = text(&check["lastStatus"]);
@@ -58,10 +59,12 @@ th {{ background: #f4f4f4; }}
         };
         let _ = writeln!(
             out,
-            "<tr data-check=\"{name}\"><td>{name}</td><td>{handler}</td><td>{st}</td><td>{why}</td><td>{last}</td><td class=\"{outcome}\">{outcome}{sep}{error}</td><td>{next}</td><td>{ratio}</td></tr>",
+            "<tr data-check=\"{name}\" data-state=\"{state}\"><td>{name}</td><td>{handler}</td><td>{st}</td><td class=\"state-{state}\">{state_text}</td><td>{why}</td><td>{last}</td><td class=\"{outcome}\">{outcome}{sep}{error}</td><td>{next}</td><td>{ratio}</td></tr>",
             name = text(&check["name"]),
             handler = text(&check["handler"]),
             st = text(&check["status"]),
+            state = text(&check["state"]),
+            state_text = text(&check["stateText"]),
             why = text(&check["reason"]),
             last = text(&check["lastRun"]),
             sep = if error.is_empty() { "" } else { ": " },

@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 
 use heartbeat_core::config::CheckConfig;
 
+use heartbeat_core::states::Verdict;
+
 use crate::runtime::RunReport;
 use crate::source::Tick;
 
@@ -27,13 +29,16 @@ pub struct FinishedRun<'a> {
     pub check: &'a CheckConfig,
     /// What the run came to.
     pub report: &'a RunReport,
+    /// What the run did to the check's state (ok, soft, hard), and the
+    /// change to report, if any.
+    pub verdict: &'a Verdict,
 }
 
 /// Takes finished runs somewhere: the bus, a file, a test's recorder.
 pub trait Sink: Send + Sync {
-    /// Hands over one run's events. Called as each run ends, before its
-    /// state is saved; the tick is answered only once every receipt has
-    /// resolved.
+    /// Hands over one run's events. Called as each run ends, once its
+    /// outcome is recorded (the state is being saved meanwhile); the tick
+    /// is answered only once every receipt has resolved.
     fn publish(&self, run: FinishedRun<'_>) -> Receipt;
 }
 

@@ -56,7 +56,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// How much of a trapped handler's stderr goes into its failure reason.
 const STDERR_IN_REASON: usize = 400;
 
-/// Runs that may be in flight at once; one more fails with a plain reason.
+/// The pooling allocator's instance slots: the most runs the host can have
+/// in flight at once, and the default and largest `--max-runs-in-flight`.
 pub const MAX_CONCURRENT_RUNS: u32 = 128;
 
 /// How the engine is set up.
@@ -70,6 +71,10 @@ pub struct RuntimeOptions {
     /// The largest handler file read from disk (`--max-handler-bytes`);
     /// a larger one is refused before it is read whole.
     pub max_handler_bytes: u64,
+    /// Runs in flight at once in this process (`--max-runs-in-flight`, at
+    /// most [`MAX_CONCURRENT_RUNS`]): a run beyond them waits for a slot,
+    /// within its own `timeoutMs`.
+    pub max_runs_in_flight: u32,
 }
 
 impl Default for RuntimeOptions {
@@ -78,6 +83,7 @@ impl Default for RuntimeOptions {
             cache_dir: CompileCache::default_dir(),
             pooling: true,
             max_handler_bytes: crate::store::read::DEFAULT_MAX_HANDLER_BYTES,
+            max_runs_in_flight: MAX_CONCURRENT_RUNS,
         }
     }
 }
@@ -276,6 +282,10 @@ pub struct Runtime {
     cache: Option<CompileCache>,
     stop_epoch: Arc<AtomicBool>,
     max_handler_bytes: u64,
+    /// One permit per run in flight ([`RuntimeOptions::max_runs_in_flight`]).
+    slots: tokio::sync::Semaphore,
+    /// The number of permits `slots` started with.
+    slot_count: u32,
 }
 
 /// The pooling allocator's shape: slots for [`MAX_CONCURRENT_RUNS`]
@@ -355,12 +365,15 @@ impl Runtime {
             .cache_dir
             .clone()
             .map(|dir| CompileCache::new(dir, &engine));
+        let slot_count = options.max_runs_in_flight.clamp(1, MAX_CONCURRENT_RUNS);
         Ok(Runtime {
             engine,
             linker,
             cache,
             stop_epoch,
             max_handler_bytes: options.max_handler_bytes,
+            slots: tokio::sync::Semaphore::new(slot_count as usize),
+            slot_count,
         })
     }
 
@@ -461,13 +474,25 @@ impl Runtime {
     /// epoch after it (yielding to the async runtime every epoch until
     /// then), and a run blocked inside a host call is dropped when the
     /// deadline passes.
+    ///
+    /// A run waits for one of the process's run slots first; the wait
+    /// counts toward its `timeoutMs`, and a run that gets no slot within
+    /// it fails saying so, without starting.
     pub async fn run(&self, handler: &LoadedHandler, request: &RunRequest) -> RunReport {
         let started = Instant::now();
+        let timeout = Duration::from_millis(request.limits.timeout_ms);
+        let Ok(Ok(_slot)) = tokio::time::timeout(timeout, self.slots.acquire()).await else {
+            let mut report = RunReport::failed_before_start(format!(
+                "no run slot free within its timeoutMs ({} ms): this host runs at most {} at once (--max-runs-in-flight)",
+                request.limits.timeout_ms, self.slot_count
+            ));
+            report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            return report;
+        };
         let secrets = match read_secrets(&request.secret_files) {
             Ok(secrets) => secrets,
             Err(reasons) => return RunReport::failed_before_start(reasons),
         };
-        let timeout = Duration::from_millis(request.limits.timeout_ms);
         let stderr = stderr::StderrTail::default();
         let refusals = http::Refusals::default();
         // The names in `grants.net`, resolved for this run (within its time).

@@ -110,6 +110,10 @@ impl Registry {
     }
 }
 
+/// The [`LoadedHandler::origin`](crate::runtime::LoadedHandler) of a
+/// built-in handler.
+pub const BUILTIN_ORIGIN: &str = "built-in";
+
 /// Where a handler comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerSource {
@@ -135,7 +139,7 @@ pub fn source_of(name: &str, builtins: &[&str], files: &[PathBuf]) -> Option<Han
 
 /// Compiles one built-in handler.
 pub fn load_builtin(runtime: &Runtime, name: &str) -> Option<Result<LoadedHandler, LoadError>> {
-    builtin_bytes(name).map(|bytes| runtime.load(name, "built-in", bytes))
+    builtin_bytes(name).map(|bytes| runtime.load(name, BUILTIN_ORIGIN, bytes))
 }
 
 /// The `*.wasm` files of a handler directory, sorted by path.

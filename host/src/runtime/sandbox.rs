@@ -63,10 +63,13 @@ impl EmitPolicy {
             ));
         }
         if let Some(own) = event_type.strip_prefix(&self.own_prefix)
-            && (own == "check.completed" || own.starts_with("control.") || own == "control")
+            && (own == "check.completed"
+                || own == "check.state_changed"
+                || own.starts_with("control.")
+                || own == "control")
         {
             return Some(format!(
-                "event type {event_type:?} is reserved for the host (check results and control messages)"
+                "event type {event_type:?} is reserved for the host (check results, state changes and control messages)"
             ));
         }
         let allowed = (event_type.starts_with(&self.own_prefix)

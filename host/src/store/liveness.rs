@@ -3,35 +3,24 @@
 //! The host writes `{"timestamp": ISO 8601 UTC, "pid", "hostname",
 //! "metadata": {...}}` atomically every period; `heartbeat-host is-alive`
 //! (and kstlib's `Heartbeat.is_alive`) read it. The probe reads files
-//! written by other tools in that format too.
+//! written by other tools in that format too. What the probe decides from
+//! the text (the format, the timestamp with or without an offset, age at
+//! most max-age) is `heartbeat_core::builtins::liveness_file`, the rule the
+//! built-in `liveness_file` check applies too; this module does the I/O.
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use heartbeat_core::builtins::liveness_file;
 
-/// What the liveness file holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LivenessState {
-    /// Last beat, ISO 8601 UTC (e.g. `2026-01-12T10:00:00.123456+00:00`).
-    pub timestamp: String,
-    /// The writer's process id.
-    pub pid: u32,
-    /// The writer's host name.
-    pub hostname: String,
-    /// Application data: for heartbeat-host, `agent` and `status`.
-    #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-}
+pub use heartbeat_core::builtins::liveness_file::LivenessState;
 
-impl LivenessState {
-    /// A state stamped at `now_ms` for this process.
-    pub fn now(now_ms: u64, metadata: serde_json::Map<String, serde_json::Value>) -> LivenessState {
-        LivenessState {
-            timestamp: heartbeat_core::time::iso_utc(now_ms),
-            pid: std::process::id(),
-            hostname: super::hostname(),
-            metadata,
-        }
+/// A state stamped at `now_ms` for this process.
+pub fn stamped(now_ms: u64, metadata: serde_json::Map<String, serde_json::Value>) -> LivenessState {
+    LivenessState {
+        timestamp: heartbeat_core::time::iso_utc(now_ms),
+        pid: std::process::id(),
+        hostname: super::hostname(),
+        metadata,
     }
 }
 
@@ -93,32 +82,16 @@ pub fn probe(path: &Path, max_age_s: f64, now_ms: u64) -> Probe {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::Missing,
         Err(e) => return Probe::Unreadable(e.to_string()),
     };
-    let state: LivenessState = match serde_json::from_str(&text) {
-        Ok(state) => state,
-        Err(e) => return Probe::Unreadable(format!("not a liveness file: {e}")),
+    let beat = match liveness_file::read(&text) {
+        Ok(beat) => beat,
+        Err(why) => return Probe::Unreadable(why),
     };
-    let beat = match parse_timestamp(&state.timestamp) {
-        Some(beat) => beat,
-        None => {
-            return Probe::Unreadable(format!("timestamp {:?} is not ISO 8601", state.timestamp));
-        }
-    };
-    let age = (now_ms as f64 - beat.as_millisecond() as f64) / 1000.0;
-    if age <= max_age_s {
+    let age = liveness_file::age_seconds(beat.at_ms, now_ms);
+    if liveness_file::is_alive(age, max_age_s) {
         Probe::Alive(age.max(0.0))
     } else {
         Probe::Stale(age)
     }
-}
-
-/// ISO 8601 with an offset, or without one (taken as UTC, as Python's naive datetimes).
-fn parse_timestamp(text: &str) -> Option<jiff::Timestamp> {
-    text.parse::<jiff::Timestamp>().ok().or_else(|| {
-        let dt = text.parse::<jiff::civil::DateTime>().ok()?;
-        dt.to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()
-            .map(|z| z.timestamp())
-    })
 }
 
 #[cfg(test)]
@@ -140,7 +113,7 @@ mod tests {
         let path = dir.path().join("sub/host.liveness.json");
         let mut meta = serde_json::Map::new();
         meta.insert("status".into(), "healthy".into());
-        let state = LivenessState::now(NOW, meta);
+        let state = stamped(NOW, meta);
         write(&path, &state).expect("write");
         let read: LivenessState =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");

@@ -27,13 +27,20 @@ pub fn dir_of(path: &Path) -> &Path {
 
 /// Reads and validates the `heartbeat.json` at `path`.
 pub fn load_config(path: &Path) -> Result<Loaded, ConfigError> {
+    load_config_text(path).map(|(_, loaded)| loaded)
+}
+
+/// [`load_config`], also giving the text it parsed (to position errors
+/// found later, such as a built-in check's bad `meta`).
+pub fn load_config_text(path: &Path) -> Result<(String, Loaded), ConfigError> {
     let text = read::read_regular_text(path, read::MAX_CONFIG_BYTES, "heartbeat.json").map_err(
         |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         },
     )?;
-    config::parse(&text, &path.display().to_string())
+    let loaded = config::parse(&text, &path.display().to_string())?;
+    Ok((text, loaded))
 }
 
 /// A file beside the state file `state_path`, named after its stem:

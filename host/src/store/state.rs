@@ -152,6 +152,7 @@ mod tests {
             state.checks.entry("a".into()).or_default(),
             42,
             10,
+            &heartbeat_core::model::RetryPolicy::default(),
             RunStatus::Success,
             3,
             None,

@@ -184,7 +184,7 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
             loaded.insert(name.clone(), digest);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             match replaced {
-                Some(old) if old.origin == "built-in" => {
+                Some(old) if old.origin == crate::runtime::registry::BUILTIN_ORIGIN => {
                     info!(event = "handler_loaded", handler = %name, file = %path.display(), load_ms = format!("{ms:.1}"), "handler file overrides the built-in of the same name")
                 }
                 Some(_) => {

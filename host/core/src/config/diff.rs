@@ -265,6 +265,26 @@ fn check_fields(old: &CheckConfig, new: &CheckConfig) -> Vec<FieldChange> {
     for (field, o, n) in limit_fields(&old.limits, &new.limits) {
         push_change(&mut out, field, o, n);
     }
+    let (o, n) = (&old.retry, &new.retry);
+    push_change(
+        &mut out,
+        "maxAttempts",
+        o.max_attempts.to_string(),
+        n.max_attempts.to_string(),
+    );
+    let interval = |ms: Option<u64>| ms.map_or_else(|| "backoff".to_string(), |ms| ms.to_string());
+    push_change(
+        &mut out,
+        "retryIntervalMs",
+        interval(o.retry_interval_ms),
+        interval(n.retry_interval_ms),
+    );
+    push_change(
+        &mut out,
+        "flapThreshold",
+        o.flap_threshold.to_string(),
+        n.flap_threshold.to_string(),
+    );
     push_change(
         &mut out,
         "grants",
@@ -551,6 +571,19 @@ mod tests {
         assert_eq!(
             d.changed[0].fields[0].to_string(),
             "grants none → dirs [/data=mem (read-only)], emit [alerts.#]"
+        );
+    }
+
+    #[test]
+    fn retry_policy_changes_are_named() {
+        let a = parsed(r#"{"checks": {"api": {"cadenceMs": 5}}}"#);
+        let b = parsed(
+            r#"{"checks": {"api": {"cadenceMs": 5, "maxAttempts": 3, "retryIntervalMs": 1000, "flapThreshold": 4}}}"#,
+        );
+        let d = diff(&a, &b);
+        assert_eq!(
+            d.to_string(),
+            "changed: api.maxAttempts 1 → 3, api.retryIntervalMs backoff → 1000, api.flapThreshold 10 → 4"
         );
     }
 }

@@ -34,7 +34,7 @@ pub use diagnostics::{ConfigError, ConfigWarning};
 pub use grants::{DirGrantConfig, EnvGrant, Grants, SecretGrant};
 pub use validate::parse_hh_mm;
 
-use crate::model::{Limits, Pause, Quarter, Window};
+use crate::model::{Limits, Pause, Quarter, RetryPolicy, Window};
 
 /// The `$schema` values this host understands.
 pub const SUPPORTED_SCHEMAS: &[&str] = &["heartbeat.v1"];
@@ -105,6 +105,9 @@ pub struct CheckConfig {
     pub limits: Limits,
     /// What the check's handler may touch (`grants`); nothing by default.
     pub grants: Grants,
+    /// How its failures become soft and hard states (`maxAttempts`,
+    /// `retryIntervalMs`, `flapThreshold`: the check's own, else `defaults`).
+    pub retry: RetryPolicy,
 }
 
 /// A config and the warnings its file earned.
@@ -139,6 +142,33 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         locator.invalid(field, message)
     })
     .map(|config| Loaded { config, warnings })
+}
+
+/// Validates the `meta` of every check whose handler is a built-in with a
+/// validated `meta` ([`crate::builtins::validate`]) and that `is_builtin`
+/// says is served by the built-in (a file of the same name in the handler
+/// directory overrides it, and reads its `meta` its own way). The first
+/// refusal is positioned in `text`, like any other config error:
+/// `heartbeat.json:7:22: checks.api.meta.expectStatus[1]: expected …`.
+pub fn validate_builtin_meta(
+    text: &str,
+    file: &str,
+    config: &HeartbeatConfig,
+    is_builtin: impl Fn(&str) -> bool,
+) -> Result<(), ConfigError> {
+    let locator = diagnostics::Locator::new(text, file);
+    for check in &config.checks {
+        if !is_builtin(&check.handler) {
+            continue;
+        }
+        if let Some(Err(e)) = crate::builtins::validate(&check.handler, &check.meta) {
+            return Err(locator.invalid(
+                format!("checks.{}.{}", check.name, e.meta_path()),
+                e.message,
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::grants::RawGrants;
 use super::numbers::{Integer, Millis, NonNegativeInt, PositiveInt, present};
-use crate::model::{Limits, Quarter};
+use crate::model::{Limits, Quarter, RetryPolicy};
 
 /// `Deserialize` for structs that derive it with `#[serde(remote = "Self")]`
 /// (which makes the derived reader an inherent `deserialize`): the struct
@@ -103,6 +103,12 @@ pub(super) struct RawCheck {
     pub(super) max_kv_bytes: Option<NonNegativeInt>,
     #[serde(default, deserialize_with = "present")]
     pub(super) grants: Option<RawGrants>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) max_attempts: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) retry_interval_ms: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) flap_threshold: Option<NonNegativeInt>,
 }
 
 impl RawCheck {
@@ -116,6 +122,9 @@ impl RawCheck {
             max_http_bytes: self.max_http_bytes,
             max_kv_bytes: self.max_kv_bytes,
             grants: None,
+            max_attempts: self.max_attempts,
+            retry_interval_ms: self.retry_interval_ms,
+            flap_threshold: self.flap_threshold,
         }
     }
 }
@@ -197,9 +206,31 @@ pub(super) struct RawLimits {
     /// Only under `defaults`: grants every check gets besides its own.
     #[serde(default, deserialize_with = "present")]
     pub(super) grants: Option<RawGrants>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) max_attempts: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) retry_interval_ms: Option<PositiveInt>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) flap_threshold: Option<NonNegativeInt>,
 }
 
 impl RawLimits {
+    /// The retry policy these fields give over `base`.
+    pub(super) fn retry_over(&self, base: RetryPolicy) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.map_or(base.max_attempts, |v| {
+                u32::try_from(v.0).unwrap_or(u32::MAX)
+            }),
+            retry_interval_ms: self
+                .retry_interval_ms
+                .map(|v| v.0)
+                .or(base.retry_interval_ms),
+            flap_threshold: self.flap_threshold.map_or(base.flap_threshold, |v| {
+                u32::try_from(v.0).unwrap_or(u32::MAX)
+            }),
+        }
+    }
+
     pub(super) fn over(&self, base: Limits) -> Limits {
         let clamp32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Limits {

@@ -8,7 +8,7 @@ use super::{
     CheckConfig, ConfigError, ConfigWarning, DEFAULT_CADENCE_MS, DEFAULT_HANDLER, DEFAULT_PRIORITY,
     DEFAULT_WINDOW_TZ, Grants, HeartbeatConfig, SUPPORTED_SCHEMAS,
 };
-use crate::model::{Limits, MAX_MEMORY_MB, Pause, Quarter, Window};
+use crate::model::{Limits, MAX_MEMORY_MB, Pause, Quarter, RetryPolicy, Window};
 
 impl RawConfig {
     pub(super) fn validate(
@@ -43,6 +43,7 @@ impl RawConfig {
             None => Grants::default(),
         };
         let defaults = raw_defaults.over(Limits::default());
+        let default_retry = raw_defaults.retry_over(RetryPolicy::default());
         // Checked here, where it is written: a check that inherits it has no
         // `memoryMb` of its own to point at.
         if defaults.memory_mb > MAX_MEMORY_MB {
@@ -61,6 +62,14 @@ impl RawConfig {
                 return Err(invalid(path, "expected a non-empty check name".into()));
             }
             let limits = raw.limits().over(defaults);
+            let retry = raw.limits().retry_over(default_retry);
+            if raw.retry_interval_ms.is_some() && retry.max_attempts == 1 {
+                warnings.push(ConfigWarning {
+                    path: format!("{path}.retryIntervalMs"),
+                    message: "has no effect with maxAttempts 1: the first failure is already hard"
+                        .into(),
+                });
+            }
             if limits.memory_mb > MAX_MEMORY_MB {
                 return Err(invalid(
                     format!("{path}.memoryMb"),
@@ -108,6 +117,7 @@ impl RawConfig {
                 meta: raw.meta.unwrap_or_default(),
                 limits,
                 grants,
+                retry,
                 name,
             });
         }

@@ -15,6 +15,11 @@
 //!   checked value by value.
 //! - `errors`: calls each function with an invalid key and returns the
 //!   reasons.
+//! - `script`: fails or succeeds as `meta.results` says, one character a
+//!   run (`-` failed, `+` success), counted in the key `run`; past the end
+//!   it starts over when `meta.cycle` is true, else succeeds. For the
+//!   soft/hard state tests: a handler that fails N times then succeeds,
+//!   or alternates.
 //! - `bench`: times `meta.n` sets of a `meta.bytes`-byte value, then as many
 //!   gets, from inside the guest; returns their medians and p99s in ns
 //!   (`benches/runtime.rs -- --kv`).
@@ -51,6 +56,27 @@ impl Handler for KvHandler {
                 } + 1;
                 kv::set("count", &count.to_string())?;
                 success(json!({ "count": count }))
+            }
+            "script" => {
+                let run = match kv::get("run")? {
+                    Some(text) => text
+                        .parse::<usize>()
+                        .map_err(|e| format!("run {text:?} is not a number: {e}"))?,
+                    None => 0,
+                };
+                kv::set("run", &(run + 1).to_string())?;
+                let results: Vec<char> = meta_str(&meta, "results", "").chars().collect();
+                let cycle = meta.get("cycle").and_then(|v| v.as_bool()).unwrap_or(false);
+                let result = match (results.len(), cycle) {
+                    (0, _) => '+',
+                    (n, true) => results[run % n],
+                    (_, false) => results.get(run).copied().unwrap_or('+'),
+                };
+                if result == '-' {
+                    Err(format!("scripted failure on run {}", run + 1))
+                } else {
+                    success(json!({ "run": run + 1 }))
+                }
             }
             "write" => {
                 let bytes = usize::try_from(meta_u64(&meta, "bytes", 100)).unwrap_or(0);
