@@ -1688,13 +1688,7 @@ fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged(
         observed_agent("slowack", |agent| format!("agent.{agent}.check.completed"));
     let inbox = format!("agent.{agent}.inbox");
     let dir = tempfile::tempdir().expect("tempdir");
-    let handlers = dir.path().join("handlers");
-    std::fs::create_dir(&handlers).expect("handlers dir");
-    std::fs::copy(
-        support::test_handler("test_handler_hostile.wasm"),
-        handlers.join("slow.wasm"),
-    )
-    .expect("copy the hostile handler");
+    let handlers = support::handlers_with(dir.path(), "test_handler_hostile.wasm", "slow");
     let config = write_config(
         dir.path(),
         &agent,
@@ -2331,13 +2325,7 @@ fn soft_retries_then_hard_then_ok_publish_one_state_change_each_way() {
     let (agent, exchange, client, observer, _cleanup) =
         observed_agent("states", |agent| format!("agent.{agent}.check.*"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let handlers = dir.path().join("handlers");
-    std::fs::create_dir(&handlers).expect("mkdir");
-    std::fs::copy(
-        support::test_handler("test_handler_kv.wasm"),
-        handlers.join("scripted.wasm"),
-    )
-    .expect("copy");
+    let handlers = support::handlers_with(dir.path(), "test_handler_kv.wasm", "scripted");
     let config = write_config(
         dir.path(),
         &agent,
@@ -2546,13 +2534,7 @@ fn a_results_key_prefix_moves_the_result_events_off_the_inbox_bindings() {
     let old_keys = client.observer(&exchange, &format!("agent.{agent}.check.*"));
     cleanup.queues.push(old_keys.clone());
     let dir = tempfile::tempdir().expect("tempdir");
-    let handlers = dir.path().join("handlers");
-    std::fs::create_dir(&handlers).expect("mkdir");
-    std::fs::copy(
-        support::test_handler("test_handler_kv.wasm"),
-        handlers.join("scripted.wasm"),
-    )
-    .expect("copy");
+    let handlers = support::handlers_with(dir.path(), "test_handler_kv.wasm", "scripted");
     // Fails, then passes: with maxAttempts 1 each run changes the state,
     // so both result events are sent each time.
     let config = write_config(

@@ -16,13 +16,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The host on its own timer (50 ms ticks) with the kv test handler as
 /// handler `scripted`, its config, state and events log in `dir`.
 fn start_host(dir: &Path, checks: &str) -> RunningHost {
-    let handlers = dir.join("handlers");
-    std::fs::create_dir_all(&handlers).expect("mkdir");
-    std::fs::copy(
-        support::test_handler("test_handler_kv.wasm"),
-        handlers.join("scripted.wasm"),
-    )
-    .expect("copy");
+    let handlers = support::handlers_with(dir, "test_handler_kv.wasm", "scripted");
     let config = dir.join("heartbeat.json");
     std::fs::write(
         &config,

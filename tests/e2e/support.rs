@@ -301,6 +301,16 @@ pub fn test_handler(file: &str) -> PathBuf {
     test_handlers_dir().join(file)
 }
 
+/// `dir/handlers`, created if need be, holding the built handler `file`
+/// (see [`test_handler`]) as handler `name` (`name.wasm`); the directory.
+pub fn handlers_with(dir: &Path, file: &str, name: &str) -> PathBuf {
+    let handlers = dir.join("handlers");
+    std::fs::create_dir_all(&handlers).expect("create the handler directory");
+    std::fs::copy(test_handler(file), handlers.join(format!("{name}.wasm")))
+        .unwrap_or_else(|e| panic!("copy {file} as {name}.wasm: {e}"));
+    handlers
+}
+
 /// The directory of the handlers built for `wasm32-wasip2`, with the test
 /// handlers (`tests/handlers/*`) built into it on the first call; panics
 /// naming the build command when that build fails.
