@@ -117,6 +117,32 @@ impl Config {
         self.dir.path()
     }
 
+    /// `heartbeat-host run` on this config, on its own timer every `interval`.
+    fn run_on_timer(&self, interval: &str) -> RunningHost {
+        RunningHost::start(
+            &[
+                "run",
+                "--config",
+                utf8(&self.path),
+                "--tick-interval",
+                interval,
+            ],
+            &[],
+        )
+    }
+
+    /// [`Config::run_on_timer`], then waits until each of `checks` has run
+    /// once; the host and its log lines so far.
+    fn run_until_each_ran(&self, interval: &str, checks: &[&str]) -> (RunningHost, Vec<Value>) {
+        let mut running = self.run_on_timer(interval);
+        let lines = running.wait_for(&format!("runs of {checks:?}"), WAIT, |l| {
+            checks
+                .iter()
+                .all(|c| !records(l, "run_finished", &[("check", c)]).is_empty())
+        });
+        (running, lines)
+    }
+
     /// `heartbeat-host invoke HANDLER --config … --check CHECK`.
     fn invoke(&self, handler: &str, check: &str) -> Invoked {
         let out = host(&[
@@ -288,21 +314,8 @@ fn file_freshness_runs_on_the_hosts_timer() {
         "backup_fresh": freshness(&dir, json!({"dir": "/backups", "glob": "backup-*", "maxAge": "26h"})),
         "backup_stale": freshness(&dir, json!({"dir": "/backups", "glob": "backup-*", "maxAge": "90m"})),
     }));
-    let mut running = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            utf8(&config.path),
-            "--tick-interval",
-            "200ms",
-        ],
-        &[],
-    );
-    let lines = running.wait_for("both checks ran", WAIT, |l| {
-        ["backup_fresh", "backup_stale"]
-            .iter()
-            .all(|c| !records(l, "run_finished", &[("check", c)]).is_empty())
-    });
+    let (mut running, lines) =
+        config.run_until_each_ran("200ms", &["backup_fresh", "backup_stale"]);
     let fresh = first_run(&lines, "backup_fresh");
     assert_eq!(support::field(&fresh, "status"), Some("success"), "{fresh}");
     let details = support::details(&fresh).expect("details");
@@ -327,16 +340,7 @@ fn a_running_host_reports_a_bad_builtin_meta_at_start_and_on_reload() {
     let config = Config::new(json!({
         "fresh": {"handler": "file_freshness", "meta": {"dir": "/backups", "maxAge": "26 hours"}},
     }));
-    let mut running = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            utf8(&config.path),
-            "--tick-interval",
-            "200ms",
-        ],
-        &[],
-    );
+    let mut running = config.run_on_timer("200ms");
     let invalid = |lines: &[Value], needle: &str| {
         records(lines, "invalid_meta", &[("check", "fresh")])
             .iter()
@@ -438,23 +442,6 @@ fn check_refuses_a_bad_builtin_meta_at_its_position() {
 
 // ---------------------------------------------------------------- liveness_file
 
-/// Runs Python with the real kstlib (PyPI; tests/run.sh installs it).
-fn kstlib(code: &str, args: &[&str]) {
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg("python3")
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "kstlib script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn liveness(dir: &Path, meta: Value) -> Value {
     json!({
         "handler": "liveness_file",
@@ -477,7 +464,7 @@ fn liveness_file_reads_kstlibs_file_and_judges_its_age() {
     let run = config.root().join("run");
     std::fs::create_dir_all(&run).expect("mkdir");
     // The real kstlib writes one beat.
-    kstlib(
+    crate::liveness::kstlib(
         "import asyncio, inspect, sys\n\
          from kstlib.resilience.heartbeat import Heartbeat\n\
          hb = Heartbeat(sys.argv[1], interval=1, metadata={'app': 'worker'})\n\
@@ -589,16 +576,7 @@ fn liveness_file_watches_a_running_hosts_own_file_on_the_timer() {
     config.write(json!({
         "host_alive": liveness(&run, json!({"path": "/run/host.liveness.json", "maxAge": "5s"})),
     }));
-    let mut watcher = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            utf8(&config.path),
-            "--tick-interval",
-            "200ms",
-        ],
-        &[],
-    );
+    let mut watcher = config.run_on_timer("200ms");
     let lines = watcher.wait_for_event("run_finished", &[("check", "host_alive")], WAIT);
     let first = first_run(&lines, "host_alive");
     assert_eq!(support::field(&first, "status"), Some("success"), "{first}");
@@ -940,21 +918,7 @@ fn rabbitmq_queue_runs_on_the_hosts_timer() {
             "queue_deep": rabbit(&queue.0, json!({"maxMessages": 2, "minConsumers": 1}), None),
         }
     }));
-    let mut running = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            utf8(&config.path),
-            "--tick-interval",
-            "300ms",
-        ],
-        &[],
-    );
-    let lines = running.wait_for("both queue checks ran", WAIT, |l| {
-        ["queue_ok", "queue_deep"]
-            .iter()
-            .all(|c| !records(l, "run_finished", &[("check", c)]).is_empty())
-    });
+    let (mut running, lines) = config.run_until_each_ran("300ms", &["queue_ok", "queue_deep"]);
     let ok = first_run(&lines, "queue_ok");
     assert_eq!(support::field(&ok, "status"), Some("success"), "{ok}");
     assert_eq!(support::details(&ok).expect("details")["messages"], 3);

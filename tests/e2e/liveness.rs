@@ -109,9 +109,12 @@ fn is_alive_exit_codes_for_missing_and_unreadable_files() {
     assert!(reason.starts_with("unreadable:"), "{reason}");
 }
 
-/// Runs Python with the real kstlib (PyPI; tests/run.sh installs it); its stdout.
-fn kstlib(code: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
+/// Runs Python with the real kstlib (PyPI; tests/run.sh installs it), for
+/// at most 60 s; its stdout. `builtin_checks.rs` writes kstlib's files with it.
+pub(crate) fn kstlib(code: &str, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg("python3")
         .arg("-c")
         .arg(code)
         .args(args)
