@@ -36,7 +36,7 @@ pub(crate) mod watch;
 pub use heartbeat_core as core;
 
 pub use daemon::pipeline::{Parts, run_request};
-pub use daemon::{HostOptions, Pipeline, run};
+pub use daemon::{HostOptions, ManyOptions, Pipeline, ProcessOptions, run, run_many};
 pub use publish::{Discard, FinishedRun, Receipt, Sink};
 pub use runtime::registry::{Registry, builtin_bytes, builtin_names, load_builtin, load_file};
 pub use runtime::{

@@ -36,8 +36,8 @@ use crate::support::{
     self, RunningHost, event, field, message, number, read_json, records, render, render_line, text,
 };
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/";
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const URL: &str = "amqp://guest:guest@127.0.0.1:5672/";
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// Shared by every broker test; taken exclusively by the one that stops it.
 static BROKER: RwLock<()> = RwLock::new(());
@@ -51,7 +51,7 @@ fn exclusive_broker() -> RwLockWriteGuard<'static, ()> {
 }
 
 /// A name no other test (or earlier run) uses.
-fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         "e2e-{what}-{}-{}",
@@ -61,7 +61,7 @@ fn unique(what: &str) -> String {
 }
 
 /// `rabbitmqctl ARGS`, bounded; its stdout.
-fn ctl(args: &[&str]) -> String {
+pub(crate) fn ctl(args: &[&str]) -> String {
     let output = Command::new("timeout")
         .arg("120")
         .arg("rabbitmqctl")
@@ -78,7 +78,7 @@ fn ctl(args: &[&str]) -> String {
 }
 
 /// A plain AMQP client: what a Bloodbank producer or consumer would be.
-struct Client {
+pub(crate) struct Client {
     rt: tokio::runtime::Runtime,
     connection: Connection,
     channel: Channel,
@@ -86,12 +86,12 @@ struct Client {
 
 impl Client {
     /// Connects, retrying for a while (the broker may be starting).
-    fn connect() -> Client {
+    pub(crate) fn connect() -> Client {
         Client::try_connect(WAIT).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Connects, retrying until `timeout`.
-    fn try_connect(timeout: Duration) -> Result<Client, String> {
+    pub(crate) fn try_connect(timeout: Duration) -> Result<Client, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -127,7 +127,7 @@ impl Client {
         })
     }
 
-    fn exchange(&self, name: &str) {
+    pub(crate) fn exchange(&self, name: &str) {
         self.rt
             .block_on(self.channel.exchange_declare(
                 name,
@@ -141,7 +141,7 @@ impl Client {
             .expect("exchange.declare");
     }
 
-    fn queue(&self, name: &str, arguments: FieldTable) {
+    pub(crate) fn queue(&self, name: &str, arguments: FieldTable) {
         self.rt
             .block_on(self.channel.queue_declare(
                 name,
@@ -154,7 +154,7 @@ impl Client {
             .expect("queue.declare");
     }
 
-    fn bind(&self, queue: &str, exchange: &str, key: &str) {
+    pub(crate) fn bind(&self, queue: &str, exchange: &str, key: &str) {
         self.rt
             .block_on(self.channel.queue_bind(
                 queue,
@@ -167,7 +167,7 @@ impl Client {
     }
 
     /// A durable queue bound to `key` on `exchange`, to watch what the host sends.
-    fn observer(&self, exchange: &str, key: &str) -> String {
+    pub(crate) fn observer(&self, exchange: &str, key: &str) -> String {
         let name = unique("observer");
         self.queue(&name, FieldTable::default());
         self.bind(&name, exchange, key);
@@ -175,7 +175,7 @@ impl Client {
     }
 
     /// Publishes and waits for the broker's confirm.
-    fn publish(&self, exchange: &str, key: &str, body: &[u8]) {
+    pub(crate) fn publish(&self, exchange: &str, key: &str, body: &[u8]) {
         let confirm = self.rt.block_on(async {
             self.channel
                 .basic_publish(
@@ -192,7 +192,7 @@ impl Client {
     }
 
     /// Publishes persistent messages back to back, then waits for the confirms.
-    fn publish_burst(&self, exchange: &str, key: &str, bodies: &[Value]) {
+    pub(crate) fn publish_burst(&self, exchange: &str, key: &str, bodies: &[Value]) {
         self.rt.block_on(async {
             let mut confirms = Vec::new();
             for body in bodies {
@@ -215,12 +215,18 @@ impl Client {
         });
     }
 
-    fn publish_json(&self, exchange: &str, key: &str, body: &Value) {
+    pub(crate) fn publish_json(&self, exchange: &str, key: &str, body: &Value) {
         self.publish(exchange, key, body.to_string().as_bytes());
     }
 
     /// Publishes `body` with the AMQP `headers` and waits for the confirm.
-    fn publish_with_headers(&self, exchange: &str, key: &str, body: &Value, headers: FieldTable) {
+    pub(crate) fn publish_with_headers(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &Value,
+        headers: FieldTable,
+    ) {
         let confirm = self.rt.block_on(async {
             self.channel
                 .basic_publish(
@@ -239,7 +245,7 @@ impl Client {
     }
 
     /// Messages ready in `queue`.
-    fn count(&self, queue: &str) -> u32 {
+    pub(crate) fn count(&self, queue: &str) -> u32 {
         self.rt
             .block_on(self.channel.queue_declare(
                 queue,
@@ -254,7 +260,7 @@ impl Client {
     }
 
     /// Waits until `queue` holds at least `n` ready messages.
-    fn wait_count(&self, queue: &str, n: u32, timeout: Duration) -> u32 {
+    pub(crate) fn wait_count(&self, queue: &str, n: u32, timeout: Duration) -> u32 {
         let deadline = Instant::now() + timeout;
         loop {
             let count = self.count(queue);
@@ -270,7 +276,7 @@ impl Client {
     }
 
     /// Takes (and acks) every message in `queue`: (routing key, properties, body).
-    fn drain(&self, queue: &str) -> Vec<(String, BasicProperties, Value)> {
+    pub(crate) fn drain(&self, queue: &str) -> Vec<(String, BasicProperties, Value)> {
         let mut out = Vec::new();
         loop {
             let got = self
@@ -300,13 +306,13 @@ impl Drop for Client {
 }
 
 /// Deletes the queues and exchanges a test made, even when it fails.
-struct Cleanup {
-    queues: Vec<String>,
-    exchanges: Vec<String>,
+pub(crate) struct Cleanup {
+    pub(crate) queues: Vec<String>,
+    pub(crate) exchanges: Vec<String>,
 }
 
 impl Cleanup {
-    fn agent(agent: &str, exchange: Option<&str>) -> Cleanup {
+    pub(crate) fn agent(agent: &str, exchange: Option<&str>) -> Cleanup {
         Cleanup {
             queues: vec![format!("agent.{agent}.inbox"), format!("agent.{agent}.dlq")],
             exchanges: exchange.map(str::to_string).into_iter().collect(),
@@ -355,7 +361,7 @@ impl Drop for Cleanup {
 }
 
 /// The consumer README's tick, as its Python snippet sends it.
-fn readme_tick(event_id: &str) -> Value {
+pub(crate) fn readme_tick(event_id: &str) -> Value {
     json!({
         "event_id": event_id,
         "event_type": "system.heartbeat.tick",

@@ -11,7 +11,7 @@ use crate::support::{RunningHost, field};
 const WAIT: Duration = Duration::from_secs(60);
 
 /// `GET path` on `addr`: the status code, the content type and the body.
-fn get(addr: &str, path: &str) -> (u16, String, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the endpoint");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -38,7 +38,7 @@ fn get(addr: &str, path: &str) -> (u16, String, String) {
 }
 
 /// The value of the sample `name{labels}` in a scrape.
-fn sample(scrape: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape.lines().find_map(|l| {
         l.strip_prefix(series)
             .and_then(|rest| rest.strip_prefix(' '))
@@ -108,13 +108,13 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
     );
     let runs = sample(
         &scrape,
-        r#"heartbeat_check_runs_total{check="a",handler="default",status="success"}"#,
+        r#"heartbeat_check_runs_total{agent="ops",check="a",handler="default",status="success"}"#,
     );
     assert!(runs.is_some_and(|n| n >= 3.0), "{scrape}");
     assert!(
         sample(
             &scrape,
-            r#"heartbeat_check_runs_total{check="b",handler="nowhere",status="failed"}"#
+            r#"heartbeat_check_runs_total{agent="ops",check="b",handler="nowhere",status="failed"}"#
         )
         .is_some_and(|n| n >= 1.0),
         "{scrape}"
@@ -128,48 +128,67 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
         .is_some_and(|n| n >= 3.0)
     );
     assert_eq!(
-        sample(&scrape, r#"heartbeat_check_overdue_ratio{check="a"}"#),
+        sample(
+            &scrape,
+            r#"heartbeat_check_overdue_ratio{agent="ops",check="a"}"#
+        ),
         Some(f64::INFINITY)
     );
-    let later = sample(&scrape, r#"heartbeat_check_overdue_ratio{check="later"}"#).expect("ratio");
+    let later = sample(
+        &scrape,
+        r#"heartbeat_check_overdue_ratio{agent="ops",check="later"}"#,
+    )
+    .expect("ratio");
     assert!((0.0..0.1).contains(&later), "later ran just now: {later}");
     assert!(
         sample(
             &scrape,
-            r#"heartbeat_check_consecutive_failures{check="b"}"#
+            r#"heartbeat_check_consecutive_failures{agent="ops",check="b"}"#
         )
         .is_some_and(|n| n >= 1.0)
     );
     // b fails every run: hard (maxAttempts 1), one state change published.
     assert_eq!(
-        sample(&scrape, r#"heartbeat_check_state{check="b",state="hard"}"#),
-        Some(1.0),
-        "{scrape}"
-    );
-    assert_eq!(
-        sample(&scrape, r#"heartbeat_check_state{check="b",state="ok"}"#),
-        Some(0.0),
-        "{scrape}"
-    );
-    assert_eq!(
-        sample(&scrape, r#"heartbeat_check_state{check="a",state="ok"}"#),
+        sample(
+            &scrape,
+            r#"heartbeat_check_state{agent="ops",check="b",state="hard"}"#
+        ),
         Some(1.0),
         "{scrape}"
     );
     assert_eq!(
         sample(
             &scrape,
-            r#"heartbeat_check_state_changes_total{check="b",change="transition"}"#
+            r#"heartbeat_check_state{agent="ops",check="b",state="ok"}"#
+        ),
+        Some(0.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"heartbeat_check_state{agent="ops",check="a",state="ok"}"#
         ),
         Some(1.0),
         "{scrape}"
     );
     assert_eq!(
-        sample(&scrape, r#"heartbeat_check_attempt{check="b"}"#),
+        sample(
+            &scrape,
+            r#"heartbeat_check_state_changes_total{agent="ops",check="b",change="transition"}"#
+        ),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, r#"heartbeat_check_attempt{agent="ops",check="b"}"#),
         Some(1.0)
     );
     assert_eq!(
-        sample(&scrape, r#"heartbeat_check_flapping{check="b"}"#),
+        sample(
+            &scrape,
+            r#"heartbeat_check_flapping{agent="ops",check="b"}"#
+        ),
         Some(0.0)
     );
     assert!(
@@ -213,7 +232,7 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
     // The removed checks are gone from the per-check gauges.
     let (_, _, scrape) = get(&addr, "/metrics");
     assert!(
-        !scrape.contains(r#"heartbeat_check_overdue_ratio{check="b"}"#),
+        !scrape.contains(r#"heartbeat_check_overdue_ratio{agent="ops",check="b"}"#),
         "{scrape}"
     );
     assert!(host.terminate(WAIT).success());

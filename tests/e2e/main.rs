@@ -9,11 +9,13 @@
 mod lang_support;
 mod support;
 
+mod agents_cli;
 mod amqp;
 mod builtin_checks;
 mod cli;
 mod cookbook;
 mod endpoint;
+mod fleet;
 mod handler_reload;
 mod http;
 mod http_server;

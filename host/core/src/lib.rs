@@ -17,11 +17,14 @@
 //!   host's liveness bookkeeping;
 //! - [`explain`] turns a plan into what `heartbeat-host explain` prints.
 //!
+//! [`agents`] decides what a rescan of a many-agent host's files means.
+//!
 //! [`model`] holds the value types they share, [`time`] and [`topic`] the
 //! rules used in more than one place.
 
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod beats;
 pub mod builtins;
 pub mod config;

@@ -24,6 +24,7 @@ pub mod events;
 pub mod outbox;
 mod publisher;
 mod session;
+pub mod shared;
 mod sink;
 pub mod ticker;
 pub mod topology;
@@ -209,6 +210,9 @@ pub(crate) struct Ctx {
     tracker: Arc<std::sync::Mutex<heartbeat_core::processes::Tracker>>,
     /// The routing key of the host's own beats (never tracked).
     own_beats: Option<String>,
+    /// The connection shared with other agents, if any; `None`: a
+    /// connection of the bus's own.
+    lane: Option<Arc<shared::Lane>>,
 }
 
 /// What the bus watches besides its inbox's own bindings.
@@ -220,6 +224,9 @@ pub struct Watching {
     pub tracker: Arc<std::sync::Mutex<heartbeat_core::processes::Tracker>>,
     /// The routing key of the host's own beats, skipped.
     pub own_beats: Option<String>,
+    /// Connections shared with the process's other agents; `None`: the
+    /// bus opens a connection of its own.
+    pub connections: Option<Arc<shared::SharedConnections>>,
 }
 
 /// The running bus.
@@ -293,6 +300,7 @@ impl Bus {
             metrics,
             tracker: Arc::clone(&watching.tracker),
             own_beats: watching.own_beats.clone(),
+            lane: watching.connections.as_ref().map(|c| c.assign()),
         });
         if options.results_key_prefix.is_some() {
             // A `watch` pattern (or a prefix such as `agent.`) can still
@@ -320,7 +328,9 @@ impl Bus {
             failed_tx,
             phase_rx.clone(),
         );
-        let publisher_task = tokio::spawn(task.run());
+        let span = tracing::Span::current();
+        let publisher_task =
+            tokio::spawn(tracing::Instrument::instrument(task.run(), span.clone()));
         let supervisor = session::Supervisor {
             ctx: Arc::clone(&ctx),
             links: session::Links { ticks, controls },
@@ -329,7 +339,7 @@ impl Bus {
             phase: phase_rx,
             status: status_tx,
         };
-        let supervisor_task = tokio::spawn(supervisor.run());
+        let supervisor_task = tokio::spawn(tracing::Instrument::instrument(supervisor.run(), span));
         Ok(Bus {
             ctx,
             status,
@@ -454,6 +464,9 @@ impl Bus {
             .is_err()
         {
             warn!("broker connection did not close in time");
+        }
+        if let Some(lane) = &self.ctx.lane {
+            lane.leave();
         }
         let m = &self.ctx.metrics;
         info!(

@@ -61,7 +61,10 @@ enum End {
 
 /// One connection with its two channels.
 struct Session {
-    connection: Connection,
+    connection: Arc<Connection>,
+    /// The connection is the session's own (closed with it), not one
+    /// shared with other agents (only the channels are closed).
+    owned: bool,
     consume: Channel,
     /// Answers the consuming channel's deliveries.
     acker: Acker,
@@ -332,20 +335,24 @@ impl Supervisor {
         }
         let ctx = Arc::clone(&self.ctx);
         let acker = acker.clone();
-        tokio::spawn(async move {
-            match answer.await {
-                Ok(Ok(applied)) => {
-                    ctx.metrics.controls.fetch_add(1, Ordering::Relaxed);
-                    info!(event = "control_applied", control = verb, check = %check, "control applied: {}", applied.summary);
-                    if let Some(caveat) = applied.caveat {
-                        warn!(control = verb, check = %check, "{caveat}");
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                match answer.await {
+                    Ok(Ok(applied)) => {
+                        ctx.metrics.controls.fetch_add(1, Ordering::Relaxed);
+                        info!(event = "control_applied", control = verb, check = %check, "control applied: {}", applied.summary);
+                        if let Some(caveat) = applied.caveat {
+                            warn!(control = verb, check = %check, "{caveat}");
+                        }
+                        acker.settle(delivery.delivery_tag, Settle::Ack);
                     }
-                    acker.settle(delivery.delivery_tag, Settle::Ack);
+                    Ok(Err(refused)) => refuse(&ctx, &delivery, &acker, &refused.to_string()),
+                    Err(_) => acker.settle(delivery.delivery_tag, Settle::Requeue),
                 }
-                Ok(Err(refused)) => refuse(&ctx, &delivery, &acker, &refused.to_string()),
-                Err(_) => acker.settle(delivery.delivery_tag, Settle::Requeue),
-            }
-        });
+            },
+            span,
+        ));
     }
 }
 
@@ -360,10 +367,21 @@ async fn next_delivery(consumer: &mut Option<Consumer>) -> Option<lapin::Result<
 /// publishing channel in confirm mode and (when `consuming`) starts the
 /// consumer.
 async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, OpenError> {
-    let name = format!("heartbeat-host agent.{}", ctx.agent);
-    let connection = connect::connect(&ctx.uri, &name)
-        .await
-        .map_err(|e| OpenError::Failed(format!("connect: {e}")))?;
+    let (connection, owned) = match &ctx.lane {
+        Some(lane) => (
+            lane.connection()
+                .await
+                .map_err(|e| OpenError::Failed(format!("connect: {e}")))?,
+            false,
+        ),
+        None => {
+            let name = format!("heartbeat-host agent.{}", ctx.agent);
+            let connection = connect::connect(&ctx.uri, &name)
+                .await
+                .map_err(|e| OpenError::Failed(format!("connect: {e}")))?;
+            (Arc::new(connection), true)
+        }
+    };
     let (lost_tx, lost) = mpsc::unbounded_channel();
     let mut events = connection.events_listener();
     tokio::spawn(async move {
@@ -384,13 +402,18 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, OpenError> {
             }
         }
     });
+    // The channels opened so far, closed again if the setup fails (on a
+    // shared connection they would otherwise stay open, one pair per retry).
+    let mut opened: Vec<Channel> = Vec::new();
     let setup = async {
         let consume = connection.create_channel().await?;
+        opened.push(consume.clone());
         topology::declare(&consume, &ctx.names).await?;
         consume
             .basic_qos(ctx.prefetch, BasicQosOptions::default())
             .await?;
         let publish = connection.create_channel().await?;
+        opened.push(publish.clone());
         publish
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -416,6 +439,7 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, OpenError> {
     match setup.await {
         Ok((consume, publish, consumer)) => Ok(Session {
             connection,
+            owned,
             acker: Acker::spawn(consume.clone()),
             consume,
             publish,
@@ -423,7 +447,15 @@ async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, OpenError> {
             lost,
         }),
         Err(e) => {
-            let _ = connection.close(200, "setup failed").await;
+            if owned {
+                let _ = connection.close(200, "setup failed").await;
+            } else {
+                for channel in opened {
+                    if channel.status().connected() {
+                        let _ = channel.close(200, "setup failed").await;
+                    }
+                }
+            }
             let reason = format!("setting up {}: {e}", ctx.names.inbox);
             if ctx.exclusive && is_exclusive_refusal(&e) {
                 Err(OpenError::InUse(e.to_string()))
@@ -462,14 +494,34 @@ impl Session {
         }
         let _ = self.publish.close(200, "shutting down").await;
         let _ = self.consume.close(200, "shutting down").await;
-        match super::connect::close(self.connection, 200, "shutting down").await {
+        if !self.owned {
+            // The connection is shared: the last agent's shutdown closes it.
+            return;
+        }
+        let Ok(connection) = Arc::try_unwrap(self.connection) else {
+            return;
+        };
+        match super::connect::close(connection, 200, "shutting down").await {
             Ok(()) => info!(event = "connection_closed", "closed the broker connection"),
             Err(e) => debug!("closing the connection: {e}"),
         }
     }
 
-    /// Drops a session that failed; closes the connection if it still can.
+    /// Drops a session that failed; closes the connection if it still can
+    /// (only its channels, on a shared connection another agent may still use).
     async fn abandon(self) {
+        if !self.owned {
+            for channel in [&self.publish, &self.consume] {
+                if channel.status().connected() {
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(2),
+                        channel.close(320, "reconnecting"),
+                    )
+                    .await;
+                }
+            }
+            return;
+        }
         if self.connection.status().connected() {
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(2),

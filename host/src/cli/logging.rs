@@ -40,7 +40,9 @@ pub(super) fn init() {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // An agent's lines carry `"span": {"name": "agent", "agent": NAME}`
+            // (several agents in one process); other spans are not shown.
+            .with_current_span(true)
             .with_span_list(false)
             .with_target(false)
             .init();

@@ -44,13 +44,17 @@ struct RunFromEnvironment {
 #[derive(Subcommand)]
 enum Command {
     /// Run the host: take ticks, run due checks, record outcomes.
-    #[command(override_usage = "heartbeat-host run [OPTIONS] --config <CONFIG>")]
+    #[command(
+        override_usage = "heartbeat-host run [OPTIONS] --config <CONFIG>... | --agents <DIR>"
+    )]
     Run(run::RunArgs),
     /// Show what would run at an instant, and why (the host's own selection).
-    #[command(override_usage = "heartbeat-host explain [OPTIONS] --config <CONFIG>")]
+    #[command(
+        override_usage = "heartbeat-host explain [OPTIONS] --config <CONFIG> | --agents <DIR>"
+    )]
     Explain(explain::ExplainArgs),
     /// Validate a heartbeat.json and resolve its handlers; exit 0 only when valid.
-    #[command(override_usage = "heartbeat-host check [OPTIONS] --config <CONFIG>")]
+    #[command(override_usage = "heartbeat-host check [OPTIONS] --config <CONFIG> | --agents <DIR>")]
     Check(check::CheckArgs),
     /// Publish heartbeat tick(s) in heartbeat-consumer's envelope.
     #[command(override_usage = "heartbeat-host tick [OPTIONS] --amqp-url <AMQP_URL>")]
@@ -65,7 +69,9 @@ enum Command {
     #[command(override_usage = "heartbeat-host is-alive [OPTIONS] <FILE>")]
     IsAlive(is_alive::IsAliveArgs),
     /// Show a running host's health and its watched sub-processes, from its --liveness-file.
-    #[command(override_usage = "heartbeat-host status <FILE> | --url <URL>")]
+    #[command(
+        override_usage = "heartbeat-host status <FILE> | --url <URL> [--agent <NAME>] | --liveness-dir <DIR> [--agent <NAME>]"
+    )]
     Status(status::StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(override_usage = "heartbeat-host completions <SHELL>")]

@@ -11,13 +11,39 @@ use heartbeat_core::beats::BeatOptions;
 
 use super::parse_duration;
 use crate::amqp::{BusOptions, DEFAULT_EXCHANGE, DEFAULT_OUTBOX_MAX, DEFAULT_PREFETCH};
-use crate::daemon::{self, HostOptions};
+use crate::daemon::{self, HostOptions, ManyOptions, ProcessOptions};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The agent's heartbeat.json.
-    #[arg(long, env = "HEARTBEAT_PATH")]
-    pub config: PathBuf,
+    /// The agent's heartbeat.json. Given more than once, one process serves
+    /// each file's agent (named by its `agent` field), as with --agents.
+    #[arg(long, env = "HEARTBEAT_PATH", required_unless_present = "agents")]
+    pub config: Vec<PathBuf>,
+    /// Serve every agent of a directory: each `*.json` there is one agent
+    /// (`heartbeat.json` format, `agent` required), added, changed and
+    /// removed live as files are.
+    #[arg(long, env = "HEARTBEAT_AGENTS_DIR", value_name = "DIR")]
+    pub agents: Option<PathBuf>,
+    /// With several agents: where their state files go
+    /// (`<agent>.state.json`, outbox and key-value stores beside it);
+    /// default `DIR/state` for --agents, beside each --config file otherwise.
+    #[arg(long, env = "HEARTBEAT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// With several agents: write each agent's liveness file here, as `<agent>.json`.
+    #[arg(long, env = "HEARTBEAT_LIVENESS_DIR", value_name = "DIR")]
+    pub liveness_dir: Option<PathBuf>,
+    /// The most runs of one agent in flight at once (default: the process's
+    /// cap with one agent, a quarter of it with several), so that one agent's
+    /// checks cannot take every slot.
+    #[arg(long, env = "HEARTBEAT_MAX_RUNS_PER_AGENT",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::runtime::MAX_CONCURRENT_RUNS)))]
+    pub max_runs_per_agent: Option<u32>,
+    /// With several agents and a broker: how many agents share one broker
+    /// connection (two channels each); more open another.
+    #[arg(long, env = "HEARTBEAT_AGENTS_PER_CONNECTION",
+          default_value_t = crate::amqp::shared::DEFAULT_AGENTS_PER_CONNECTION as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::amqp::shared::AGENTS_PER_CONNECTION as u64))]
+    pub agents_per_connection: u64,
     /// The agent's name (defaults to the config's `agent`).
     #[arg(long, env = "AGENT_NAME")]
     pub agent: Option<String>,
@@ -156,24 +182,52 @@ fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
 
 /// Starts the host and runs it until SIGTERM or SIGINT.
 pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
-    args.config = absolute(args.config)?;
+    args.config = args
+        .config
+        .into_iter()
+        .map(absolute)
+        .collect::<anyhow::Result<_>>()?;
+    args.agents = args.agents.map(absolute).transpose()?;
+    args.state_dir = args.state_dir.map(absolute).transpose()?;
+    args.liveness_dir = args.liveness_dir.map(absolute).transpose()?;
     args.state = args.state.map(absolute).transpose()?;
     args.handlers = args.handlers.map(absolute).transpose()?;
     args.events_log = args.events_log.map(absolute).transpose()?;
     args.liveness_file = args.liveness_file.map(absolute).transpose()?;
     args.bus.outbox = args.bus.outbox.map(absolute).transpose()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if args.agents.is_some() || args.config.len() > 1 {
+        let (many, process) = many_options(args)?;
+        runtime.block_on(daemon::run_many(many, process, shutdown_signal()))?;
+    } else {
+        runtime.block_on(daemon::run(single_options(args)?, shutdown_signal()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one agent of `run --config FILE` (or `HEARTBEAT_PATH`).
+fn single_options(args: RunArgs) -> anyhow::Result<HostOptions> {
+    let [config] = <[PathBuf; 1]>::try_from(args.config)
+        .map_err(|_| anyhow::anyhow!("run: one --config, or --agents DIR"))?;
+    for (given, flag) in [
+        (args.state_dir.is_some(), "--state-dir"),
+        (args.liveness_dir.is_some(), "--liveness-dir"),
+    ] {
+        if given {
+            anyhow::bail!(
+                "{flag} is for several agents (--agents DIR, or --config more than once); one agent takes --state / --liveness-file"
+            );
+        }
+    }
     let agent = match args.agent {
         Some(agent) => agent,
-        None => crate::store::load_config(&args.config)?
-            .config
-            .agent
-            .context(
-                "no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config",
-            )?,
+        None => crate::store::load_config(&config)?.config.agent.context(
+            "no agent name: pass --agent, set AGENT_NAME, or give `agent` in the config",
+        )?,
     };
     let state_path = args
         .state
-        .unwrap_or_else(|| crate::store::state::default_path(&args.config));
+        .unwrap_or_else(|| crate::store::state::default_path(&config));
     let beats = BeatOptions {
         process: args
             .process
@@ -181,11 +235,11 @@ pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         period: args.beat_period,
         warmup: args.beat_warmup,
     };
-    let options = HostOptions {
+    Ok(HostOptions {
         beats,
         bus: args.bus.options(&state_path),
         state_path,
-        config_path: args.config,
+        config_path: config,
         agent,
         handlers_dir: args.handlers,
         tick_interval: args.tick_interval,
@@ -194,11 +248,87 @@ pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         liveness_period: args.liveness_period,
         max_handler_bytes: args.max_handler_bytes,
         max_runs_in_flight: args.max_runs_in_flight,
+        max_runs_per_agent: args.max_runs_per_agent,
         metrics_addr: args.metrics_addr,
+    })
+}
+
+/// The agents of `run --agents DIR` and a repeated `--config`. What names
+/// one agent's own files (`--agent`, `--state`, `--outbox`,
+/// `--liveness-file`, `--process`) is refused: each agent's come from its name.
+fn many_options(args: RunArgs) -> anyhow::Result<(ManyOptions, ProcessOptions)> {
+    for (given, flag, instead) in [
+        (
+            args.agent.is_some(),
+            "--agent (AGENT_NAME)",
+            "each file's `agent`",
+        ),
+        (args.state.is_some(), "--state (STATE_PATH)", "--state-dir"),
+        (
+            args.bus.outbox.is_some(),
+            "--outbox (OUTBOX_PATH)",
+            "the outbox beside each state file",
+        ),
+        (
+            args.liveness_file.is_some(),
+            "--liveness-file (LIVENESS_FILE)",
+            "--liveness-dir",
+        ),
+        (
+            args.process.is_some(),
+            "--process (BEAT_PROCESS)",
+            "heartbeat-host.<agent>",
+        ),
+    ] {
+        if given {
+            anyhow::bail!("{flag} names one agent's own; with several agents use {instead}");
+        }
+    }
+    if let Some(dir) = &args.agents
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--agents {}: not a directory", dir.display());
+    }
+    let max_runs = args
+        .max_runs_per_agent
+        .unwrap_or((args.max_runs_in_flight / 4).max(1));
+    let template = daemon::AgentOptions {
+        config_path: PathBuf::new(),
+        state_path: PathBuf::new(),
+        agent: String::new(),
+        handlers_dir: None,
+        tick_interval: args.tick_interval,
+        // The outbox is set per agent, beside its state file.
+        bus: args.bus.options(Path::new("")),
+        events_log: args.events_log,
+        liveness_file: None,
+        liveness_period: args.liveness_period,
+        beats: BeatOptions {
+            process: String::new(),
+            period: args.beat_period,
+            warmup: args.beat_warmup,
+        },
+        max_runs: Some(max_runs),
     };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(options, shutdown_signal()))?;
-    Ok(ExitCode::SUCCESS)
+    Ok((
+        ManyOptions {
+            layout: daemon::Layout {
+                agents_dir: args.agents,
+                configs: args.config,
+                state_dir: args.state_dir,
+            },
+            handlers_dir: args.handlers,
+            liveness_dir: args.liveness_dir,
+            agents_per_connection: usize::try_from(args.agents_per_connection)
+                .unwrap_or(crate::amqp::shared::AGENTS_PER_CONNECTION),
+            template,
+        },
+        ProcessOptions {
+            max_handler_bytes: args.max_handler_bytes,
+            max_runs_in_flight: args.max_runs_in_flight,
+            metrics_addr: args.metrics_addr,
+        },
+    ))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,6 +1,9 @@
 //! `heartbeat-host status`: the host's health and its table of watched
 //! sub-processes, read from the liveness file a running host writes
-//! (`metadata.processes`, as of the file's `timestamp`). Rendering is pure.
+//! (`metadata.processes`, as of the file's `timestamp`), or from a live
+//! host's `/status`. A host serving several agents has one liveness file
+//! per agent in its `--liveness-dir` and lists them all in `/status`;
+//! `--agent` picks one. Rendering is pure.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -153,37 +156,38 @@ pub fn render(status: &HostStatus) -> String {
 #[derive(clap::Args)]
 pub struct StatusArgs {
     /// The host's liveness file (--liveness-file of `run`).
-    #[arg(required_unless_present = "url")]
+    #[arg(required_unless_present_any = ["url", "liveness_dir"])]
     pub file: Option<PathBuf>,
     /// A live host's endpoint (--metrics-addr of `run`), e.g.
-    /// http://127.0.0.1:9464: its checks, runs in flight, recent runs.
-    #[arg(long, conflicts_with = "file")]
+    /// http://127.0.0.1:9464: its checks, runs in flight, recent runs (of
+    /// every agent, one after the other, for a host serving several).
+    #[arg(long, conflicts_with_all = ["file", "liveness_dir"])]
     pub url: Option<String>,
+    /// A host's --liveness-dir (several agents): every agent's
+    /// `<agent>.json` there, one after the other.
+    #[arg(long, value_name = "DIR", conflicts_with = "file")]
+    pub liveness_dir: Option<PathBuf>,
+    /// One agent of a host serving several: `/status?agent=NAME` with
+    /// --url, `<DIR>/NAME.json` with --liveness-dir.
+    #[arg(long, value_name = "NAME", conflicts_with = "file")]
+    pub agent: Option<String>,
 }
 
-/// Prints the status; exit 2 when the file or endpoint is unreadable or not the host's.
+/// Prints the status; exit 2 when the file or endpoint is unreadable or
+/// not the host's (with several agents: when any of them is, after
+/// showing the others). Which health is shown does not change the exit
+/// code, as for one agent (`is-alive` probes a liveness file's freshness).
 pub(super) fn execute(args: &StatusArgs) -> std::process::ExitCode {
-    let file = match (&args.url, &args.file) {
-        (Some(url), _) => {
-            return match fetch_status(url) {
-                Ok(status) => {
-                    print!("{}", render_live(&status));
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("heartbeat-host: {url}: {e}");
-                    std::process::ExitCode::from(2)
-                }
-            };
-        }
-        (None, Some(file)) => file,
-        (None, None) => return std::process::ExitCode::from(2),
+    let shown = match (&args.url, &args.liveness_dir, &args.file) {
+        (Some(url), _, _) => show_live(url, args.agent.as_deref()),
+        (None, Some(dir), _) => show_liveness_dir(dir, args.agent.as_deref()),
+        (None, None, Some(file)) => read(file)
+            .map(|status| print!("{}", render(&status)))
+            .map_err(|e| e.to_string()),
+        (None, None, None) => Err("status: FILE, --url URL or --liveness-dir DIR".into()),
     };
-    match read(file) {
-        Ok(status) => {
-            print!("{}", render(&status));
-            std::process::ExitCode::SUCCESS
-        }
+    match shown {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("heartbeat-host: {e}");
             std::process::ExitCode::from(2)
@@ -191,14 +195,92 @@ pub(super) fn execute(args: &StatusArgs) -> std::process::ExitCode {
     }
 }
 
-/// `GET /status` from a host's endpoint (`http://HOST:PORT`), over plain
-/// HTTP/1.1 with a 10 s bound on each step: the host's JSON.
-fn fetch_status(url: &str) -> Result<serde_json::Value, String> {
+/// `status --url`: one agent's status as before, every agent's of a
+/// host serving several, or `agent`'s alone (`/status?agent=NAME`).
+fn show_live(url: &str, agent: Option<&str>) -> Result<(), String> {
+    let status = fetch_status(url, agent).map_err(|e| format!("{url}: {e}"))?;
+    if let Some(name) = agent
+        && status["agent"].as_str() != Some(name)
+    {
+        // A host from before several agents ignores the query.
+        return Err(format!(
+            "{url}: asked for agent {name:?}, the host answered with {}",
+            status["agent"]
+        ));
+    }
+    print!("{}", render_live_any(&status));
+    Ok(())
+}
+
+/// A host's `/status` as text, whichever host answered: one agent's
+/// object as [`render_live`] shows it; `{"at", "agents": [...]}` (a host
+/// serving several) as each agent's, a blank line between.
+pub fn render_live_any(status: &serde_json::Value) -> String {
+    let Some(agents) = status.get("agents").and_then(serde_json::Value::as_array) else {
+        return render_live(status);
+    };
+    if agents.is_empty() {
+        return format!(
+            "heartbeat-host: serving no agents at {}\n",
+            status["at"].as_str().unwrap_or_default()
+        );
+    }
+    agents
+        .iter()
+        .map(render_live)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `status --liveness-dir DIR`: `<DIR>/<agent>.json` of `agent`, or every
+/// liveness file there (by name), a blank line between; those that
+/// cannot be read are said on stderr after, and make it an error.
+fn show_liveness_dir(dir: &Path, agent: Option<&str>) -> Result<(), String> {
+    if let Some(name) = agent {
+        heartbeat_core::agents::check_name(name).map_err(|why| format!("--agent: {why}"))?;
+        let status = read(&dir.join(format!("{name}.json"))).map_err(|e| e.to_string())?;
+        print!("{}", render(&status));
+        return Ok(());
+    }
+    let files = crate::daemon::fleet::json_files(dir)
+        .map_err(|e| format!("--liveness-dir {}: cannot list it: {e}", dir.display()))?;
+    if files.is_empty() {
+        return Err(format!(
+            "--liveness-dir {}: no liveness files (*.json) there yet",
+            dir.display()
+        ));
+    }
+    let (read, failed): (Vec<_>, Vec<_>) = files.iter().map(|f| read(f)).partition(Result::is_ok);
+    let shown: Vec<String> = read.into_iter().flatten().map(|s| render(&s)).collect();
+    print!("{}", shown.join("\n"));
+    let failed: Vec<String> = failed
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.to_string())
+        .collect();
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(failed.join("")),
+        _ => Err(failed.join("\nheartbeat-host: ")),
+    }
+}
+
+/// `GET /status` (`/status?agent=NAME` for `agent`) from a host's
+/// endpoint (`http://HOST:PORT`), over plain HTTP/1.1 with a 10 s bound
+/// on each step: the host's JSON.
+fn fetch_status(url: &str, agent: Option<&str>) -> Result<serde_json::Value, String> {
     use std::io::{Read as _, Write as _};
     let authority = url
         .strip_prefix("http://")
         .ok_or("expected an http:// URL (the host serves plain HTTP)")?
         .trim_end_matches('/');
+    let path = match agent {
+        None => "/status".to_string(),
+        Some(name) => format!(
+            "/status?agent={}",
+            url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+        ),
+    };
     let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
@@ -214,7 +296,7 @@ fn fetch_status(url: &str) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())?;
     write!(
         stream,
-        "GET /status HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
@@ -224,6 +306,11 @@ fn fetch_status(url: &str) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+    if let Some(name) = agent
+        && head.starts_with("HTTP/1.1 404")
+    {
+        return Err(format!("the host serves no agent {name:?} (404 on {path})"));
+    }
     if !head.starts_with("HTTP/1.1 200") {
         return Err(head.lines().next().unwrap_or_default().to_string());
     }
@@ -325,5 +412,59 @@ mod tests {
         )
         .expect("write");
         assert!(matches!(read(&path), Err(StatusError::Invalid { .. })));
+    }
+
+    fn live(agent: &str) -> serde_json::Value {
+        serde_json::json!({
+            "agent": agent, "at": "2026-01-01T00:00:00Z",
+            "health": {"status": "healthy", "reasons": []},
+            "checks": [{"name": "ping", "handler": "default", "status": "waiting"}],
+            "recentRuns": []
+        })
+    }
+
+    #[test]
+    fn a_many_agent_status_shows_each_agent_as_one_would_be_shown() {
+        let many =
+            serde_json::json!({"at": "2026-01-01T00:00:00Z", "agents": [live("a"), live("b")]});
+        let text = render_live_any(&many);
+        assert_eq!(
+            text,
+            format!("{}\n{}", render_live(&live("a")), render_live(&live("b")))
+        );
+        assert!(
+            text.starts_with("heartbeat-host for a: healthy at 2026-01-01T00:00:00Z\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n\nheartbeat-host for b: healthy"), "{text}");
+        // One agent's object is shown as before.
+        assert_eq!(render_live_any(&live("a")), render_live(&live("a")));
+        let none = serde_json::json!({"at": "2026-01-01T00:00:00Z", "agents": []});
+        assert_eq!(
+            render_live_any(&none),
+            "heartbeat-host: serving no agents at 2026-01-01T00:00:00Z\n"
+        );
+    }
+
+    #[test]
+    fn a_liveness_dir_lists_its_json_files_by_name_and_no_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["b.json", "a.json", ".a.json.tmp.7", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "{}").expect("write");
+        }
+        std::fs::create_dir(dir.path().join("sub.json")).expect("dir");
+        assert_eq!(
+            crate::daemon::fleet::json_files(dir.path()).expect("listed"),
+            [dir.path().join("a.json"), dir.path().join("b.json")]
+        );
+    }
+
+    #[test]
+    fn an_agent_name_that_is_a_path_is_refused_before_any_file_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = show_liveness_dir(dir.path(), Some("../etc/x")).expect_err("refused");
+        assert!(err.starts_with("--agent: "), "{err}");
+        let err = show_liveness_dir(dir.path(), None).expect_err("empty");
+        assert!(err.contains("no liveness files"), "{err}");
     }
 }

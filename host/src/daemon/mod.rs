@@ -1,36 +1,38 @@
-//! The running host: the wiring. [`run`] starts the rooms (runtime,
-//! handler and config watchers, tick sources, sink, store) and the side
-//! services ([`services`]: control messages, beats, the liveness file),
-//! then feeds every tick to the [`Pipeline`] until shutdown, when it lets
-//! the runs in flight finish. Everything a tick goes through is in
-//! [`pipeline`]; this module only connects the parts.
+//! The running host: the wiring. [`run`] serves one agent, [`run_many`]
+//! many from one process. Each agent ([`agent`]) has its rooms (config
+//! watch, tick sources, sink, store, pipeline) and side services
+//! ([`services`]: control messages, beats, the liveness file); what the
+//! agents share, the process holds: the WebAssembly runtime, the handler
+//! registries, the broker connection ([`fleet`] for many), the operations
+//! endpoint, systemd's notifications and the signals. Everything a tick
+//! goes through is in [`pipeline`]; this module only connects the parts.
 
+mod agent;
+pub mod fleet;
 mod observed;
 pub mod pipeline;
 mod services;
 mod systemd;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use heartbeat_core::health::Health;
-use heartbeat_core::processes::{Tracker, TrackerConfig};
-use heartbeat_core::tick_monitor::TickMonitor;
+use heartbeat_core::health::HealthStatus;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::info;
 
+pub use agent::AgentOptions;
+pub use fleet::{Layout, ManyOptions};
 pub use pipeline::Pipeline;
 
-use crate::amqp::{Bus, ControlRequest, FallbackGate, Watching};
-use crate::observe::metrics::TickSource;
-use crate::publish::{Discard, Sink, events_log::EventsLog};
-use crate::runtime::registry::Registry;
+use agent::{Agent, Common, Follow};
+use fleet::Agents;
+
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::source::{Clock, SystemClock, Tick, timer};
-use crate::store::state::StateWriter;
+use crate::source::SystemClock;
 
 /// How the host is started.
 #[derive(Debug, Clone)]
@@ -62,191 +64,178 @@ pub struct HostOptions {
     pub max_runs_in_flight: u32,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`--metrics-addr`); off when `None`.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The agent's own cap on runs in flight (`--max-runs-per-agent`);
+    /// `None`: the process's alone.
+    pub max_runs_per_agent: Option<u32>,
 }
 
-/// What the side services share with the wiring.
-struct Shared {
-    options: HostOptions,
-    pipeline: Arc<Pipeline>,
-    /// The broker connection, in broker mode.
-    bus: Option<Arc<Bus>>,
-    /// Healthy or degraded, and why.
-    health: Arc<Health>,
-    /// The watched sub-processes, fed by their beats on the bus.
-    tracker: Arc<Mutex<Tracker>>,
+/// What the process holds for all its agents.
+#[derive(Debug, Clone)]
+pub struct ProcessOptions {
+    /// The largest handler file read (`--max-handler-bytes`).
+    pub max_handler_bytes: u64,
+    /// Runs in flight at once, all agents together (`--max-runs-in-flight`).
+    pub max_runs_in_flight: u32,
+    /// Where `/metrics`, `/status`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
-/// How often the tick loop tells systemd its status (and pings the
+impl HostOptions {
+    /// The agent's options and the process's.
+    fn split(self) -> (AgentOptions, ProcessOptions) {
+        (
+            AgentOptions {
+                config_path: self.config_path,
+                state_path: self.state_path,
+                agent: self.agent,
+                handlers_dir: self.handlers_dir,
+                tick_interval: self.tick_interval,
+                bus: self.bus,
+                events_log: self.events_log,
+                liveness_file: self.liveness_file,
+                liveness_period: self.liveness_period,
+                beats: self.beats,
+                max_runs: self.max_runs_per_agent,
+            },
+            ProcessOptions {
+                max_handler_bytes: self.max_handler_bytes,
+                max_runs_in_flight: self.max_runs_in_flight,
+                metrics_addr: self.metrics_addr,
+            },
+        )
+    }
+}
+
+/// How often the process loop tells systemd its status (and pings the
 /// watchdog, at least this often when one is set).
 const NOTIFY_PERIOD: Duration = Duration::from_secs(1);
 
-/// Runs the host until `shutdown` resolves, then lets runs in flight finish.
+/// Runs the host for one agent until `shutdown` resolves, then lets runs
+/// in flight finish.
 pub async fn run(
     options: HostOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let loaded = crate::store::load_config(&options.config_path)?;
-    for warning in &loaded.warnings {
-        warn!(file = %options.config_path.display(), "{warning}");
+    let (agent, process) = options.split();
+    let hangups = listen_for_sighup()?;
+    let common = Arc::new(Common::new(
+        start_runtime(&process)?,
+        Arc::new(SystemClock),
+        None,
+    ));
+    let file = agent.config_path.clone();
+    let agents = Arc::new(Agents::new(false));
+    agents.insert(file, Agent::start(&common, agent, Follow::OwnWatch).await?);
+    serve_process(&common, &agents, &process, hangups, None, shutdown).await
+}
+
+/// SIGHUP, listened for before the first tick, so that a SIGHUP from then
+/// on never meets the default action (terminate).
+fn listen_for_sighup() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")
+}
+
+/// The many-agent host's file rescans: asked for on SIGHUP, stopped
+/// before the agents are at shutdown (so that none starts meanwhile).
+struct Rescans {
+    ask: mpsc::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the host for every agent of `options` (`run --agents`, a repeated
+/// `--config`) until `shutdown`, adding, changing and removing agents as
+/// their files are; then stops them all, letting their runs finish.
+pub async fn run_many(
+    options: ManyOptions,
+    process: ProcessOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let connections = match &options.template.bus {
+        Some(bus) => Some(crate::amqp::shared::SharedConnections::new(
+            &bus.url,
+            options.agents_per_connection,
+        )?),
+        None => None,
+    };
+    let common = Arc::new(Common::new(
+        start_runtime(&process)?,
+        Arc::new(SystemClock),
+        connections.clone(),
+    ));
+    let hangups = listen_for_sighup()?;
+    let agents = Arc::new(Agents::new(true));
+    // Watched before the first scan, so that no file added meanwhile is missed.
+    let (watcher, changes) = fleet::watch(&options.layout)?;
+    let started = std::time::Instant::now();
+    let mut fleet = fleet::Fleet::new(Arc::clone(&common), options, Arc::clone(&agents));
+    let served = fleet.rescan().await;
+    info!(
+        event = "agents_started",
+        agents = served,
+        startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "serving {served} agents"
+    );
+    let (ask, asked) = mpsc::channel(1);
+    let task = tokio::spawn(fleet::follow(fleet, changes, asked));
+    let rescans = Rescans { ask, task };
+    serve_process(&common, &agents, &process, hangups, Some(rescans), shutdown).await?;
+    drop(watcher);
+    if let Some(connections) = connections {
+        connections.close().await;
     }
-    let config = loaded.config;
-    let mut state = crate::store::state::load(&options.state_path)?;
-    for said in state.clamp_future(crate::source::now_ms()) {
-        warn!(event = "state_clamped", file = %options.state_path.display(), "{said}");
-    }
-    crate::store::remove_stale_temps(&options.state_path);
-    let kv = crate::store::kv::KvLocation::beside_state(&options.state_path);
-    kv.remove_stale_temps();
-    if let Some(path) = &options.liveness_file {
-        crate::store::remove_stale_temps(path);
-    }
-    if let Some(bus) = &options.bus {
-        crate::store::remove_stale_temps(&bus.outbox_path);
-    }
-    let runtime = Arc::new(
+    Ok(())
+}
+
+fn start_runtime(process: &ProcessOptions) -> anyhow::Result<Arc<Runtime>> {
+    Ok(Arc::new(
         Runtime::new(&RuntimeOptions {
-            max_handler_bytes: options.max_handler_bytes,
-            max_runs_in_flight: options.max_runs_in_flight,
+            max_handler_bytes: process.max_handler_bytes,
+            max_runs_in_flight: process.max_runs_in_flight,
             ..RuntimeOptions::default()
         })
         .context("cannot start the WebAssembly runtime")?,
-    );
-    let registry = Arc::new(Registry::with_builtins(&runtime)?);
-    // Loads the directory's handlers over the built-ins, then keeps them current.
-    let handler_watch = match &options.handlers_dir {
-        Some(dir) => Some(
-            crate::watch::handlers::start(dir, Arc::clone(&runtime), Arc::clone(&registry))
-                .with_context(|| format!("cannot watch the handler directory {}", dir.display()))?,
-        ),
-        None => None,
-    };
-    services::report_checks_that_will_fail(&config, &registry, options.handlers_dir.as_deref());
-    info!(
-        event = "started",
-        agent = %options.agent,
-        config = %options.config_path.display(),
-        state = %options.state_path.display(),
-        checks = config.checks.len(),
-        handlers = %registry.names().join(","),
-        tick_interval = %humantime::format_duration(options.tick_interval),
-        "heartbeat-host started; {}",
-        if options.bus.is_some() {
-            "ticks from the bus, its own timer only while the broker is unreachable"
-        } else {
-            "ticks from its own timer"
-        }
-    );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (tick_tx, mut tick_rx) = mpsc::channel::<Tick>(64);
-    let (control_tx, control_rx) = mpsc::channel::<ControlRequest>(16);
-    let tracker = Arc::new(Mutex::new(Tracker::new(TrackerConfig::default())));
-    let bus = match &options.bus {
-        Some(bus) => Some(Arc::new(Bus::start_watching(
-            bus,
-            &options.agent,
-            &Watching {
-                patterns: config.watch.clone(),
-                tracker: Arc::clone(&tracker),
-                own_beats: Some(options.beats.routing_key()),
-            },
-            tick_tx.clone(),
-            control_tx,
-        )?)),
-        None => None,
-    };
-    let sink: Arc<dyn Sink> = match (&bus, &options.events_log) {
-        (Some(bus), _) => Arc::clone(bus) as Arc<dyn Sink>,
-        (None, Some(path)) => Arc::new(EventsLog::new(path.clone(), &options.agent)),
-        (None, None) => Arc::new(Discard),
-    };
-    let health = Arc::new(Health::default());
-    let pipeline = Arc::new(Pipeline::new(pipeline::Parts {
-        agent: options.agent.clone(),
-        config,
-        config_dir: crate::store::dir_of(&options.config_path).to_path_buf(),
-        handlers_dir: options.handlers_dir.clone(),
-        state,
-        runtime,
-        registry,
-        store: Arc::new(
-            StateWriter::spawn(options.state_path.clone())
-                .context("cannot start the state writer thread")?,
-        ),
-        sink,
-        health: Arc::clone(&health),
-        tracker: Arc::clone(&tracker),
-        clock: Arc::clone(&clock),
-        kv: Some(kv),
-    }));
-    let shared = Arc::new(Shared {
-        options,
-        pipeline: Arc::clone(&pipeline),
-        bus,
-        health,
-        tracker,
-    });
-    let liveness = shared
-        .options
-        .liveness_file
-        .clone()
-        .map(|path| tokio::spawn(services::write_liveness(Arc::clone(&shared), path)));
-    let beats = shared
-        .bus
-        .as_ref()
-        .map(|_| tokio::spawn(services::publish_beats(Arc::clone(&shared))));
-    let takeover = shared
-        .options
-        .bus
-        .as_ref()
-        .filter(|bus| bus.exclusive)
-        .map(|_| tokio::spawn(services::reload_state_on_takeover(Arc::clone(&shared))));
-    // From here on a valid change to heartbeat.json applies from the next tick.
-    let config_watch = services::watch_config(&shared);
-    // SIGHUP reads heartbeat.json and the handler directory again at once.
-    // Listened for before the first tick, so a SIGHUP from then on never
-    // meets the default action (terminate).
-    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot listen for SIGHUP")?;
-    let hangup = tokio::spawn(services::reload_on_sighup(
-        hangups,
-        config_watch.as_ref().map(|w| w.trigger()),
-        handler_watch.as_ref().map(|w| w.trigger()),
-    ));
+    ))
+}
 
-    let interval = shared.options.tick_interval;
-    let monitor = Arc::new(Mutex::new(TickMonitor::new(
-        u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
-    )));
-    let timer = match &shared.bus {
-        Some(bus) => {
-            tokio::spawn(services::apply_controls(Arc::clone(&pipeline), control_rx));
-            let gate = FallbackGate {
-                status: bus.watch_status(),
-                monitor: Arc::clone(&monitor),
-                health: Arc::clone(&shared.health),
-                interval,
-                exclusive: shared.options.bus.as_ref().is_some_and(|b| b.exclusive),
-            };
-            tokio::spawn(timer::run(interval, tick_tx, Arc::clone(&clock), gate))
-        }
-        None => tokio::spawn(timer::run(
-            interval,
-            tick_tx,
-            Arc::clone(&clock),
-            timer::Always,
-        )),
+/// The process's own loop while its agents run: the operations endpoint,
+/// systemd's notifications and watchdog, SIGHUP (`rescan`: the many-agent
+/// host's file rescan), and at `shutdown` every agent stopped.
+async fn serve_process(
+    common: &Arc<Common>,
+    agents: &Arc<Agents>,
+    process: &ProcessOptions,
+    hangups: tokio::signal::unix::Signal,
+    rescans: Option<Rescans>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // SIGHUP reads heartbeat.json and the handler directories again at once.
+    let (rescan, rescan_task) = match rescans {
+        Some(Rescans { ask, task }) => (Some(ask), Some(task)),
+        None => (None, None),
     };
-    let mut in_flight = tokio::task::JoinSet::new();
+    let hangup = {
+        let agents = Arc::clone(agents);
+        let common = Arc::clone(common);
+        tokio::spawn(services::reload_on_sighup(hangups, move || {
+            let config = match &rescan {
+                // The rescan also has every agent read its file again.
+                Some(rescan) => rescan.try_send(()).is_ok() || !agents.shared().is_empty(),
+                None => agents.reload_all(),
+            };
+            (config, common.rescan_handlers())
+        }))
+    };
+    let clock = Arc::clone(&common.clock);
     let last_turn_ms = Arc::new(AtomicU64::new(clock.now_ms()));
-    let ticks_seen = Arc::new(AtomicU64::new(0));
-    let endpoint = match shared.options.metrics_addr {
+    let endpoint = match process.metrics_addr {
         None => None,
         Some(addr) => {
             let view = Arc::new(observed::Observed {
-                shared: Arc::clone(&shared),
+                agents: Arc::clone(agents),
+                runtime: Arc::clone(&common.runtime),
                 clock: Arc::clone(&clock),
                 last_turn_ms: Arc::clone(&last_turn_ms),
-                ticks_seen: Arc::clone(&ticks_seen),
             });
             let (bound, serve) = crate::observe::http::bind(addr, view)
                 .await
@@ -255,12 +244,12 @@ pub async fn run(
             Some(tokio::spawn(serve))
         }
     };
-    // systemd (`Type=notify`): ready now that the config is loaded and the
-    // tick source runs. The watchdog pings come from this loop's own turns,
+    // systemd (`Type=notify`): ready now that the configs are loaded and the
+    // tick sources run. The watchdog pings come from this loop's own turns,
     // so a wedged loop stops them and systemd restarts the host.
     let notifier = systemd::Notifier::from_env();
     let watchdog = systemd::watchdog_interval();
-    let mut sent_status = systemd::status_line(&shared.health.status());
+    let mut sent_status = systemd::status_line(&health(agents));
     if let Some(notifier) = &notifier {
         notifier.send(&format!("READY=1\n{sent_status}"));
     }
@@ -275,7 +264,7 @@ pub async fn run(
                 // The loop's own pulse: `/healthz` and the watchdog read it.
                 last_turn_ms.store(clock.now_ms(), Ordering::Relaxed);
                 if let Some(notifier) = &notifier {
-                    let status = systemd::status_line(&shared.health.status());
+                    let status = systemd::status_line(&health(agents));
                     if watchdog.is_some() {
                         notifier.send("WATCHDOG=1");
                     }
@@ -285,72 +274,43 @@ pub async fn run(
                     }
                 }
             }
-            tick = tick_rx.recv() => match tick {
-                Some(tick) => {
-                    // Bus ticks carry an acknowledgement; the timer's do not.
-                    let source = if tick.done.is_some() {
-                        services::note_bus_tick(&shared, &monitor, clock.now_ms());
-                        TickSource::Bus
-                    } else if shared.bus.is_some() {
-                        TickSource::Fallback
-                    } else {
-                        TickSource::Timer
-                    };
-                    crate::observe::METRICS.record_tick(source);
-                    ticks_seen.fetch_add(1, Ordering::Relaxed);
-                    in_flight.spawn(Arc::clone(&pipeline).handle(tick));
-                }
-                None => break,
-            },
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Err(e) = done { error!("tick task failed: {e}"); }
-            }
         }
     }
     if let Some(notifier) = &notifier {
         notifier.send("STOPPING=1\nSTATUS=stopping: letting runs in flight finish");
     }
-    timer.abort();
     hangup.abort();
-    if let Some(task) = takeover {
+    if let Some(task) = rescan_task {
         task.abort();
+        let _ = task.await;
     }
     if let Some(endpoint) = endpoint {
         endpoint.abort();
     }
-    if let Some(bus) = &shared.bus {
-        bus.stop_consuming();
-    }
-    // Ticks taken but not started go back to the broker unacknowledged.
-    drop(tick_rx);
-    info!(
-        event = "shutting_down",
-        runs_in_flight = in_flight.len(),
-        "shutting down; letting runs in flight finish"
-    );
-    while let Some(done) = in_flight.join_next().await {
-        if let Err(e) = done {
-            error!("tick task failed: {e}");
-        }
-    }
-    if let Some(bus) = &shared.bus {
-        if let Some(task) = beats {
-            task.abort();
-        }
-        let key = shared.options.beats.routing_key();
-        match bus
-            .publish_beat(&key, heartbeat_core::beats::STOP_BODY)
-            .await
-        {
-            Ok(()) => info!(event = "stop_published", routing_key = %key, "published stop"),
-            Err(e) => warn!(routing_key = %key, "stop not published: {e}"),
-        }
-        bus.shutdown().await;
-    }
-    if let (Some(task), Some(path)) = (liveness, &shared.options.liveness_file) {
-        task.abort();
-        services::write_liveness_once(&shared, path, "stopped");
-    }
+    agents.stop_all(common).await;
     info!(event = "stopped", "heartbeat-host stopped");
     Ok(())
+}
+
+/// The process's health: healthy when every agent is; else each degraded
+/// agent's reasons (named by agent when there are several).
+fn health(agents: &Agents) -> HealthStatus {
+    let mut reasons = Vec::new();
+    for shared in agents.shared() {
+        if let HealthStatus::Degraded(said) = shared.health.status() {
+            if agents.many {
+                reasons.extend(
+                    said.into_iter()
+                        .map(|r| format!("agent {}: {r}", shared.options.agent)),
+                );
+            } else {
+                reasons.extend(said);
+            }
+        }
+    }
+    if reasons.is_empty() {
+        HealthStatus::Healthy
+    } else {
+        HealthStatus::Degraded(reasons)
+    }
 }

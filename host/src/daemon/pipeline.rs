@@ -58,6 +58,17 @@ pub struct Parts {
     /// Where the checks' key-value stores live (`<state stem>.kv/`); `None`
     /// gives runs no store.
     pub kv: Option<crate::store::kv::KvLocation>,
+    /// The most runs of this agent in flight at once
+    /// (`--max-runs-per-agent`), beneath the process's own cap; `None`:
+    /// only the process's.
+    pub max_runs: Option<u32>,
+}
+
+/// An agent's own run slots: one agent's checks (a hostile handler on
+/// every one of them, say) hold at most this many of the process's.
+struct AgentSlots {
+    slots: tokio::sync::Semaphore,
+    count: u32,
 }
 
 /// The bookkeeping that selection and recording change together.
@@ -88,6 +99,7 @@ pub struct Pipeline {
     tracker: Arc<Mutex<Tracker>>,
     clock: Arc<dyn Clock>,
     kv: Option<crate::store::kv::KvLocation>,
+    slots: Option<AgentSlots>,
 }
 
 impl Pipeline {
@@ -112,7 +124,16 @@ impl Pipeline {
             tracker: parts.tracker,
             clock: parts.clock,
             kv: parts.kv,
+            slots: parts.max_runs.map(|count| AgentSlots {
+                slots: tokio::sync::Semaphore::new(count.max(1) as usize),
+                count: count.max(1),
+            }),
         }
+    }
+
+    /// The agent it serves.
+    pub fn agent(&self) -> &str {
+        &self.agent
     }
 
     /// Ticks so far that ran nothing only because the checks that would
@@ -306,18 +327,60 @@ impl Pipeline {
     }
 
     /// Resolves the check's handler and runs it once.
+    /// With a cap of the agent's own, the run first waits for one of its
+    /// slots; the wait counts toward its `timeoutMs` (the process's slots
+    /// get what is left), and a run that gets none fails saying so.
     async fn run_check(
         self: Arc<Self>,
         check: CheckConfig,
-        request: RunRequest,
+        mut request: RunRequest,
     ) -> (CheckConfig, RunReport) {
-        let report = match self
+        let handler = match self
             .registry
             .resolve(&check.handler, self.handlers_dir.as_deref())
         {
-            Ok(handler) => self.runtime.run(&handler, &request).await,
-            Err(e) => RunReport::failed_before_start(e.to_string()),
+            Ok(handler) => handler,
+            Err(e) => return (check, RunReport::failed_before_start(e.to_string())),
         };
+        let mut waited_ms = 0;
+        let _slot = match &self.slots {
+            None => None,
+            Some(own) => {
+                let started = std::time::Instant::now();
+                let timeout = std::time::Duration::from_millis(request.limits.timeout_ms);
+                match tokio::time::timeout(timeout, own.slots.acquire()).await {
+                    Ok(Ok(slot)) if started.elapsed() < timeout => {
+                        waited_ms =
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        request.limits.timeout_ms =
+                            request.limits.timeout_ms.saturating_sub(waited_ms).max(1);
+                        Some(slot)
+                    }
+                    _ => {
+                        let mut report = RunReport::failed_before_start(format!(
+                            "no run slot of agent {} free within its timeoutMs ({} ms): an agent runs at most {} at once (--max-runs-per-agent)",
+                            self.agent, check.limits.timeout_ms, own.count
+                        ));
+                        report.duration_us =
+                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        return (check, report);
+                    }
+                }
+            }
+        };
+        let mut report = self.runtime.run(&handler, &request).await;
+        if waited_ms > 0 {
+            // The run had what its slot wait left of its timeoutMs: say so.
+            if let Some(error) = &mut report.error
+                && error.starts_with("timeout after")
+            {
+                *error = format!(
+                    "timeout after {} ms ({waited_ms} ms of it waiting for one of agent {}'s run slots)",
+                    check.limits.timeout_ms, self.agent
+                );
+            }
+            report.duration_us = report.duration_us.saturating_add(waited_ms * 1000);
+        }
         (check, report)
     }
 
@@ -332,6 +395,7 @@ impl Pipeline {
     ) -> (crate::store::state::Saved, Verdict) {
         let mut book = self.lock_book();
         crate::observe::METRICS.record_run(
+            &self.agent,
             tick.time_ms,
             &check.name,
             &check.handler,
@@ -351,7 +415,11 @@ impl Pipeline {
             report.error.clone(),
         );
         if let Some(change) = &verdict.change {
-            crate::observe::METRICS.record_state_change(&check.name, change.kind.as_str());
+            crate::observe::METRICS.record_state_change(
+                &self.agent,
+                &check.name,
+                change.kind.as_str(),
+            );
         }
         log_outcome(tick, check, report, &verdict);
         // Sent under the lock, so the store sees snapshots in the order they were taken.
@@ -624,6 +692,7 @@ mod tests {
             tracker: Arc::new(Mutex::new(Tracker::new(TrackerConfig::default()))),
             clock: Arc::clone(&clock) as Arc<dyn Clock>,
             kv: None,
+            max_runs: None,
         }));
         Harness {
             pipeline,

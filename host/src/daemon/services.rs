@@ -11,7 +11,8 @@ use heartbeat_core::tick_monitor::{TickMonitor, Transition};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::{Pipeline, Shared};
+use super::Pipeline;
+use super::agent::Shared;
 use crate::amqp::{BusStatus, ControlRequest};
 use crate::runtime::registry::Registry;
 
@@ -62,12 +63,6 @@ pub(super) fn report_checks_that_will_fail(
 /// pipeline (the next tick reads it); `None`, and the config fixed, when
 /// the watch cannot be set up.
 pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config::ConfigWatcher> {
-    let pipeline = Arc::clone(&shared.pipeline);
-    let apply = move |config: Arc<HeartbeatConfig>,
-                      _: &heartbeat_core::config::diff::ConfigDiff| {
-        report_checks_that_will_fail(&config, pipeline.registry(), pipeline.handlers_dir());
-        pipeline.set_config(config);
-    };
     match crate::watch::config::ConfigWatcher::start(
         &shared.options.config_path,
         shared.pipeline.config(),
@@ -75,7 +70,7 @@ pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config:
             health: Some(Arc::clone(&shared.health)),
             ..crate::watch::config::WatchOptions::default()
         },
-        apply,
+        apply_config(shared),
     ) {
         Ok(watcher) => Some(watcher),
         Err(e) => {
@@ -85,18 +80,39 @@ pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config:
     }
 }
 
+/// heartbeat.json followed without a watch of its own: the many-agent
+/// host's directory watch says when to read it again.
+pub(super) fn follow_config(shared: &Arc<Shared>) -> crate::watch::config::Followed {
+    crate::watch::config::Followed::new(
+        &shared.options.config_path,
+        shared.pipeline.config(),
+        Some(Arc::clone(&shared.health)),
+        apply_config(shared),
+    )
+}
+
+/// Puts a valid new config in force in the agent's pipeline (from its next
+/// tick), after saying which of its checks will fail.
+fn apply_config(
+    shared: &Shared,
+) -> impl FnMut(Arc<HeartbeatConfig>, &heartbeat_core::config::diff::ConfigDiff) + Send + 'static {
+    let pipeline = Arc::clone(&shared.pipeline);
+    move |config, _| {
+        report_checks_that_will_fail(&config, pipeline.registry(), pipeline.handlers_dir());
+        pipeline.set_config(config);
+    }
+}
+
 /// On every SIGHUP, has the config watcher read `heartbeat.json` and the
 /// handler watcher rescan its directory, at once (file systems without
 /// inotify, `ExecReload=kill -HUP $MAINPID`). What they find is logged as
 /// for a change they saw themselves.
 pub(super) async fn reload_on_sighup(
     mut hangups: tokio::signal::unix::Signal,
-    config: Option<crate::watch::config::ReloadTrigger>,
-    handlers: Option<crate::watch::handlers::RescanTrigger>,
+    mut reload: impl FnMut() -> (bool, bool) + Send,
 ) {
     while hangups.recv().await.is_some() {
-        let config_read = config.as_ref().is_some_and(|c| c.fire());
-        let handlers_read = handlers.as_ref().is_some_and(|h| h.fire());
+        let (config_read, handlers_read) = reload();
         info!(
             event = "sighup",
             config = config_read,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -21,8 +21,18 @@ pub trait HostView: Send + Sync + 'static {
     fn alive(&self) -> Result<(), String>;
     /// `Ok` when the host is ready to do its work; else the reasons.
     fn ready(&self) -> Result<(), Vec<String>>;
-    /// The live picture (`/status`; `/` renders it as HTML).
-    fn status(&self) -> serde_json::Value;
+    /// The live picture of one agent (`/status?agent=NAME`, or `/status`
+    /// when the host serves one; `/` renders it as HTML); `None` for an
+    /// agent the host does not serve. `agent: None` on a host serving
+    /// several: every agent's, as `{"agents": [...]}`.
+    fn status(&self, agent: Option<&str>) -> Option<serde_json::Value>;
+}
+
+/// The `agent` of a `?agent=NAME` query, if any.
+fn agent_of(uri: &Uri) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(key, _)| key == "agent")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// The OpenMetrics text format's content type, which Prometheus asks for.
@@ -58,22 +68,31 @@ async fn metrics(State(view): State<Arc<dyn HostView>>) -> Response {
     ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
 }
 
-async fn status(State(view): State<Arc<dyn HostView>>) -> Response {
-    let body = tokio::task::spawn_blocking(move || view.status())
+async fn status(State(view): State<Arc<dyn HostView>>, uri: Uri) -> Response {
+    let body = tokio::task::spawn_blocking(move || view.status(agent_of(&uri).as_deref()))
         .await
         .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{body:#}\n"),
-    )
-        .into_response()
+    match body {
+        Some(body) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{body:#}\n"),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such agent on this host\n").into_response(),
+    }
 }
 
-async fn page(State(view): State<Arc<dyn HostView>>) -> Response {
-    let body = tokio::task::spawn_blocking(move || super::page::render(&view.status()))
-        .await
-        .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+async fn page(State(view): State<Arc<dyn HostView>>, uri: Uri) -> Response {
+    let body = tokio::task::spawn_blocking(move || {
+        view.status(agent_of(&uri).as_deref())
+            .map(|status| super::page::render(&status))
+    })
+    .await
+    .unwrap_or_default();
+    match body {
+        Some(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such agent on this host\n").into_response(),
+    }
 }
 
 async fn healthz(State(view): State<Arc<dyn HostView>>) -> Response {

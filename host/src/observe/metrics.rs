@@ -1,7 +1,8 @@
 //! The host's Prometheus metrics, named per the Prometheus naming guide
 //! (`heartbeat_` prefix, base units, `_total` on counters) and labelled
-//! only by bounded sets: check, handler, status, state, change, source,
-//! reason, result.
+//! only by bounded sets: agent, check, handler, status, state, change,
+//! source, reason, result (every per-check family carries its agent, so
+//! that one host serving many agents keeps them apart).
 //! Never a tick id or an emitted routing key.
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
+    agent: String,
     check: String,
     handler: String,
     status: String,
@@ -32,17 +34,20 @@ struct RunLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabel {
+    agent: String,
     check: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckStateLabels {
+    agent: String,
     check: String,
     state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangeLabels {
+    agent: String,
     check: String,
     change: String,
 }
@@ -88,6 +93,8 @@ pub const RECENT_RUNS: usize = 50;
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentRun {
+    /// The agent.
+    pub agent: String,
     /// The tick's time (ms since epoch).
     pub at_ms: u64,
     /// The check.
@@ -123,6 +130,7 @@ pub struct Metrics {
     running: Family<CheckLabel, Gauge>,
     processes: Family<StatusLabel, Gauge>,
     healthy: Gauge,
+    agents: Gauge,
     pool_instances: Gauge,
     pool_memories: Gauge,
     pool_warm_memories: Gauge,
@@ -240,9 +248,11 @@ impl Metrics {
         let healthy = Gauge::default();
         registry.register(
             "host_healthy",
-            "1 when the host is healthy, 0 when degraded",
+            "1 when the host (every agent it serves) is healthy, 0 when degraded",
             healthy.clone(),
         );
+        let agents = Gauge::default();
+        registry.register("agents", "Agents the host serves now", agents.clone());
         let pool_instances = Gauge::default();
         registry.register(
             "pool_component_instances",
@@ -328,6 +338,7 @@ impl Metrics {
             running,
             processes,
             healthy,
+            agents,
             pool_instances,
             pool_memories,
             pool_warm_memories,
@@ -342,9 +353,11 @@ impl Metrics {
         }
     }
 
-    /// One run completed, on the tick of `at_ms`.
+    /// One run of `agent`'s check completed, on the tick of `at_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_run(
         &self,
+        agent: &str,
         at_ms: u64,
         check: &str,
         handler: &str,
@@ -358,6 +371,7 @@ impl Metrics {
                 recent.pop_front();
             }
             recent.push_back(RecentRun {
+                agent: agent.to_string(),
                 at_ms,
                 check: check.to_string(),
                 handler: handler.to_string(),
@@ -368,6 +382,7 @@ impl Metrics {
         }
         self.runs
             .get_or_create(&RunLabels {
+                agent: agent.to_string(),
                 check: check.to_string(),
                 handler: handler.to_string(),
                 status: status.to_string(),
@@ -375,22 +390,29 @@ impl Metrics {
             .inc();
         self.run_seconds
             .get_or_create(&CheckLabel {
+                agent: agent.to_string(),
                 check: check.to_string(),
             })
             .observe(duration_us as f64 / 1e6);
     }
 
-    /// The last [`RECENT_RUNS`] runs, newest first.
-    pub fn recent_runs(&self) -> Vec<RecentRun> {
+    /// `agent`'s runs among the last [`RECENT_RUNS`] of the process, newest first.
+    pub fn recent_runs(&self, agent: &str) -> Vec<RecentRun> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.iter().rev().cloned().collect()
+        recent
+            .iter()
+            .rev()
+            .filter(|r| r.agent == agent)
+            .cloned()
+            .collect()
     }
 
-    /// A state change published for `check` (`change` is the event's
-    /// `change` field).
-    pub fn record_state_change(&self, check: &str, change: &str) {
+    /// A state change published for `agent`'s `check` (`change` is the
+    /// event's `change` field).
+    pub fn record_state_change(&self, agent: &str, check: &str, change: &str) {
         self.state_changes
             .get_or_create(&ChangeLabels {
+                agent: agent.to_string(),
                 check: check.to_string(),
                 change: change.to_string(),
             })
@@ -462,7 +484,7 @@ impl Metrics {
     }
 
     fn set_gauges(&self, now: &Snapshot<'_>) {
-        // Checks removed from the config disappear from the gauges.
+        // Checks removed from the config (and agents removed) disappear from the gauges.
         self.overdue_ratio.clear();
         self.last_success.clear();
         self.consecutive_failures.clear();
@@ -470,11 +492,58 @@ impl Metrics {
         self.check_attempt.clear();
         self.check_flapping.clear();
         self.running.clear();
+        for agent in now.agents {
+            self.set_check_gauges(agent);
+        }
+        self.processes.clear();
+        for state in ProcessState::ALL {
+            let count: usize = now
+                .agents
+                .iter()
+                .map(|a| a.processes.iter().filter(|p| p.status == state).count())
+                .sum();
+            self.processes
+                .get_or_create(&StatusLabel {
+                    status: state.as_str().to_string(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.healthy.set(i64::from(
+            now.agents
+                .iter()
+                .all(|a| matches!(a.health, HealthStatus::Healthy)),
+        ));
+        self.agents
+            .set(i64::try_from(now.agents.len()).unwrap_or(i64::MAX));
+        let pool = now.pool.unwrap_or_default();
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.pool_instances.set(gauge(pool.component_instances));
+        self.pool_memories.set(gauge(pool.memories));
+        self.pool_warm_memories
+            .set(gauge(pool.unused_warm_memories));
+        self.pool_warm_bytes
+            .set(gauge(pool.unused_memory_bytes_resident));
+        // The buses' figures, all agents together.
+        let buses: Vec<BusFigures> = now.agents.iter().filter_map(|a| a.bus).collect();
+        let total = |f: fn(&BusFigures) -> u64| buses.iter().map(f).sum::<u64>();
+        self.bus_connected.set(i64::from(
+            !buses.is_empty() && buses.iter().all(|b| b.connected),
+        ));
+        catch_up(&self.bus_reconnects, total(|b| b.reconnects));
+        catch_up(&self.events_published, total(|b| b.published));
+        catch_up(&self.outbox_spooled, total(|b| b.spooled));
+        self.outbox_depth.set(gauge(total(|b| b.outbox_depth)));
+        catch_up(&self.outbox_dropped, total(|b| b.outbox_dropped));
+        catch_up(&self.outbox_dead_lettered, total(|b| b.dead_lettered));
+    }
+
+    fn set_check_gauges(&self, now: &AgentSnapshot<'_>) {
         for evaluation in &now.plan.checks {
             let Some(name) = now.names.get(evaluation.index) else {
                 continue;
             };
             let label = CheckLabel {
+                agent: now.agent.to_string(),
                 check: (*name).to_string(),
             };
             let ratio = match evaluation.ratio {
@@ -494,6 +563,7 @@ impl Metrics {
             for each in CheckHealth::ALL {
                 self.check_state
                     .get_or_create(&CheckStateLabels {
+                        agent: now.agent.to_string(),
                         check: (*name).to_string(),
                         state: each.as_str().to_string(),
                     })
@@ -509,33 +579,6 @@ impl Metrics {
                 .get_or_create(&label)
                 .set(i64::from(now.running.contains(*name)));
         }
-        self.processes.clear();
-        for state in ProcessState::ALL {
-            let count = now.processes.iter().filter(|p| p.status == state).count();
-            self.processes
-                .get_or_create(&StatusLabel {
-                    status: state.as_str().to_string(),
-                })
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
-        self.healthy
-            .set(i64::from(matches!(now.health, HealthStatus::Healthy)));
-        let pool = now.pool.unwrap_or_default();
-        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.pool_instances.set(gauge(pool.component_instances));
-        self.pool_memories.set(gauge(pool.memories));
-        self.pool_warm_memories
-            .set(gauge(pool.unused_warm_memories));
-        self.pool_warm_bytes
-            .set(gauge(pool.unused_memory_bytes_resident));
-        let bus = now.bus.unwrap_or_default();
-        self.bus_connected.set(i64::from(bus.connected));
-        catch_up(&self.bus_reconnects, bus.reconnects);
-        catch_up(&self.events_published, bus.published);
-        catch_up(&self.outbox_spooled, bus.spooled);
-        self.outbox_depth.set(gauge(bus.outbox_depth));
-        catch_up(&self.outbox_dropped, bus.outbox_dropped);
-        catch_up(&self.outbox_dead_lettered, bus.dead_lettered);
     }
 }
 
@@ -583,6 +626,16 @@ impl BusFigures {
 
 /// What the gauges are set from at a scrape.
 pub struct Snapshot<'a> {
+    /// Every agent served.
+    pub agents: &'a [AgentSnapshot<'a>],
+    /// The pooling allocator, if it is in use.
+    pub pool: Option<crate::runtime::PoolingFigures>,
+}
+
+/// One agent at a scrape.
+pub struct AgentSnapshot<'a> {
+    /// Its name.
+    pub agent: &'a str,
     /// The plan at the scrape's instant.
     pub plan: &'a Plan,
     /// The check names, by index in the config.
@@ -593,12 +646,10 @@ pub struct Snapshot<'a> {
     pub running: &'a std::collections::HashSet<String>,
     /// The watched processes.
     pub processes: &'a [ProcessInfo],
-    /// The host's health.
-    pub health: &'a HealthStatus,
-    /// The bus, if there is one.
+    /// Its health.
+    pub health: HealthStatus,
+    /// Its bus, if it has one.
     pub bus: Option<BusFigures>,
-    /// The pooling allocator, if it is in use.
-    pub pool: Option<crate::runtime::PoolingFigures>,
 }
 
 /// The `reason` label of a check a tick did not run.

@@ -6,8 +6,62 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-/// The page for a `/status` object.
+/// The page for a `/status` object: one agent's, or the list of a host
+/// serving several (each linking to its own page).
 pub fn render(status: &Value) -> String {
+    if let Some(agents) = status["agents"].as_array() {
+        return render_index(agents);
+    }
+    render_agent(status)
+}
+
+/// The index of a host serving several agents: name, health, checks by state.
+fn render_index(agents: &[Value]) -> String {
+    let mut out = String::with_capacity(256 + agents.len() * 160);
+    let _ = write!(
+        out,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="5">
+<title>heartbeat-host: {n} agents</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .3em .8em; text-align: left; }}
+th {{ background: #f4f4f4; }}
+.degraded, .hard {{ color: #b00020; font-weight: 600; }}
+.healthy {{ color: #1b5e20; }}
+</style></head><body>
+<h1>heartbeat-host: {n} agents</h1>
+<table id="agents"><tr><th>agent</th><th>health</th><th>checks</th><th>failing (hard)</th></tr>
+"#,
+        n = agents.len()
+    );
+    for agent in agents {
+        let name = agent["agent"].as_str().unwrap_or_default();
+        let health = agent["health"]["status"].as_str().unwrap_or_default();
+        let checks = agent["checks"].as_array().map_or(0, Vec::len);
+        let hard = agent["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["state"].as_str().is_some_and(|s| s.starts_with("hard")))
+            .count();
+        let link: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let _ = writeln!(
+            out,
+            "<tr><td><a href=\"/?agent={link}\">{name}</a></td><td class=\"{health}\">{health}</td><td>{checks}</td><td class=\"{cls}\">{hard}</td></tr>",
+            name = escape(name),
+            health = escape(health),
+            cls = if hard > 0 { "hard" } else { "" },
+        );
+    }
+    out.push_str("</table>\n<p>JSON: <a href=\"/status\">/status</a> · <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n");
+    out
+}
+
+/// One agent's page.
+fn render_agent(status: &Value) -> String {
     let text = |v: &Value| match v {
         Value::Null => String::new(),
         Value::String(s) => escape(s),

@@ -87,33 +87,57 @@ pub trait Store: Send + Sync {
     fn persist(&self, snapshot: State) -> Saved;
 }
 
-/// Writes state snapshots to disk off the tick path, on a thread of its
-/// own, coalescing snapshots that queue up behind a write into one (group
-/// commit): every caller is answered once a snapshot at least as new as its
-/// own is durable. The thread ends once every handle is dropped.
+/// State files written at once in the process, all agents together.
+pub const CONCURRENT_STATE_WRITES: usize = 8;
+
+static WRITE_SLOTS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(CONCURRENT_STATE_WRITES);
+
+/// Writes state snapshots to disk off the tick path, coalescing snapshots
+/// that queue up behind a write into one (group commit): every caller is
+/// answered once a snapshot at least as new as its own is durable. A task
+/// on the tokio runtime waits for snapshots and does each write on a
+/// blocking thread, so an idle agent costs no thread of its own (a host
+/// serving a thousand agents has a thousand writers). The task ends once
+/// every handle is dropped.
 pub struct StateWriter {
-    tx: std::sync::mpsc::Sender<(State, oneshot::Sender<Result<(), String>>)>,
+    tx: tokio::sync::mpsc::UnboundedSender<(State, oneshot::Sender<Result<(), String>>)>,
 }
 
 impl StateWriter {
-    /// Starts the writer thread for the state file at `path`.
+    /// Starts the writer for the state file at `path` on the current tokio
+    /// runtime (an error outside one).
     pub fn spawn(path: PathBuf) -> std::io::Result<StateWriter> {
-        let (tx, rx) = std::sync::mpsc::channel::<(State, oneshot::Sender<Result<(), String>>)>();
-        std::thread::Builder::new()
-            .name("state-writer".into())
-            .spawn(move || {
-                while let Ok((mut latest, first)) = rx.recv() {
-                    let mut waiters = vec![first];
-                    while let Ok((newer, waiter)) = rx.try_recv() {
-                        latest = newer;
-                        waiters.push(waiter);
-                    }
-                    let result = save(&path, &latest).map_err(|e| e.to_string());
-                    for waiter in waiters {
-                        let _ = waiter.send(result.clone());
-                    }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            std::io::Error::other(format!("the state writer needs a tokio runtime: {e}"))
+        })?;
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(State, oneshot::Sender<Result<(), String>>)>();
+        let path = std::sync::Arc::new(path);
+        runtime.spawn(async move {
+            while let Some((mut latest, first)) = rx.recv().await {
+                // A write slot first: many agents' writes at once would
+                // each take a blocking thread and contend for the same
+                // directory; a few at a time go as fast, with less churn.
+                // Snapshots that came while waiting are written with it.
+                let slot = WRITE_SLOTS.acquire().await;
+                let mut waiters = vec![first];
+                while let Ok((newer, waiter)) = rx.try_recv() {
+                    latest = newer;
+                    waiters.push(waiter);
                 }
-            })?;
+                let path = std::sync::Arc::clone(&path);
+                let result = tokio::task::spawn_blocking(move || {
+                    save(&path, &latest).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the state write did not finish: {e}")));
+                drop(slot);
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
         Ok(StateWriter { tx })
     }
 }

@@ -213,6 +213,40 @@ fn watch_loop<F>(
     }
 }
 
+/// What a valid new config is handed to.
+type Apply = dyn FnMut(Arc<HeartbeatConfig>, &ConfigDiff) + Send;
+
+/// A config followed by a watch that is not its own: the many-agent host
+/// watches its agents' directory once and, when an agent's file changed,
+/// has [`Followed::reload`] read it as a [`ConfigWatcher`] would (same
+/// logs, same refusal of a broken file, same health signal).
+pub struct Followed {
+    reloader: Reloader,
+    apply: Box<Apply>,
+    health: Option<Arc<Health>>,
+}
+
+impl Followed {
+    /// Follows `path`, whose config in force is `current`.
+    pub fn new(
+        path: &Path,
+        current: Arc<HeartbeatConfig>,
+        health: Option<Arc<Health>>,
+        apply: impl FnMut(Arc<HeartbeatConfig>, &ConfigDiff) + Send + 'static,
+    ) -> Followed {
+        Followed {
+            reloader: Reloader::new(path.to_path_buf(), current),
+            apply: Box::new(apply),
+            health,
+        }
+    }
+
+    /// Reads the file again and applies it if it is a valid change.
+    pub fn reload(&mut self) {
+        act(&mut self.reloader, &mut self.apply, self.health.as_deref());
+    }
+}
+
 /// Re-reads the file, logs what it came to and applies a valid change.
 fn act<F>(reloader: &mut Reloader, apply: &mut F, health: Option<&Health>)
 where

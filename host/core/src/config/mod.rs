@@ -66,6 +66,10 @@ pub struct HeartbeatConfig {
     /// Extra routing-key patterns (`watch`) whose beats the host tracks as
     /// sub-processes, beyond `heartbeat.<agent>.#`.
     pub watch: Vec<String>,
+    /// `handlersDir`: the agent's own handler directory, as written
+    /// (relative to the file's directory). Read by `run --agents` and a
+    /// repeated `--config`; the single-agent form takes `--handlers`.
+    pub handlers_dir: Option<String>,
 }
 
 impl HeartbeatConfig {

@@ -62,6 +62,8 @@ pub(super) struct RawConfig {
     pub(super) defaults: RawLimits,
     #[serde(default, deserialize_with = "present")]
     pub(super) watch: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) handlers_dir: Option<String>,
 }
 
 #[derive(Deserialize)]

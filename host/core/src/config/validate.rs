@@ -132,6 +132,12 @@ impl RawConfig {
                 ));
             }
         }
+        if self.handlers_dir.as_deref() == Some("") {
+            return Err(invalid(
+                "handlersDir".into(),
+                "expected a directory path, found \"\"".into(),
+            ));
+        }
         let mut paused = BTreeMap::new();
         for (name, pause) in self.paused {
             if !checks.iter().any(|c| c.name == name) {
@@ -159,6 +165,7 @@ impl RawConfig {
             paused,
             defaults,
             watch,
+            handlers_dir: self.handlers_dir,
         })
     }
 }
