@@ -6,58 +6,16 @@
 //! and stderr are what is checked.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{self, RunningHost, field, records};
-
-/// Bound of every command and wait.
-const WAIT: Duration = Duration::from_secs(60);
-
-/// 2026-01-01T00:00:00Z, in ms.
-const T0: u64 = 1_767_225_600_000;
+use crate::cli::{T0, WAIT, host, path_str, stderr, stdout};
+use crate::support::{RunningHost, field, records};
 
 /// Ten minutes after [`T0`], the instant explained.
 const AT: &str = "2026-01-01T00:10:00Z";
-
-/// Runs the binary with `args` and no inherited config variables; panics
-/// if it takes longer than [`WAIT`].
-fn host(args: &[&str]) -> Output {
-    let mut child = Command::new(support::host_bin())
-        .args(args)
-        .env("LOG_LEVEL", "warn")
-        .env_remove("HEARTBEAT_PATH")
-        .env_remove("HANDLERS_DIR")
-        .env_remove("AGENT_NAME")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start heartbeat-host");
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().expect("poll").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("heartbeat-host {args:?} did not finish within {WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// Both outputs, for a failing assertion.
 fn shown(o: &Output) -> String {

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use crate::support::{self, RunningHost, field, records};
 
 /// Bound of every command and wait.
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// 2026-01-01T00:00:00Z, in ms.
-const T0: u64 = 1_767_225_600_000;
+pub(crate) const T0: u64 = 1_767_225_600_000;
 
 /// Runs the binary with `args` and no inherited config variables; panics
 /// if it takes longer than [`WAIT`].
-fn host(args: &[&str]) -> Output {
+pub(crate) fn host(args: &[&str]) -> Output {
     let mut child = Command::new(support::host_bin())
         .args(args)
         .env("LOG_LEVEL", "warn")
@@ -41,15 +41,15 @@ fn host(args: &[&str]) -> Output {
     child.wait_with_output().expect("output")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 

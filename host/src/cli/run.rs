@@ -207,6 +207,7 @@ pub(super) fn execute(mut args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// The one agent of `run --config FILE` (or `HEARTBEAT_PATH`).
 fn single_options(args: RunArgs) -> anyhow::Result<HostOptions> {
+    let process = process_options(&args);
     let [config] = <[PathBuf; 1]>::try_from(args.config)
         .map_err(|_| anyhow::anyhow!("run: one --config, or --agents DIR"))?;
     for (given, flag) in [
@@ -236,20 +237,20 @@ fn single_options(args: RunArgs) -> anyhow::Result<HostOptions> {
         warmup: args.beat_warmup,
     };
     Ok(HostOptions {
-        beats,
-        bus: args.bus.options(&state_path),
-        state_path,
-        config_path: config,
-        agent,
-        handlers_dir: args.handlers,
-        tick_interval: args.tick_interval,
-        events_log: args.events_log,
-        liveness_file: args.liveness_file,
-        liveness_period: args.liveness_period,
-        max_handler_bytes: args.max_handler_bytes,
-        max_runs_in_flight: args.max_runs_in_flight,
-        max_runs_per_agent: args.max_runs_per_agent,
-        metrics_addr: args.metrics_addr,
+        agent: daemon::AgentOptions {
+            bus: args.bus.options(&state_path),
+            state_path,
+            config_path: config,
+            agent,
+            handlers_dir: args.handlers,
+            tick_interval: args.tick_interval,
+            events_log: args.events_log,
+            liveness_file: args.liveness_file,
+            liveness_period: args.liveness_period,
+            beats,
+            max_runs: args.max_runs_per_agent,
+        },
+        process,
     })
 }
 
@@ -257,6 +258,7 @@ fn single_options(args: RunArgs) -> anyhow::Result<HostOptions> {
 /// one agent's own files (`--agent`, `--state`, `--outbox`,
 /// `--liveness-file`, `--process`) is refused: each agent's come from its name.
 fn many_options(args: RunArgs) -> anyhow::Result<(ManyOptions, ProcessOptions)> {
+    let process = process_options(&args);
     for (given, flag, instead) in [
         (
             args.agent.is_some(),
@@ -323,12 +325,17 @@ fn many_options(args: RunArgs) -> anyhow::Result<(ManyOptions, ProcessOptions)> 
                 .unwrap_or(crate::amqp::shared::AGENTS_PER_CONNECTION),
             template,
         },
-        ProcessOptions {
-            max_handler_bytes: args.max_handler_bytes,
-            max_runs_in_flight: args.max_runs_in_flight,
-            metrics_addr: args.metrics_addr,
-        },
+        process,
     ))
+}
+
+/// What the process holds, one agent or many.
+fn process_options(args: &RunArgs) -> ProcessOptions {
+    ProcessOptions {
+        max_handler_bytes: args.max_handler_bytes,
+        max_runs_in_flight: args.max_runs_in_flight,
+        metrics_addr: args.metrics_addr,
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -14,7 +14,6 @@ pub mod pipeline;
 mod services;
 mod systemd;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -34,39 +33,13 @@ use fleet::Agents;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::source::SystemClock;
 
-/// How the host is started.
+/// How the host is started for one agent.
 #[derive(Debug, Clone)]
 pub struct HostOptions {
-    /// `heartbeat.json`.
-    pub config_path: PathBuf,
-    /// The state file.
-    pub state_path: PathBuf,
-    /// The agent this host serves.
-    pub agent: String,
-    /// Extra handlers, `*.wasm` named by stem.
-    pub handlers_dir: Option<PathBuf>,
-    /// The host's own timer period.
-    pub tick_interval: Duration,
-    /// RabbitMQ: ticks and control messages in, events out. `None`: the
-    /// host's own timer only.
-    pub bus: Option<crate::amqp::BusOptions>,
-    /// Without a bus: a JSON-lines file the events handlers emit are appended to.
-    pub events_log: Option<PathBuf>,
-    /// The liveness file (kstlib's format), written every `liveness_period`.
-    pub liveness_file: Option<PathBuf>,
-    /// How often the liveness file is written.
-    pub liveness_period: Duration,
-    /// The host's own beats on the bus (beatit convention); used only with a bus.
-    pub beats: heartbeat_core::beats::BeatOptions,
-    /// The largest handler file read (`--max-handler-bytes`).
-    pub max_handler_bytes: u64,
-    /// Runs in flight at once (`--max-runs-in-flight`); more wait for a slot.
-    pub max_runs_in_flight: u32,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served (`--metrics-addr`); off when `None`.
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// The agent's own cap on runs in flight (`--max-runs-per-agent`);
-    /// `None`: the process's alone.
-    pub max_runs_per_agent: Option<u32>,
+    /// The agent it serves.
+    pub agent: AgentOptions,
+    /// What the process holds.
+    pub process: ProcessOptions,
 }
 
 /// What the process holds for all its agents.
@@ -80,32 +53,6 @@ pub struct ProcessOptions {
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
-impl HostOptions {
-    /// The agent's options and the process's.
-    fn split(self) -> (AgentOptions, ProcessOptions) {
-        (
-            AgentOptions {
-                config_path: self.config_path,
-                state_path: self.state_path,
-                agent: self.agent,
-                handlers_dir: self.handlers_dir,
-                tick_interval: self.tick_interval,
-                bus: self.bus,
-                events_log: self.events_log,
-                liveness_file: self.liveness_file,
-                liveness_period: self.liveness_period,
-                beats: self.beats,
-                max_runs: self.max_runs_per_agent,
-            },
-            ProcessOptions {
-                max_handler_bytes: self.max_handler_bytes,
-                max_runs_in_flight: self.max_runs_in_flight,
-                metrics_addr: self.metrics_addr,
-            },
-        )
-    }
-}
-
 /// How often the process loop tells systemd its status (and pings the
 /// watchdog, at least this often when one is set).
 const NOTIFY_PERIOD: Duration = Duration::from_secs(1);
@@ -116,7 +63,7 @@ pub async fn run(
     options: HostOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (agent, process) = options.split();
+    let HostOptions { agent, process } = options;
     let hangups = listen_for_sighup()?;
     let common = Arc::new(Common::new(
         start_runtime(&process)?,
