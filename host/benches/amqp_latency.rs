@@ -74,18 +74,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn rss_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -159,9 +147,9 @@ fn main() {
         std::process::exit(1);
     }
     std::thread::sleep(Duration::from_secs(args.idle_secs));
-    let idle_rss = rss_kib(pid, "VmRSS:");
-    let idle_anon = rss_kib(pid, "RssAnon:");
-    let idle_file = rss_kib(pid, "RssFile:");
+    let idle_rss = common::status_kib(pid, "VmRSS:");
+    let idle_anon = common::status_kib(pid, "RssAnon:");
+    let idle_file = common::status_kib(pid, "RssFile:");
 
     // A scraper at one scrape a second, as a demanding Prometheus would.
     let scraping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(args.metrics));
@@ -196,8 +184,8 @@ fn main() {
             scraper.join().unwrap_or(0)
         );
     }
-    let after_rss = rss_kib(pid, "VmRSS:");
-    let peak_rss = rss_kib(pid, "VmHWM:");
+    let after_rss = common::status_kib(pid, "VmRSS:");
+    let peak_rss = common::status_kib(pid, "VmHWM:");
     common::terminate(&mut host);
     let _ = rt.block_on(cleanup(&args));
     let mut latencies = match result {

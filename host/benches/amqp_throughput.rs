@@ -616,7 +616,7 @@ impl<'a> Bench<'a> {
         self.fill().await?;
         let sampler =
             Sampler::start(&self.vhost, &self.names.inbox, Window::Backlog(self.args.n)).await?;
-        let broker_before = self.broker_pid.map(cpu_seconds);
+        let broker_before = self.broker_pid.map(common::cpu_seconds);
         let mut drain = Drain {
             ticks: self.args.n,
             seconds: 0.0,
@@ -639,10 +639,10 @@ impl<'a> Bench<'a> {
             }
             Drainer::HostNoCheck | Drainer::HostNoop | Drainer::HostNoopResults => {
                 let mut host = self.start_host(drainer, dir)?;
-                let cpu_before = cpu_seconds(host.child.id());
+                let cpu_before = common::cpu_seconds(host.child.id());
                 let threads_before = thread_cpu(host.child.id());
                 let timed = sampler.finish().await;
-                drain.host_cpu_s = Some(cpu_seconds(host.child.id()) - cpu_before);
+                drain.host_cpu_s = Some(common::cpu_seconds(host.child.id()) - cpu_before);
                 drain.host_threads = thread_delta(&threads_before, &thread_cpu(host.child.id()));
                 drain.seconds = timed?;
                 drain.idle = Some(host.stop());
@@ -650,7 +650,7 @@ impl<'a> Bench<'a> {
         }
         drain.broker_cpu_s = self
             .broker_pid
-            .map(cpu_seconds)
+            .map(common::cpu_seconds)
             .zip(broker_before)
             .map(|(after, before)| after - before);
         if drainer != Drainer::AckOnly && drainer != Drainer::HostNoCheck {
@@ -671,9 +671,9 @@ impl<'a> Bench<'a> {
         self.purge(&self.observer).await?;
         let mut host = self.start_host(drainer, dir)?;
         self.wait_for_consumer().await?;
-        let cpu_before = cpu_seconds(host.child.id());
+        let cpu_before = common::cpu_seconds(host.child.id());
         let threads_before = thread_cpu(host.child.id());
-        let broker_before = self.broker_pid.map(cpu_seconds);
+        let broker_before = self.broker_pid.map(common::cpu_seconds);
         let (seconds, publish_per_s) = match driver {
             Driver::Rust => {
                 let marker = format!(
@@ -707,11 +707,11 @@ impl<'a> Bench<'a> {
             }
             Driver::Python => self.python_driver().await?,
         };
-        let host_cpu_s = cpu_seconds(host.child.id()) - cpu_before;
+        let host_cpu_s = common::cpu_seconds(host.child.id()) - cpu_before;
         let host_threads = thread_delta(&threads_before, &thread_cpu(host.child.id()));
         let broker_cpu_s = self
             .broker_pid
-            .map(cpu_seconds)
+            .map(common::cpu_seconds)
             .zip(broker_before)
             .map(|(after, before)| after - before);
         let idle = host.stop();
@@ -1246,31 +1246,6 @@ fn lapin_err(e: lapin::Error) -> String {
     e.to_string()
 }
 
-/// User + system CPU seconds of a process so far (`/proc/<pid>/stat`).
-fn cpu_seconds(pid: u32) -> f64 {
-    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
-}
-
-/// utime + stime of a `stat` line of `/proc`, in seconds.
-fn stat_cpu(stat: &str) -> f64 {
-    // Fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // SAFETY: sysconf only reads a system constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    // utime and stime are fields 14 and 15; `fields` starts at field 3.
-    (ticks(11) + ticks(12)) / hz
-}
-
 /// CPU seconds of each thread of a process so far, summed by thread name
 /// (`/proc/<pid>/task/<tid>/stat`; tokio's workers share one name).
 fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
@@ -1287,7 +1262,7 @@ fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
             .and_then(|(_, rest)| rest.rsplit_once(')'))
             .map_or("?", |(name, _)| name)
             .to_string();
-        *by_name.entry(name).or_insert(0.0) += stat_cpu(&stat);
+        *by_name.entry(name).or_insert(0.0) += common::stat_cpu(&stat);
     }
     by_name
 }

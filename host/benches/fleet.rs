@@ -54,13 +54,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use heartbeat_host::core::envelope;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
 /// The baseline's agents per connection (the host's default).
 const BASELINE_PER_CONNECTION: usize = 100;
@@ -124,37 +125,6 @@ fn event_of(line: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn proc_field_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `)`.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn consumers_ready(prefix: &str, n: usize) -> bool {
     let Ok(out) = Command::new("timeout")
         .args([
@@ -176,17 +146,10 @@ fn consumers_ready(prefix: &str, n: usize) -> bool {
         >= n
 }
 
+/// A connection of the bench's own, read from the URL as the host reads it.
 async fn connect(url: &str) -> Connection {
-    let properties = ConnectionProperties::default()
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio::current());
-    // lapin reads an empty path as the vhost "" (the host reads it as "/").
-    let url = if url.ends_with('/') {
-        format!("{url}%2f")
-    } else {
-        url.to_string()
-    };
-    Connection::connect(&url, properties)
+    let uri = heartbeat_host::bus::parse_url(url).expect("a usable --url");
+    heartbeat_host::bus::connect(&uri, "heartbeat-host fleet bench")
         .await
         .expect("connect to RabbitMQ")
 }
@@ -253,17 +216,18 @@ async fn observer(channel: &Channel, exchange: &str, key: &str) -> lapin::Consum
         .expect("observer consume")
 }
 
+/// One persistent tick in the consumer README's envelope, with its confirm.
 async fn publish_tick(channel: &Channel, exchange: &str, id: &str) {
-    let body = serde_json::json!({
-        "event_id": id, "event_type": "system.heartbeat.tick",
-        "timestamp": jiff::Timestamp::now().to_string(), "version": "1.0.0",
-        "source": {"host": "bench", "app": "fleet-bench", "type": "scheduler"},
-        "payload": {"tick": 1},
-    });
+    let source = envelope::Source {
+        host: "bench".into(),
+        kind: "scheduler".into(),
+        app: "fleet-bench".into(),
+    };
+    let body = envelope::tick(id, id, jiff::Timestamp::now(), &source);
     channel
         .basic_publish(
             exchange,
-            "system.heartbeat.tick",
+            envelope::TICK_KEY,
             BasicPublishOptions::default(),
             body.to_string().as_bytes(),
             BasicProperties::default().with_delivery_mode(2),
@@ -413,8 +377,8 @@ async fn measure_host(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_kib = proc_field_kib(pid, "VmRSS:");
-    let cpu_before = cpu_seconds(pid);
+    let rss_kib = common::status_kib(pid, "VmRSS:");
+    let cpu_before = common::cpu_seconds(pid);
     let mut fanout = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let sent = Instant::now();
@@ -423,8 +387,8 @@ async fn measure_host(
         // Let the acknowledgements and state writes settle between rounds.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let cpu = cpu_seconds(pid) - cpu_before;
-    let hwm_kib = proc_field_kib(pid, "VmHWM:");
+    let cpu = common::cpu_seconds(pid) - cpu_before;
+    let hwm_kib = common::status_kib(pid, "VmHWM:");
     common::terminate(&mut host);
     // Started again: the queues exist now, as at any restart.
     let (mut again, _, restart_consuming) = launch.start();

@@ -60,3 +60,41 @@ pub fn noop_request(handler: &str) -> RunRequest {
     };
     heartbeat_host::run_request("bench", &tick, &loaded.config.checks[0], 0, Path::new("."))
 }
+
+/// User + system CPU seconds of a process so far (`/proc/<pid>/stat`).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// utime + stime of a `stat` line of `/proc`, in seconds.
+pub fn stat_cpu(stat: &str) -> f64 {
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    // utime and stime are fields 14 and 15; `fields` starts at field 3.
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`), 0 when absent.
+pub fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -102,25 +102,6 @@ impl SharedConnections {
         lane
     }
 
-    /// The connections open now.
-    pub async fn open_connections(&self) -> usize {
-        let lanes: Vec<Arc<Lane>> = self.lanes().clone();
-        let mut open = 0;
-        for lane in lanes {
-            if lane
-                .slot
-                .lock()
-                .await
-                .connection
-                .as_ref()
-                .is_some_and(|c| c.status().connected())
-            {
-                open += 1;
-            }
-        }
-        open
-    }
-
     /// Closes every connection; call once every agent's bus has shut down.
     pub async fn close(&self) {
         let lanes: Vec<Arc<Lane>> = self.lanes().drain(..).collect();

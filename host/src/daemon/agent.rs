@@ -175,8 +175,10 @@ pub(super) enum Follow {
 pub(super) struct Agent {
     pub(super) shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    config_watch: Option<crate::watch::config::ConfigWatcher>,
+    /// The tick loop; taken by [`Agent::stop`].
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Its own config watch ([`Follow::OwnWatch`]); dropped by [`Agent::stop`].
+    config_watch: Mutex<Option<crate::watch::config::ConfigWatcher>>,
     followed: Option<Mutex<crate::watch::config::Followed>>,
 }
 
@@ -315,8 +317,8 @@ impl Agent {
         Ok(Agent {
             shared,
             stop,
-            task,
-            config_watch,
+            task: Mutex::new(Some(task)),
+            config_watch: Mutex::new(config_watch),
             followed,
         })
     }
@@ -331,17 +333,25 @@ impl Agent {
     pub(super) fn reload_config(&self) {
         if let Some(followed) = &self.followed {
             followed.lock().unwrap_or_else(|p| p.into_inner()).reload();
-        } else if let Some(watch) = &self.config_watch {
+        } else if let Some(watch) = &*self.config_watch.lock().unwrap_or_else(|p| p.into_inner()) {
             watch.trigger().fire();
         }
     }
 
     /// Stops taking ticks, lets the runs in flight finish, publishes the
-    /// `stop` beat and closes the bus; resolves when all that is done.
-    pub(super) async fn stop(self, common: &Common) {
+    /// `stop` beat and closes the bus; resolves when all that is done. A
+    /// second call does nothing.
+    pub(super) async fn stop(&self, common: &Common) {
         let _ = self.stop.send(true);
-        drop(self.config_watch);
-        if let Err(e) = self.task.await {
+        drop(
+            self.config_watch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(task) = task else { return };
+        if let Err(e) = task.await {
             error!(agent = %self.shared.options.agent, "agent task failed: {e}");
         }
         common.release(self.shared.options.handlers_dir.as_deref());

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use heartbeat_core::agents::{Action, Identity, Roster, Scanned};
 use tokio::sync::mpsc;
@@ -164,22 +163,8 @@ impl Agents {
     /// Stops every agent at once; resolves when all have stopped.
     pub(super) async fn stop_all(&self, common: &Common) {
         let agents: Vec<Arc<Agent>> = std::mem::take(&mut *self.lock()).into_values().collect();
-        let stops = agents.into_iter().map(|agent| stop(agent, common));
+        let stops = agents.iter().map(|agent| agent.stop(common));
         futures_util::future::join_all(stops).await;
-    }
-}
-
-/// Stops `agent` once the last other holder of it lets go (a reload in
-/// progress holds it for a moment).
-async fn stop(mut agent: Arc<Agent>, common: &Common) {
-    loop {
-        match Arc::try_unwrap(agent) {
-            Ok(agent) => return agent.stop(common).await,
-            Err(held) => {
-                agent = held;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
     }
 }
 
@@ -221,7 +206,7 @@ impl Fleet {
                         let common = Arc::clone(&self.common);
                         let span = tracing::info_span!("agent", agent = %agent);
                         let task = tokio::spawn(
-                            async move { stop(running, &common).await }.instrument(span),
+                            async move { running.stop(&common).await }.instrument(span),
                         );
                         self.stopping.insert(agent, task);
                     }

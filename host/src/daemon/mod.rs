@@ -166,8 +166,12 @@ async fn serve_process(
         let common = Arc::clone(common);
         tokio::spawn(services::reload_on_sighup(hangups, move || {
             let config = match &rescan {
-                // The rescan also has every agent read its file again.
-                Some(rescan) => rescan.try_send(()).is_ok() || !agents.shared().is_empty(),
+                // The rescan also has every agent read its file again (a
+                // full channel: one is asked for already).
+                Some(rescan) => !matches!(
+                    rescan.try_send(()),
+                    Err(mpsc::error::TrySendError::Closed(()))
+                ),
                 None => agents.reload_all(),
             };
             (config, common.rescan_handlers())

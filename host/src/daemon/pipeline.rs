@@ -131,11 +131,6 @@ impl Pipeline {
         }
     }
 
-    /// The agent it serves.
-    pub fn agent(&self) -> &str {
-        &self.agent
-    }
-
     /// Ticks so far that ran nothing only because the checks that would
     /// have been due were still running from earlier ticks.
     pub fn ticks_held_back(&self) -> u64 {
