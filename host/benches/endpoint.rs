@@ -27,18 +27,6 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Starts the host; with `endpoint`, waits for and returns its address.
 fn start(
     config: &std::path::Path,
@@ -169,7 +157,7 @@ fn main() {
             if let Some(addr) = &addr {
                 scrape(addr);
             }
-            let rss = rss_kib(host.id());
+            let rss = common::status_kib(host.id(), "VmRSS:");
             common::terminate(&mut host);
             println!(
                 "round {round}: endpoint {}: idle RSS {:.1} MiB",
