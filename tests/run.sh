@@ -81,6 +81,12 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -q && apt-get install -y -q chromium
 fi
 
+# tests/e2e/cli.rs renders the man page with groff, every warning on.
+if ! command -v groff >/dev/null 2>&1; then
+    echo "tests/run.sh: installing groff for tests/e2e/cli.rs" >&2
+    timeout 600 apt-get update -q && timeout 600 apt-get install -y -q groff-base
+fi
+
 # Handler toolchains for tests/e2e/languages.rs and tests/e2e/new.rs
 # (componentize-py, componentize-js, clang/wasi-libc, wit-bindgen,
 # wasm-tools, the WASI adapter; pinned in toolchains/versions.env).

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use heartbeat_host::bus as connect;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ExchangeKind};
+use lapin::{BasicProperties, Connection};
 
 mod common;
 
@@ -237,16 +237,7 @@ async fn measure(args: &Args) -> Result<Vec<Duration>, String> {
     let err = |e: lapin::Error| e.to_string();
     let connection = connect(&args.url).await?;
     let channel = connection.create_channel().await.map_err(err)?;
-    channel
-        .exchange_declare(
-            &args.exchange,
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    connect::declare_exchange(&channel, &args.exchange)
         .await
         .map_err(err)?;
     channel

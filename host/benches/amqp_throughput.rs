@@ -72,11 +72,11 @@ use heartbeat_host::bus::{self as connect, self as topology};
 use heartbeat_host::core::envelope;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+    ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection};
 
 mod common;
 
@@ -737,16 +737,7 @@ impl<'a> Bench<'a> {
         match driver {
             Driver::Rust => {
                 let name = format!("bench.ceiling.{}", std::process::id());
-                self.channel
-                    .exchange_declare(
-                        &name,
-                        ExchangeKind::Topic,
-                        ExchangeDeclareOptions {
-                            durable: true,
-                            ..ExchangeDeclareOptions::default()
-                        },
-                        FieldTable::default(),
-                    )
+                topology::declare_exchange(&self.channel, &name)
                     .await
                     .map_err(lapin_err)?;
                 self.channel

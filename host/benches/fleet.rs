@@ -57,11 +57,11 @@ use futures_util::StreamExt as _;
 use heartbeat_host::core::envelope;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection};
 
 /// The baseline's agents per connection (the host's default).
 const BASELINE_PER_CONNECTION: usize = 100;
@@ -161,21 +161,6 @@ async fn confirm_channel(connection: &Connection) -> Channel {
         .await
         .expect("confirm.select");
     channel
-}
-
-async fn declare_exchange(channel: &Channel, exchange: &str) {
-    channel
-        .exchange_declare(
-            exchange,
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange.declare");
 }
 
 /// An exclusive queue bound to `key`, to count what arrives.
@@ -355,7 +340,9 @@ async fn measure_host(
     }
     let connection = connect(url).await;
     let channel = confirm_channel(&connection).await;
-    declare_exchange(&channel, &exchange).await;
+    heartbeat_host::bus::declare_exchange(&channel, &exchange)
+        .await
+        .expect("exchange.declare");
     let mut results = observer(&channel, &exchange, "agent.*.check.completed").await;
     let launch = Launch {
         dir: dir.path(),
@@ -438,7 +425,9 @@ async fn measure_baseline(
         lanes.push(Arc::new(connect(url).await));
     }
     let control = confirm_channel(&connection).await;
-    declare_exchange(&control, &exchange).await;
+    heartbeat_host::bus::declare_exchange(&control, &exchange)
+        .await
+        .expect("exchange.declare");
     let mut results = observer(&control, &exchange, "agent.*.check.completed").await;
     let stop = Arc::new(AtomicBool::new(false));
     // Every agent's setup at once, as the host does them: the host's
@@ -452,7 +441,9 @@ async fn measure_baseline(
         let queue = format!("bench-base-{tag}-{i}");
         async move {
             let consume = lane.create_channel().await.expect("channel");
-            declare_exchange(&consume, &exchange).await;
+            heartbeat_host::bus::declare_exchange(&consume, &exchange)
+        .await
+        .expect("exchange.declare");
             let durable = QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()

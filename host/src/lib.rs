@@ -35,13 +35,15 @@ pub(crate) mod watch;
 
 pub use heartbeat_core as core;
 
-pub use daemon::pipeline::{Parts, run_request};
+pub use daemon::pipeline::{PipelineParts, run_request};
 pub use daemon::{HostOptions, ManyOptions, Pipeline, ProcessOptions, run, run_many};
+pub use heartbeat_core::emit::EmitPolicy;
+pub use heartbeat_core::model::{EmittedEvent, LogRecord, RunReport};
 pub use publish::{Discard, FinishedRun, Receipt, Sink};
 pub use runtime::registry::{Registry, builtin_bytes, builtin_names, load_builtin, load_file};
 pub use runtime::{
-    CompileCache, DirGrant, EmitPolicy, EmittedEvent, LoadError, LoadedHandler, LogRecord,
-    RunReport, RunRequest, Runtime, RuntimeError, RuntimeOptions,
+    CompileCache, DirGrant, LoadError, LoadedHandler, RunRequest, Runtime, RuntimeError,
+    RuntimeOptions,
 };
 pub use source::{Clock, SystemClock, Tick, TickDone};
 pub use store::kv::KvLocation;
@@ -51,13 +53,14 @@ pub use store::state::{Saved, Store};
 /// RabbitMQ pieces the benches and tests drive directly.
 pub mod bus {
     pub use crate::amqp::connect::{connect, parse_url};
-    pub use crate::amqp::topology::{Names, declare};
+    pub use crate::amqp::topology::{Names, declare, declare_exchange};
     pub use crate::amqp::{Bus, BusOptions, ControlRequest, DEFAULT_PREFETCH, OWN_HEADER};
 }
 
 /// Hot reload, for the benches that time it.
 pub mod reload {
-    pub use crate::watch::config::{ConfigWatcher, WatchOptions};
+    pub use crate::daemon::config_reload::ConfigWatcher;
+    pub use crate::watch::config::WatchOptions;
     pub use crate::watch::handlers::start as watch_handler_dir;
 }
 

@@ -785,7 +785,7 @@ fn invoke_until(config: &Config, check: &str, done: impl Fn(&Value) -> bool) -> 
 #[test]
 fn rabbitmq_queue_judges_depth_consumers_and_unacked() {
     // Not while tests/e2e/amqp.rs stops the broker.
-    let _broker = crate::amqp::shared_broker();
+    let _broker = crate::support::broker::shared_broker();
     let queue = Queue::declare("depth");
     queue.publish(5);
     let q = queue.0.as_str();
@@ -845,7 +845,7 @@ fn rabbitmq_queue_judges_depth_consumers_and_unacked() {
 #[test]
 fn rabbitmq_queue_names_a_missing_queue_refused_credentials_and_an_ungranted_origin() {
     // Not while tests/e2e/amqp.rs stops the broker.
-    let _broker = crate::amqp::shared_broker();
+    let _broker = crate::support::broker::shared_broker();
     let queue = Queue::declare("auth");
     let q = queue.0.as_str();
     let config = Config::new(json!({}));
@@ -903,7 +903,7 @@ fn rabbitmq_queue_names_a_missing_queue_refused_credentials_and_an_ungranted_ori
 #[test]
 fn rabbitmq_queue_runs_on_the_hosts_timer() {
     // Not while tests/e2e/amqp.rs stops the broker.
-    let _broker = crate::amqp::shared_broker();
+    let _broker = crate::support::broker::shared_broker();
     let queue = Queue::declare("timer");
     queue.publish(3);
     let config = Config::new(json!({}));
@@ -958,7 +958,7 @@ impl Drop for BrokerObjects {
 #[test]
 fn rabbitmq_queue_result_goes_out_as_check_completed() {
     // Not while tests/e2e/amqp.rs stops the broker.
-    let _broker = crate::amqp::shared_broker();
+    let _broker = crate::support::broker::shared_broker();
     let queue = Queue::declare("bus");
     queue.publish(2);
     let agent = unique_queue("agent");

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::http_server::TestServer;
-use crate::lang_support::{
+use crate::support;
+use crate::support::http_server::TestServer;
+use crate::support::languages::{
     COOKBOOK_LANGUAGES, COOKBOOK_RECIPES, cookbook_recipe, events, invoke, repo_root, run_bounded,
 };
-use crate::support;
 
 /// The recipe's file in `examples/cookbook/<lang>/` and its code fence.
 fn source_of(lang: &str, recipe: &str) -> (std::path::PathBuf, &'static str) {

@@ -259,7 +259,8 @@ fn chromium(url: &str, extra: &[&str], profile: &std::path::Path) -> String {
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(extra)
     .arg(url);
-    let done = crate::lang_support::run_bounded(&mut cmd, "chromium", Duration::from_secs(90));
+    let done =
+        crate::support::languages::run_bounded(&mut cmd, "chromium", Duration::from_secs(90));
     assert!(done.status.success(), "{}", done.log());
     done.stdout
 }
@@ -343,7 +344,7 @@ fn the_status_page_shows_in_a_real_browser_what_an_operator_needs() {
     assert!(dom.contains("id=\"runs\""), "the recent runs");
 
     // For people to look at: target/status-page.png.
-    let shot = crate::lang_support::repo_root().join("target/status-page.png");
+    let shot = crate::support::languages::repo_root().join("target/status-page.png");
     chromium(
         &url,
         &[&format!("--screenshot={}", shot.display())],

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::amqp::{Cleanup, Client, URL, WAIT, ctl, readme_tick, shared_broker, unique};
 use crate::endpoint::{get, sample};
+use crate::support::broker::{Cleanup, Client, URL, WAIT, ctl, readme_tick, shared_broker, unique};
 use crate::support::{RunningHost, field, is, records, render};
 
 /// The agent a log line was written for (its `agent` span).

@@ -198,7 +198,7 @@ fn drop_replace_by_rename_replace_in_place_corrupt_and_delete_take_effect_withou
 }
 
 #[test]
-fn hardening_5_a_relative_handlers_dir_is_hot_reloaded_from_another_working_directory() {
+fn a_relative_handlers_dir_is_hot_reloaded_from_another_working_directory() {
     // `cd dir && heartbeat-host run --config heartbeat.json --handlers h`:
     // a file copied into `h/` afterwards used to be ignored for good.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -311,7 +311,7 @@ fn a_run_in_flight_finishes_on_the_version_it_started_with() {
 }
 
 #[test]
-fn hardening_6_a_slow_run_does_not_hold_up_a_fast_one_selected_beside_it() {
+fn a_slow_run_does_not_hold_up_a_fast_one_selected_beside_it() {
     // `maxPerTick` 2: a check that runs into its 1 s timeout beside one of
     // a fraction of a millisecond. The fast one used to wait for the slow
     // one's end (log line, state, release) and ran on 3 ticks of 16.

@@ -13,7 +13,7 @@ use heartbeat_host::core::config;
 use heartbeat_host::core::model::RunStatus;
 use heartbeat_host::{self as registry, LoadedHandler, RunReport, Runtime, RuntimeOptions, Tick};
 
-use crate::http_server::TestServer;
+use crate::support::http_server::TestServer;
 use crate::support::test_handler;
 
 fn runtime() -> Runtime {
@@ -260,7 +260,7 @@ fn invoke_grant_http_and_grant_net_grant_for_one_run() {
         r#"{{"mode": "http_get", "url": "{}"}}"#,
         server.url("/json")
     );
-    let granted = crate::lang_support::invoke(
+    let granted = crate::support::languages::invoke(
         &[hostile, "--meta", &meta, "--grant-http", &server.origin()],
         &cache,
     );
@@ -270,7 +270,7 @@ fn invoke_grant_http_and_grant_net_grant_for_one_run() {
         granted.finished.log()
     );
     assert_eq!(granted.json["details"]["status"], 200, "{}", granted.json);
-    let refused = crate::lang_support::invoke(&[hostile, "--meta", &meta], &cache);
+    let refused = crate::support::languages::invoke(&[hostile, "--meta", &meta], &cache);
     assert!(
         !refused.finished.status.success(),
         "{}",
@@ -286,8 +286,10 @@ fn invoke_grant_http_and_grant_net_grant_for_one_run() {
     );
     let addr = server.origin().trim_start_matches("http://").to_string();
     let socket = format!(r#"{{"mode": "socket", "addr": "{addr}"}}"#);
-    let connected =
-        crate::lang_support::invoke(&[hostile, "--meta", &socket, "--grant-net", &addr], &cache);
+    let connected = crate::support::languages::invoke(
+        &[hostile, "--meta", &socket, "--grant-net", &addr],
+        &cache,
+    );
     assert_eq!(
         connected.json["details"]["connected"], true,
         "{}",
@@ -295,7 +297,8 @@ fn invoke_grant_http_and_grant_net_grant_for_one_run() {
     );
     let mut bad = std::process::Command::new(crate::support::host_bin());
     bad.args(["invoke", hostile, "--grant-http", "example.com"]);
-    let refused = crate::lang_support::run_bounded(&mut bad, "invoke", Duration::from_secs(60));
+    let refused =
+        crate::support::languages::run_bounded(&mut bad, "invoke", Duration::from_secs(60));
     assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
     assert!(
         refused.stderr.contains("checks.invoke.grants.http[0]")
@@ -332,7 +335,7 @@ fn check_warns_when_a_handler_imports_http_or_sockets_its_check_is_not_granted()
         .arg(&config)
         .arg("--handlers")
         .arg(&handlers);
-    let out = crate::lang_support::run_bounded(&mut check, "check", Duration::from_secs(120));
+    let out = crate::support::languages::run_bounded(&mut check, "check", Duration::from_secs(120));
     assert!(out.status.success(), "{}", out.log());
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(

@@ -9,7 +9,7 @@ use crate::support::RunningHost;
 const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
-fn hardening_7_kill_9_in_a_loop_never_tears_the_state_nor_moves_last_run_back() {
+fn kill_9_in_a_loop_never_tears_the_state_nor_moves_last_run_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("heartbeat.json");
     std::fs::write(

@@ -25,7 +25,7 @@ fn invoke(meta: &str, args: &[&str], cache: &Path) -> serde_json::Value {
     let handler = kv_handler();
     let mut all = vec![handler.to_str().expect("utf-8"), "--meta", meta];
     all.extend_from_slice(args);
-    crate::lang_support::invoke(&all, cache).json
+    crate::support::languages::invoke(&all, cache).json
 }
 
 /// A `heartbeat.json` in `dir` with `checks` (JSON object text).
@@ -71,7 +71,7 @@ fn a_value_set_by_one_invoke_is_read_by_the_next_with_kv_dir_and_not_without() {
 fn invoke_help_says_where_the_store_is_by_default() {
     let mut cmd = std::process::Command::new(support::host_bin());
     cmd.args(["invoke", "--help"]);
-    let out = crate::lang_support::run_bounded(&mut cmd, "invoke --help", WAIT);
+    let out = crate::support::languages::run_bounded(&mut cmd, "invoke --help", WAIT);
     assert!(out.status.success(), "{}", out.log());
     assert!(
         out.stdout.contains("--kv-dir <DIR>")
@@ -434,7 +434,9 @@ async fn a_handler_built_against_wit_0_1_0_loads_and_runs_on_this_0_1_1_host() {
     assert_eq!(report.events[0].event_type, "agent.kv.compat");
     // And through the CLI, as an author would try it.
     let dir = tempfile::tempdir().expect("tempdir");
-    let invoked =
-        crate::lang_support::invoke(&[wasm.to_str().expect("utf-8")], &dir.path().join("cache"));
+    let invoked = crate::support::languages::invoke(
+        &[wasm.to_str().expect("utf-8")],
+        &dir.path().join("cache"),
+    );
     assert_eq!(invoked.json["status"], "success", "{}", invoked.json);
 }

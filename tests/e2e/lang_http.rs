@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::http_server::TestServer;
-use crate::lang_support::{cookbook_recipe, invoke_with_env};
+use crate::support::http_server::TestServer;
+use crate::support::languages::{cookbook_recipe, invoke_with_env};
 use crate::support::{RunningHost, is, records, render};
 
 /// What each language's guest says for a refused origin and for a body

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use crate::lang_support::{self, build_example, deploy, events, invoke, run_bounded};
+use crate::support::languages::{self, build_example, deploy, events, invoke, run_bounded};
 use crate::support::{RunningHost, details, number, records, render};
 
 /// Bound on every wait for the running host: it may have to compile the
@@ -409,7 +409,7 @@ fn build_scripts_name_what_is_missing() {
         ),
     ];
     for (lang, missing, how) in cases {
-        let script = lang_support::repo_root()
+        let script = languages::repo_root()
             .join("examples/handlers")
             .join(lang)
             .join("build.sh");

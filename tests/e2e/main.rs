@@ -6,7 +6,6 @@
 //!
 //! Run one area with a filter: `cargo test -p heartbeat-host --test e2e -- amqp::`.
 
-mod lang_support;
 mod support;
 
 mod agents_cli;
@@ -17,8 +16,8 @@ mod cookbook;
 mod endpoint;
 mod fleet;
 mod handler_reload;
+mod house;
 mod http;
-mod http_server;
 mod kill;
 mod kv;
 mod lang_http;

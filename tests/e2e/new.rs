@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::http_server::TestServer;
-use crate::lang_support::{build, events, invoke, repo_root, run_bounded};
 use crate::support;
+use crate::support::http_server::TestServer;
+use crate::support::languages::{build, events, invoke, repo_root, run_bounded};
 
 /// A generated project, built and invoked once with `{"a": 1, "b": 2}`.
 struct Built {

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::http_server::{BEARER_TOKEN, HEALTH_JSON, TestServer};
-use crate::lang_support::{Finished, run_bounded};
+use crate::support::http_server::{BEARER_TOKEN, HEALTH_JSON, TestServer};
+use crate::support::languages::{Finished, run_bounded};
 use crate::support::{RunningHost, details, records, render};
 
 /// Bound on every command and wait: the first run of a built-in compiles

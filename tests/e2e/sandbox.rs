@@ -115,7 +115,7 @@ async fn a_memory_bomb_is_stopped_at_its_memory_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hardening_7_a_growth_bomb_that_survives_the_refusal_still_fails() {
+async fn a_growth_bomb_that_survives_the_refusal_still_fails() {
     // The guest's allocation is refused, it carries on and says success:
     // the run was over its memory limit all the same, as the README says.
     let rt = runtime();
@@ -130,7 +130,7 @@ async fn hardening_7_a_growth_bomb_that_survives_the_refusal_still_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hardening_3_details_past_the_output_cap_are_refused_with_a_plain_reason() {
+async fn details_past_the_output_cap_are_refused_with_a_plain_reason() {
     let rt = runtime();
     let (report, _) = run(
         &rt,
@@ -155,7 +155,7 @@ async fn hardening_3_details_past_the_output_cap_are_refused_with_a_plain_reason
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hardening_3_a_huge_error_reason_is_truncated_with_a_marker() {
+async fn a_huge_error_reason_is_truncated_with_a_marker() {
     let rt = runtime();
     let (report, _) = run(
         &rt,
@@ -175,7 +175,7 @@ async fn hardening_3_a_huge_error_reason_is_truncated_with_a_marker() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hardening_3_deeply_nested_details_fail_to_parse_without_harm() {
+async fn deeply_nested_details_fail_to_parse_without_harm() {
     let rt = runtime();
     let (report, _) = run(
         &rt,
@@ -191,7 +191,7 @@ async fn hardening_3_deeply_nested_details_fail_to_parse_without_harm() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn hardening_1_and_8_an_overlong_or_reserved_event_type_is_refused_at_the_emit() {
+async fn an_overlong_or_reserved_event_type_is_refused_at_the_emit() {
     let rt = runtime();
     let long = format!("agent.{AGENT}.{}", "k".repeat(300));
     for (event, grants, reason) in [
@@ -576,7 +576,7 @@ async fn quarterly_compaction_archives_through_its_grant_and_is_idempotent() {
 }
 
 /// The consumer's example config names `quarterly_compaction` with no
-/// directory granted (issue 15, item 4): nothing to compact is `skipped`
+/// directory granted: nothing to compact is `skipped`
 /// with the reason, not a failure that backs the check off.
 #[tokio::test(flavor = "multi_thread")]
 async fn quarterly_compaction_without_a_directory_grant_is_skipped_with_the_reason() {
@@ -718,7 +718,7 @@ fn invoke_grant_flags_grant_for_one_run_and_are_validated_like_a_config() {
     let hostile = test_handler("test_handler_hostile.wasm");
     let hostile = hostile.to_str().expect("utf-8");
     let cache = dir.path().join("cache");
-    let env = crate::lang_support::invoke(
+    let env = crate::support::languages::invoke(
         &[
             hostile,
             "--meta",
@@ -736,7 +736,7 @@ fn invoke_grant_flags_grant_for_one_run_and_are_validated_like_a_config() {
     );
     let secret = dir.path().join("token");
     std::fs::write(&secret, "tok-123456\n").expect("secret");
-    let leak = crate::lang_support::invoke(
+    let leak = crate::support::languages::invoke(
         &[
             hostile,
             "--meta",
@@ -755,7 +755,8 @@ fn invoke_grant_flags_grant_for_one_run_and_are_validated_like_a_config() {
     assert_eq!(leak.json["details"]["v"], "[redacted]");
     let mut bad = std::process::Command::new(crate::support::host_bin());
     bad.args(["invoke", hostile, "--grant-env", "NOT-A-NAME"]);
-    let refused = crate::lang_support::run_bounded(&mut bad, "invoke", Duration::from_secs(60));
+    let refused =
+        crate::support::languages::run_bounded(&mut bad, "invoke", Duration::from_secs(60));
     assert_eq!(refused.status.code(), Some(2), "{}", refused.log());
     assert!(
         refused

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::http_server::TestServer;
-use crate::lang_support::{invoke, repo_root, run_bounded};
+use crate::support::http_server::TestServer;
+use crate::support::languages::{invoke, repo_root, run_bounded};
 
 const LIB: &str = r#"
 use handler_sdk::{Check, Handler, Outcome, Status, Tick};
@@ -77,7 +77,7 @@ opt-level = "s"
     let target = repo_root().join("target/scaffold-rust");
     let mut build =
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    crate::lang_support::clean_cargo_env(&mut build);
+    crate::support::languages::clean_cargo_env(&mut build);
     build
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .current_dir(&project)

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::lang_support::run_bounded;
+use crate::support::languages::run_bounded;
 use crate::support::{self, RunningHost, is, message};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,7 +56,7 @@ fn make_special(kind: &str, path: &Path) -> &'static str {
 const KINDS: [&str; 5] = ["fifo", "dev-zero", "directory", "link-loop", "huge"];
 
 #[test]
-fn hardening_2_and_4_special_files_as_config_or_state_are_refused_at_start_up() {
+fn special_files_as_config_or_state_are_refused_at_start_up() {
     for kind in KINDS {
         // As heartbeat.json: `check` and `run` both refuse it promptly.
         let dir = tempfile::tempdir().expect("tempdir");
@@ -95,7 +95,7 @@ fn hardening_2_and_4_special_files_as_config_or_state_are_refused_at_start_up() 
 }
 
 #[test]
-fn hardening_2_and_4_special_files_as_the_liveness_file_are_unreadable_not_a_hang() {
+fn special_files_as_the_liveness_file_are_unreadable_not_a_hang() {
     for kind in KINDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("liveness.json");
@@ -120,7 +120,7 @@ fn hardening_2_and_4_special_files_as_the_liveness_file_are_unreadable_not_a_han
 }
 
 #[test]
-fn hardening_4_a_fifo_replacing_heartbeat_json_is_refused_and_reloads_and_shutdown_go_on() {
+fn a_fifo_replacing_heartbeat_json_is_refused_and_reloads_and_shutdown_go_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("heartbeat.json");
     std::fs::write(&config, r#"{"checks": {"a": {"cadenceMs": 0}}}"#).expect("config");
@@ -157,7 +157,7 @@ fn hardening_4_a_fifo_replacing_heartbeat_json_is_refused_and_reloads_and_shutdo
 }
 
 #[test]
-fn hardening_2_and_4_special_files_in_the_handler_dir_are_refused_and_later_deploys_load() {
+fn special_files_in_the_handler_dir_are_refused_and_later_deploys_load() {
     let dir = tempfile::tempdir().expect("tempdir");
     let handlers = dir.path().join("handlers");
     std::fs::create_dir(&handlers).expect("mkdir");

@@ -75,7 +75,7 @@ fn notify_ready_watchdog_while_ticking_and_stopping_on_sigterm() {
 #[test]
 fn the_template_unit_is_type_notify_with_the_consumers_environment() {
     let unit = std::fs::read_to_string(
-        crate::lang_support::repo_root().join("examples/systemd/heartbeat-host@.service"),
+        crate::support::languages::repo_root().join("examples/systemd/heartbeat-host@.service"),
     )
     .expect("examples/systemd/heartbeat-host@.service");
     for line in [

@@ -174,7 +174,7 @@ fn an_invalid_config_at_startup_is_refused_with_file_line_and_field() {
 }
 
 /// heartbeat-consumer's unit file starts it as `ExecStart=heartbeat-host`
-/// with the environment alone (issue 15, item 3).
+/// with the environment alone.
 #[test]
 fn exec_start_with_no_arguments_runs_the_host_from_the_consumers_environment() {
     let dir = tempfile::tempdir().expect("tempdir");

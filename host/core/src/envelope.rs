@@ -14,8 +14,9 @@ pub const TICK_KEY: &str = "system.heartbeat.tick";
 /// The envelope `version` the host writes.
 pub const ENVELOPE_VERSION: &str = "1.0.0";
 
-/// The longest `event_id` accepted (AMQP short strings hold 255 bytes).
-pub const MAX_EVENT_ID_LEN: usize = 255;
+/// The longest `event_id` accepted: it travels as the AMQP `message_id`,
+/// a short string.
+pub const MAX_EVENT_ID_LEN: usize = crate::wire::MAX_SHORT_STRING;
 
 /// Why a message was refused. Shown in the log line and kept with the
 /// message in the dead-letter queue's log context.

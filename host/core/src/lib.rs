@@ -21,6 +21,9 @@
 //!
 //! [`model`] holds the value types they share, [`time`] and [`topic`] the
 //! rules used in more than one place.
+//!
+//! [`emit`] says what a handler may emit (and which result and control keys
+//! only the host sends); [`wire`] holds the bounds of an AMQP message.
 
 #![warn(missing_docs)]
 
@@ -29,6 +32,7 @@ pub mod beats;
 pub mod builtins;
 pub mod config;
 pub mod control;
+pub mod emit;
 pub mod envelope;
 pub mod explain;
 #[cfg(test)]
@@ -46,3 +50,4 @@ pub mod states;
 pub mod tick_monitor;
 pub mod time;
 pub mod topic;
+pub mod wire;

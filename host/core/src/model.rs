@@ -1,5 +1,7 @@
 //! The value types every room shares: a check's pauses, limits, window and
-//! quarters, the status of a run, and a watched process as handlers see it.
+//! quarters, the status of a run and what it came to (its report, the log
+//! records and events of its handler), and a watched process as handlers
+//! see it.
 
 use std::fmt;
 
@@ -264,6 +266,65 @@ impl ProcessState {
             ProcessState::Stopped => "stopped",
         }
     }
+}
+
+/// What a run came to: the handler's status, details and reason, and what
+/// it wrote through the host functions (already redacted and bounded by the
+/// runtime when it leaves it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// success, failed or skipped.
+    pub status: RunStatus,
+    /// The handler's details (JSON), `{}` when it gave none.
+    pub details: serde_json::Value,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall-clock time of the run, instantiation included.
+    #[serde(rename = "durationUs")]
+    pub duration_us: u64,
+    /// Log records the handler wrote.
+    pub logs: Vec<LogRecord>,
+    /// Events the handler emitted.
+    pub events: Vec<EmittedEvent>,
+    /// Log records dropped over the run's caps.
+    #[serde(rename = "droppedLogs")]
+    pub dropped_logs: u32,
+}
+
+impl RunReport {
+    /// A failed run that never reached a handler (e.g. the handler is missing).
+    pub fn failed_before_start(reason: String) -> RunReport {
+        RunReport {
+            status: RunStatus::Failed,
+            details: serde_json::json!({}),
+            error: Some(reason),
+            duration_us: 0,
+            logs: Vec::new(),
+            events: Vec::new(),
+            dropped_logs: 0,
+        }
+    }
+}
+
+/// A log record a handler wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogRecord {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'static str,
+    /// The message.
+    pub message: String,
+    /// Structured fields, in the order given.
+    pub fields: Vec<(String, String)>,
+}
+
+/// An event a handler emitted (and the emit rules let through).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EmittedEvent {
+    /// The event type, also its routing key.
+    pub event_type: String,
+    /// The payload.
+    pub payload: serde_json::Value,
 }
 
 #[cfg(test)]

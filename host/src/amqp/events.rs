@@ -2,13 +2,15 @@
 //! routing key, then the result event `agent.{name}.check.completed`, then,
 //! when the run changed the check's state, `agent.{name}.check.state_changed`
 //! (both keys moved out of the inbox's bindings by `--results-key-prefix`,
-//! see [`ResultKeys`]). Pure: ids and time are passed in.
+//! see the core's [`ResultKeys`], from which the emit rules reserve them
+//! too). Pure: ids and time are passed in.
 
 use serde_json::Value;
 
-use super::outbox::Record;
-use crate::runtime::RunReport;
+use super::wire::Record;
+use heartbeat_core::emit::ResultKeys;
 use heartbeat_core::envelope::{self, Source};
+use heartbeat_core::model::RunReport;
 use heartbeat_core::states::Verdict;
 
 /// One run, as the bus sees it.
@@ -26,39 +28,6 @@ pub struct RunOutcome<'a> {
     pub report: &'a RunReport,
     /// What it did to the check's state.
     pub verdict: &'a Verdict,
-}
-
-/// The routing keys of the host's own result events, which are also their
-/// `event_type` (and AMQP `type`): one name per event, as for every event
-/// the host sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResultKeys {
-    /// The result of every run.
-    pub completed: String,
-    /// A change of the check's state.
-    pub state_changed: String,
-}
-
-impl ResultKeys {
-    /// Without a prefix, heartbeat-consumer's keys
-    /// `agent.{agent}.check.completed` and `agent.{agent}.check.state_changed`,
-    /// which the inbox's own `agent.{agent}.#` binding brings back to the
-    /// host (to be acknowledged unread). With `prefix` (`--results-key-prefix
-    /// results.`), `{prefix}{agent}.check.completed` and
-    /// `{prefix}{agent}.check.state_changed`: no return trip unless a
-    /// `watch` pattern matches them.
-    pub fn new(agent: &str, prefix: Option<&str>) -> ResultKeys {
-        match prefix {
-            None => ResultKeys {
-                completed: envelope::completed_key(agent),
-                state_changed: envelope::state_changed_key(agent),
-            },
-            Some(prefix) => ResultKeys {
-                completed: format!("{prefix}{agent}.check.completed"),
-                state_changed: format!("{prefix}{agent}.check.state_changed"),
-            },
-        }
-    }
 }
 
 /// The run's events in publishing order, each enveloped with a fresh id
@@ -115,7 +84,7 @@ pub fn run_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::EmittedEvent;
+    use heartbeat_core::model::EmittedEvent;
     use heartbeat_core::model::{CheckHealth, RunStatus};
     use heartbeat_core::states::{ChangeKind, StateChange};
     use serde_json::json;

@@ -4,8 +4,10 @@
 //!
 //! - the envelope and control messages are parsed in the core
 //!   (`heartbeat_core::envelope`, `heartbeat_core::control`); here
-//!   [`outbox`]'s format, [`wire`]'s bounds, [`backoff`] and [`acks`]' book
-//!   of delivery tags are pure.
+//!   [`outbox`]'s format, [`wire`]'s records and bounds, `identity` (the
+//!   headers marking what the host publishes, and what the inbox makes of
+//!   them: its own events skipped, control messages this process published
+//!   refused), [`backoff`] and [`acks`]' book of delivery tags are pure.
 //! - [`topology`] declares what the consumer declared, [`connect`] reaches
 //!   the broker, `session` consumes and reconnects, [`acks`] answers each
 //!   delivery (batching acks), `publisher` sends with confirms and falls
@@ -21,6 +23,7 @@ pub mod acks;
 pub mod backoff;
 pub mod connect;
 pub mod events;
+mod identity;
 pub mod outbox;
 mod publisher;
 mod session;
@@ -39,19 +42,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use heartbeat_core::health::Health;
+use heartbeat_core::model::RunReport;
 use heartbeat_core::tick_monitor::{TickMonitor, Transition};
 use heartbeat_core::{control, envelope};
 
 use crate::publish::Receipt;
-use crate::runtime::RunReport;
 use crate::source::Tick;
 use crate::source::timer::Admit;
 
-#[cfg(test)]
-use publisher::INSTANCE_HEADER;
-pub use publisher::{APP_ID, OWN_HEADER};
-#[cfg(test)]
-use session::is_own;
+pub use identity::{APP_ID, OWN_HEADER};
 
 /// The default exchange (`EXCHANGE_NAME`), as in heartbeat-consumer.
 pub const DEFAULT_EXCHANGE: &str = "bloodbank.events.v1";
@@ -188,11 +187,14 @@ pub struct Metrics {
     pub malformed_beats: AtomicU64,
 }
 
-/// What the bus's tasks share.
-pub(crate) struct Ctx {
-    agent: String,
-    /// This process's instance id ([`INSTANCE_HEADER`]).
-    instance: String,
+/// Everything one agent's bus is set up with, shared by its tasks (the
+/// session that consumes and the publisher): who it publishes as, where
+/// the broker is and what it declares there, how it consumes, and the
+/// counters and beat table it writes into. Fixed once the bus starts.
+pub(crate) struct BusContext {
+    /// The agent and this process's instance id, as written into every
+    /// message the bus sends and read off every delivery.
+    identity: identity::Identity,
     /// What a message may carry (`?max_message_size=` in the URL).
     limits: wire::Limits,
     names: topology::Names,
@@ -202,7 +204,7 @@ pub(crate) struct Ctx {
     /// Consume exclusively; stand by while another host does.
     exclusive: bool,
     /// Where the result events go.
-    result_keys: events::ResultKeys,
+    result_keys: heartbeat_core::emit::ResultKeys,
     backoff: backoff::Backoff,
     source: envelope::Source,
     metrics: Arc<Metrics>,
@@ -212,7 +214,7 @@ pub(crate) struct Ctx {
     own_beats: Option<String>,
     /// The connection shared with other agents, if any; `None`: a
     /// connection of the bus's own.
-    lane: Option<Arc<shared::Lane>>,
+    shared_connection: Option<Arc<shared::SharedConnection>>,
 }
 
 /// What the bus watches besides its inbox's own bindings.
@@ -231,7 +233,7 @@ pub struct Watching {
 
 /// The running bus.
 pub struct Bus {
-    ctx: Arc<Ctx>,
+    ctx: Arc<BusContext>,
     status: watch::Receiver<BusStatus>,
     phase: watch::Sender<Phase>,
     publisher: publisher::PublisherHandle,
@@ -285,22 +287,24 @@ impl Bus {
         metrics
             .dead_lettered
             .store(dead_lettered.len() as u64, Ordering::Relaxed);
-        let ctx = Arc::new(Ctx {
-            agent: agent.to_string(),
-            instance: publisher::instance_id().to_string(),
+        let ctx = Arc::new(BusContext {
+            identity: identity::Identity::of(agent),
             limits,
             names: topology::Names::new(agent, &options.exchange, &watching.patterns),
             uri,
             url_shown: connect::redact(&options.url),
             prefetch: options.prefetch.max(1),
             exclusive: options.exclusive,
-            result_keys: events::ResultKeys::new(agent, options.results_key_prefix.as_deref()),
+            result_keys: heartbeat_core::emit::ResultKeys::new(
+                agent,
+                options.results_key_prefix.as_deref(),
+            ),
             backoff: backoff::Backoff::default(),
             source: source("agent"),
             metrics,
             tracker: Arc::clone(&watching.tracker),
             own_beats: watching.own_beats.clone(),
-            lane: watching.connections.as_ref().map(|c| c.assign()),
+            shared_connection: watching.connections.as_ref().map(|c| c.assign()),
         });
         if options.results_key_prefix.is_some() {
             // A `watch` pattern (or a prefix such as `agent.`) can still
@@ -418,7 +422,9 @@ impl Bus {
                 routing_key,
                 lapin::options::BasicPublishOptions::default(),
                 body.as_bytes(),
-                publisher::beat_properties(&self.ctx),
+                self.ctx
+                    .identity
+                    .beat_properties(crate::source::now_ms() / 1000),
             )
             .await
             .map_err(|e| BeatError::Publish(e.to_string()))?;
@@ -465,8 +471,8 @@ impl Bus {
         {
             warn!("broker connection did not close in time");
         }
-        if let Some(lane) = &self.ctx.lane {
-            lane.leave();
+        if let Some(shared) = &self.ctx.shared_connection {
+            shared.leave();
         }
         let m = &self.ctx.metrics;
         info!(
@@ -568,61 +574,6 @@ mod tests {
             default_outbox_path(Path::new("/a/state")),
             Path::new("/a/state.outbox.jsonl")
         );
-    }
-
-    fn with_headers(pairs: &[(&str, &str)]) -> lapin::BasicProperties {
-        use lapin::types::{AMQPValue, FieldTable, LongString};
-        let mut headers = FieldTable::default();
-        for (key, value) in pairs {
-            headers.insert(
-                (*key).into(),
-                AMQPValue::LongString(LongString::from(*value)),
-            );
-        }
-        lapin::BasicProperties::default().with_headers(headers)
-    }
-
-    #[test]
-    fn own_events_need_the_agent_and_this_process_instance_not_the_agent_header_alone() {
-        let instance = publisher::instance_id();
-        let own = with_headers(&[(OWN_HEADER, "cack"), (INSTANCE_HEADER, instance)]);
-        assert!(is_own(&own, "cack", instance));
-        assert!(!is_own(&own, "other", instance));
-        // A forged agent header, alone or with a made-up instance id, is not
-        // the host's: such a tick is handled as a tick.
-        let forged = with_headers(&[(OWN_HEADER, "cack")]);
-        assert!(!is_own(&forged, "cack", instance));
-        let made_up = with_headers(&[
-            (OWN_HEADER, "cack"),
-            (INSTANCE_HEADER, "00000000-0000-4000-8000-000000000000"),
-        ]);
-        assert!(!is_own(&made_up, "cack", instance));
-        let instance_only = with_headers(&[(INSTANCE_HEADER, instance)]);
-        assert!(!is_own(&instance_only, "cack", instance));
-        assert!(!is_own(
-            &lapin::BasicProperties::default(),
-            "cack",
-            instance
-        ));
-        // Short strings count as well as long ones.
-        let mut headers = lapin::types::FieldTable::default();
-        headers.insert(
-            OWN_HEADER.into(),
-            lapin::types::AMQPValue::ShortString("cack".into()),
-        );
-        headers.insert(
-            INSTANCE_HEADER.into(),
-            lapin::types::AMQPValue::ShortString(instance.into()),
-        );
-        let short = lapin::BasicProperties::default().with_headers(headers);
-        assert!(is_own(&short, "cack", instance));
-    }
-
-    #[test]
-    fn the_instance_id_is_a_uuid_made_once_per_process() {
-        let id = publisher::instance_id();
-        assert_eq!(id, publisher::instance_id());
-        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     }
 
     fn gate(status: BusStatus, exclusive: bool) -> FallbackGate {

@@ -25,22 +25,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::wire;
+use super::wire::{self, Record};
 
 /// The outbox file's format version.
 pub const OUTBOX_VERSION: u32 = 1;
-
-/// One event waiting to be published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Record {
-    /// Where it goes.
-    pub routing_key: String,
-    /// Its envelope's `event_id` (also the AMQP `message_id`).
-    pub event_id: String,
-    /// The envelope, as JSON text.
-    pub body: String,
-}
 
 /// A record moved to the dead-letter file: the record's fields, why, and
 /// when (RFC 3339).
@@ -124,23 +112,6 @@ pub fn dead_letter_path(outbox: &Path) -> PathBuf {
         .map_or_else(|| "outbox".into(), |n| n.to_string_lossy().into_owned());
     let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
     outbox.with_file_name(format!("{stem}.dead.jsonl"))
-}
-
-/// Splits records into those that can be sent and those that cannot (with
-/// why), keeping the order of each.
-pub fn sort_out(
-    records: Vec<Record>,
-    limits: &wire::Limits,
-) -> (Vec<Record>, Vec<(Record, wire::Unsendable)>) {
-    let mut sendable = Vec::with_capacity(records.len());
-    let mut unsendable = Vec::new();
-    for record in records {
-        match wire::check(&record, limits) {
-            Ok(()) => sendable.push(record),
-            Err(why) => unsendable.push((record, why)),
-        }
-    }
-    (sendable, unsendable)
 }
 
 /// What an outbox file holds.
@@ -245,7 +216,7 @@ impl Outbox {
             path: path.to_path_buf(),
             reason,
         })?;
-        let (sendable, unsendable) = sort_out(decoded.records, limits);
+        let (sendable, unsendable) = wire::split_sendable(decoded.records, limits);
         let dead_lettered: Vec<(Record, String)> = unsendable
             .into_iter()
             .map(|(record, why)| (record, why.to_string()))

@@ -16,43 +16,22 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
+use lapin::Channel;
 use lapin::options::BasicPublishOptions;
 use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use super::outbox::{self, Outbox, Record};
-use super::{Ctx, Phase, wire};
-
-/// The AMQP header naming the agent whose host published a message. With
-/// [`INSTANCE_HEADER`], how the host recognises its own events coming back
-/// on its inbox.
-pub const OWN_HEADER: &str = "x-heartbeat-host-agent";
-
-/// The AMQP header carrying the publishing process's instance id (a UUID
-/// made at start-up, [`instance_id`]): a message is the host's own only
-/// when this and [`OWN_HEADER`] both match, so adding the agent header to
-/// a tick does not make the host drop it.
-pub const INSTANCE_HEADER: &str = "x-heartbeat-host-instance";
-
-/// This process's instance id (random, made on first use, the same for
-/// every bus of the process), sent in [`INSTANCE_HEADER`].
-pub(crate) fn instance_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| uuid::Uuid::new_v4().to_string())
-}
-
-/// The AMQP `app_id` of everything the host publishes.
-pub const APP_ID: &str = "heartbeat-host";
+use super::outbox::Outbox;
+use super::wire::{self, Record};
+use super::{BusContext, Phase};
 
 /// How long the broker may take to confirm a publish.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -155,7 +134,7 @@ type Confirmed = (Job, Vec<Outcome>, u64);
 
 /// The publisher task's state.
 pub(crate) struct Publisher {
-    ctx: Arc<Ctx>,
+    ctx: Arc<BusContext>,
     rx: mpsc::UnboundedReceiver<Job>,
     channel: watch::Receiver<ChannelSlot>,
     /// Tells the session which channel failed, so it reconnects.
@@ -178,7 +157,7 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// A publisher and the handle to feed it.
     pub fn new(
-        ctx: Arc<Ctx>,
+        ctx: Arc<BusContext>,
         outbox: Outbox,
         channel: watch::Receiver<ChannelSlot>,
         failed: watch::Sender<u64>,
@@ -247,7 +226,7 @@ impl Publisher {
     /// at once (never published), the rest wait to be published in order.
     fn admit(&mut self, mut job: Job) {
         let (sendable, unsendable) =
-            outbox::sort_out(std::mem::take(&mut job.records), &self.ctx.limits);
+            wire::split_sendable(std::mem::take(&mut job.records), &self.ctx.limits);
         if !unsendable.is_empty() {
             self.dead_letter(
                 unsendable
@@ -585,46 +564,6 @@ fn settle(results: &[Outcome]) -> Settled {
     settled
 }
 
-/// The headers marking what the host publishes as its own: the agent and
-/// this process's instance id.
-fn own_headers(ctx: &Ctx) -> FieldTable {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        OWN_HEADER.into(),
-        AMQPValue::LongString(LongString::from(ctx.agent.as_str())),
-    );
-    headers.insert(
-        INSTANCE_HEADER.into(),
-        AMQPValue::LongString(LongString::from(ctx.instance.as_str())),
-    );
-    headers
-}
-
-/// The AMQP properties of an event the host publishes.
-fn properties(ctx: &Ctx, record: &Record) -> BasicProperties {
-    let headers = own_headers(ctx);
-    let now_s = crate::source::now_ms() / 1000;
-    BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_message_id(record.event_id.as_str().into())
-        .with_type(record.routing_key.as_str().into())
-        .with_app_id(APP_ID.into())
-        .with_timestamp(now_s)
-        .with_headers(headers)
-}
-
-/// The AMQP properties of a beat: a raw text body, transient, marked as
-/// the host's own (so its inbox skips it should a binding match).
-pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
-    let headers = own_headers(ctx);
-    BasicProperties::default()
-        .with_content_type("text/plain".into())
-        .with_app_id(APP_ID.into())
-        .with_timestamp(crate::source::now_ms() / 1000)
-        .with_headers(headers)
-}
-
 /// Publishes `records` in order on `channel`; one entry per record: its
 /// pending confirm, or why it was not sent. The records must have passed
 /// [`wire::check`] (every way in does: [`Publisher::admit`], [`Outbox::open`]).
@@ -636,7 +575,7 @@ pub(crate) fn beat_properties(ctx: &Ctx) -> BasicProperties {
 /// fails to go out, those after it fail too, so nothing later overtakes an
 /// event that goes to the outbox.
 async fn start_publish(
-    ctx: &Ctx,
+    ctx: &BusContext,
     channel: &Channel,
     records: &[&Record],
 ) -> Vec<Result<PublisherConfirm, Failure>> {
@@ -647,7 +586,8 @@ async fn start_publish(
                 &record.routing_key,
                 BasicPublishOptions::default(),
                 record.body.as_bytes(),
-                properties(ctx, record),
+                ctx.identity
+                    .event_properties(record, crate::source::now_ms() / 1000),
             )
             .await
             .map_err(|e| Failure::lost(format!("publish: {e}"), &e))

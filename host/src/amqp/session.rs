@@ -11,17 +11,18 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, Consumer, Event};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer, Event};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::acks::{Acker, Settle};
-use super::publisher::{ChannelSlot, INSTANCE_HEADER, OWN_HEADER};
+use super::identity::Inbound;
+use super::publisher::ChannelSlot;
 use heartbeat_core::control;
 use heartbeat_core::envelope::{self, Route};
 
-use super::{BusStatus, ControlRequest, Ctx, Phase, connect, topology};
+use super::{BusContext, BusStatus, ControlRequest, Phase, connect, topology};
 use crate::source::{Tick, TickDone};
 
 /// Where deliveries go.
@@ -34,7 +35,7 @@ pub(crate) struct Links {
 
 /// The supervisor's handles on the rest of the bus.
 pub(crate) struct Supervisor {
-    pub ctx: Arc<Ctx>,
+    pub ctx: Arc<BusContext>,
     pub links: Links,
     pub channel: watch::Sender<ChannelSlot>,
     pub failed: watch::Receiver<u64>,
@@ -242,12 +243,22 @@ impl Supervisor {
     async fn handle(&self, delivery: Delivery, acker: &Acker) {
         let ctx = &self.ctx;
         let tag = delivery.delivery_tag;
-        if is_own(&delivery.properties, &ctx.agent, &ctx.instance) {
-            ctx.metrics.own_skipped.fetch_add(1, Ordering::Relaxed);
-            acker.settle(tag, Settle::Ack);
-            return;
-        }
-        match envelope::route(&ctx.agent, delivery.routing_key.as_str()) {
+        let route = match ctx
+            .identity
+            .screen(&delivery.properties, delivery.routing_key.as_str())
+        {
+            Inbound::Own => {
+                ctx.metrics.own_skipped.fetch_add(1, Ordering::Relaxed);
+                acker.settle(tag, Settle::Ack);
+                return;
+            }
+            Inbound::ControlFromThisHost(control) => {
+                refuse(ctx, &delivery, acker, &control.to_string());
+                return;
+            }
+            Inbound::Route(route) => route,
+        };
+        match route {
             Route::Tick => match envelope::parse_envelope(&delivery.data) {
                 Ok(envelope) => self.tick(tag, envelope, acker).await,
                 Err(reason) => refuse(ctx, &delivery, acker, &reason.to_string()),
@@ -366,16 +377,17 @@ async fn next_delivery(consumer: &mut Option<Consumer>) -> Option<lapin::Result<
 /// Opens a connection, declares the topology, sets the prefetch, puts the
 /// publishing channel in confirm mode and (when `consuming`) starts the
 /// consumer.
-async fn open(ctx: &Ctx, consuming: bool) -> Result<Session, OpenError> {
-    let (connection, owned) = match &ctx.lane {
-        Some(lane) => (
-            lane.connection()
+async fn open(ctx: &BusContext, consuming: bool) -> Result<Session, OpenError> {
+    let (connection, owned) = match &ctx.shared_connection {
+        Some(shared) => (
+            shared
+                .connection()
                 .await
                 .map_err(|e| OpenError::Failed(format!("connect: {e}")))?,
             false,
         ),
         None => {
-            let name = format!("heartbeat-host agent.{}", ctx.agent);
+            let name = format!("heartbeat-host agent.{}", ctx.identity.agent);
             let connection = connect::connect(&ctx.uri, &name)
                 .await
                 .map_err(|e| OpenError::Failed(format!("connect: {e}")))?;
@@ -532,29 +544,9 @@ impl Session {
     }
 }
 
-/// Whether a message was published by this very process for `agent` (its
-/// own events coming back through the `agent.{name}.#` binding): both
-/// [`OWN_HEADER`] is `agent` and [`INSTANCE_HEADER`] is `instance`, this
-/// process's random id. Anyone can add the agent header to a tick; only
-/// this process knows the id it puts beside it. Headers only, the body is
-/// not read.
-pub fn is_own(properties: &BasicProperties, agent: &str, instance: &str) -> bool {
-    let Some(headers) = properties.headers().as_ref() else {
-        return false;
-    };
-    let is = |key: &str, expected: &str| {
-        headers.inner().get(key).is_some_and(|value| match value {
-            AMQPValue::LongString(s) => s.as_bytes() == expected.as_bytes(),
-            AMQPValue::ShortString(s) => s.as_str() == expected,
-            _ => false,
-        })
-    };
-    is(OWN_HEADER, agent) && is(INSTANCE_HEADER, instance)
-}
-
 /// Rejects without requeue (the inbox dead-letters it to the DLQ) and logs
 /// the reason, once.
-fn refuse(ctx: &Ctx, delivery: &Delivery, acker: &Acker, reason: &str) {
+fn refuse(ctx: &BusContext, delivery: &Delivery, acker: &Acker, reason: &str) {
     ctx.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     let event_id = envelope::parse_object(&delivery.data)
         .ok()

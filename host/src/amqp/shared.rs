@@ -39,28 +39,36 @@ pub const RETRY_FLOOR: Duration = Duration::from_millis(500);
 pub struct SharedConnections {
     uri: AMQPUri,
     per_connection: usize,
-    lanes: std::sync::Mutex<Vec<Arc<Lane>>>,
+    connections: std::sync::Mutex<Vec<Arc<SharedConnection>>>,
 }
 
 impl std::fmt::Debug for SharedConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedConnections")
-            .field("connections", &self.lanes().len())
+            .field("connections", &self.connections().len())
             .finish_non_exhaustive()
     }
 }
 
-/// One shared connection and the agents assigned to it.
-pub(crate) struct Lane {
+/// One connection that up to `per_connection` agents' buses use, and how
+/// many are assigned to it. Opened by the first bus that needs it, opened
+/// again by the first that finds it lost.
+pub(crate) struct SharedConnection {
+    /// Its place among the process's connections (in its name and logs).
     index: usize,
     uri: AMQPUri,
+    /// The agents assigned to it whose bus has not shut down.
     members: AtomicUsize,
-    slot: tokio::sync::Mutex<Slot>,
+    state: tokio::sync::Mutex<ConnectionState>,
 }
 
+/// Where a shared connection stands: open, or when and why the last attempt
+/// to open it failed (so that others wait [`RETRY_FLOOR`]), or neither yet.
 #[derive(Default)]
-struct Slot {
+struct ConnectionState {
+    /// The connection, once opened (it may since have been lost).
     connection: Option<Arc<Connection>>,
+    /// The last failed attempt, when there is no connection.
     failed: Option<(Instant, String)>,
 }
 
@@ -74,39 +82,39 @@ impl SharedConnections {
         Ok(Arc::new(SharedConnections {
             uri: connect::parse_url(url)?,
             per_connection: per_connection.clamp(1, AGENTS_PER_CONNECTION),
-            lanes: std::sync::Mutex::new(Vec::new()),
+            connections: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
-    fn lanes(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Lane>>> {
-        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    fn connections(&self) -> std::sync::MutexGuard<'_, Vec<Arc<SharedConnection>>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A place for one more agent: the first connection with room.
-    pub(crate) fn assign(&self) -> Arc<Lane> {
-        let mut lanes = self.lanes();
-        if let Some(lane) = lanes
+    pub(crate) fn assign(&self) -> Arc<SharedConnection> {
+        let mut connections = self.connections();
+        if let Some(shared) = connections
             .iter()
-            .find(|l| l.members.load(Ordering::Relaxed) < self.per_connection)
+            .find(|c| c.members.load(Ordering::Relaxed) < self.per_connection)
         {
-            lane.members.fetch_add(1, Ordering::Relaxed);
-            return Arc::clone(lane);
+            shared.members.fetch_add(1, Ordering::Relaxed);
+            return Arc::clone(shared);
         }
-        let lane = Arc::new(Lane {
-            index: lanes.len(),
+        let shared = Arc::new(SharedConnection {
+            index: connections.len(),
             uri: self.uri.clone(),
             members: AtomicUsize::new(1),
-            slot: tokio::sync::Mutex::new(Slot::default()),
+            state: tokio::sync::Mutex::new(ConnectionState::default()),
         });
-        lanes.push(Arc::clone(&lane));
-        lane
+        connections.push(Arc::clone(&shared));
+        shared
     }
 
     /// Closes every connection; call once every agent's bus has shut down.
     pub async fn close(&self) {
-        let lanes: Vec<Arc<Lane>> = self.lanes().drain(..).collect();
-        for lane in lanes {
-            let Some(connection) = lane.slot.lock().await.connection.take() else {
+        let connections: Vec<Arc<SharedConnection>> = self.connections().drain(..).collect();
+        for shared in connections {
+            let Some(connection) = shared.state.lock().await.connection.take() else {
                 continue;
             };
             let closed = match Arc::try_unwrap(connection) {
@@ -118,7 +126,7 @@ impl SharedConnections {
                 Ok(()) => {
                     info!(
                         event = "connection_closed",
-                        connection = lane.index,
+                        connection = shared.index,
                         "closed the shared broker connection"
                     );
                 }
@@ -128,19 +136,19 @@ impl SharedConnections {
     }
 }
 
-impl Lane {
-    /// The lane's connection, opened (or opened again) if it is not
-    /// connected; a failure within [`RETRY_FLOOR`] of the last is returned
-    /// without a new attempt.
+impl SharedConnection {
+    /// The connection, opened (or opened again) if it is not connected; a
+    /// failure within [`RETRY_FLOOR`] of the last is returned without a new
+    /// attempt.
     pub(crate) async fn connection(&self) -> Result<Arc<Connection>, String> {
-        let mut slot = self.slot.lock().await;
-        if let Some(connection) = &slot.connection {
+        let mut state = self.state.lock().await;
+        if let Some(connection) = &state.connection {
             if connection.status().connected() {
                 return Ok(Arc::clone(connection));
             }
-            slot.connection = None;
+            state.connection = None;
         }
-        if let Some((at, why)) = &slot.failed
+        if let Some((at, why)) = &state.failed
             && at.elapsed() < RETRY_FLOOR
         {
             return Err(why.clone());
@@ -149,8 +157,8 @@ impl Lane {
         match connect::connect(&self.uri, &name).await {
             Ok(connection) => {
                 let connection = Arc::new(connection);
-                slot.connection = Some(Arc::clone(&connection));
-                slot.failed = None;
+                state.connection = Some(Arc::clone(&connection));
+                state.failed = None;
                 info!(
                     event = "shared_connection_open",
                     connection = self.index,
@@ -161,7 +169,7 @@ impl Lane {
             }
             Err(e) => {
                 let why = e.to_string();
-                slot.failed = Some((Instant::now(), why.clone()));
+                state.failed = Some((Instant::now(), why.clone()));
                 Err(why)
             }
         }

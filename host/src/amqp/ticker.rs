@@ -8,13 +8,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, ExchangeKind};
+use lapin::{BasicProperties, Channel};
 
 use super::envelope::{self, TICK_KEY};
-use super::{BusError, connect};
+use super::{BusError, connect, topology};
 
 /// Publishes whose confirm may be awaited at once by default: the window
 /// of heartbeat-consumer's Python driver (`tick_throughput.py`).
@@ -67,16 +66,7 @@ pub async fn publish_ticks(
         .await
         .map_err(amqp)?;
     let channel = connection.create_channel().await.map_err(amqp)?;
-    channel
-        .exchange_declare(
-            exchange,
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    topology::declare_exchange(&channel, exchange)
         .await
         .map_err(amqp)?;
     channel

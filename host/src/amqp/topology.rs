@@ -61,15 +61,15 @@ impl Names {
     }
 }
 
-/// Declares the exchange, both queues and the bindings (idempotent).
-pub async fn declare(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
-    let durable = |mut o: QueueDeclareOptions| {
-        o.durable = true;
-        o
-    };
+/// Declares `exchange` as heartbeat-consumer does: a durable topic exchange
+/// (idempotent; the broker refuses it, closing the channel, when an exchange
+/// of that name exists with another type or durability). The one
+/// declaration of the exchange: the bus, `tick`, the benches and the tests
+/// all declare it here.
+pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
-            &names.exchange,
+            exchange,
             ExchangeKind::Topic,
             ExchangeDeclareOptions {
                 durable: true,
@@ -77,7 +77,17 @@ pub async fn declare(channel: &Channel, names: &Names) -> Result<(), lapin::Erro
             },
             FieldTable::default(),
         )
-        .await?;
+        .await
+}
+
+/// Declares the exchange ([`declare_exchange`]), both queues and the
+/// bindings (idempotent).
+pub async fn declare(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
+    let durable = |mut o: QueueDeclareOptions| {
+        o.durable = true;
+        o
+    };
+    declare_exchange(channel, &names.exchange).await?;
     channel
         .queue_declare(
             &names.dlq,

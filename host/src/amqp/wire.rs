@@ -1,20 +1,32 @@
 //! What one message can carry on the wire, checked before anything is
 //! published: AMQP 0-9-1 writes a routing key and the `message_id` and
-//! `type` properties as short strings (a one-byte length, so at most 255
-//! bytes), and the broker refuses bodies over its `max_message_size`. A
-//! longer short string is not refused politely: lapin truncates its length
-//! byte, the frame no longer parses and the broker closes the whole
-//! connection (FRAME_ERROR). So a record that fails [`check`] is never
-//! handed to lapin; the publisher dead-letters it instead.
+//! `type` properties as short strings (at most
+//! [`MAX_SHORT_STRING`](heartbeat_core::wire::MAX_SHORT_STRING) bytes, the
+//! core's one bound), and the broker refuses bodies over its
+//! `max_message_size`. A longer short string is not refused politely: lapin
+//! truncates its length byte, the frame no longer parses and the broker
+//! closes the whole connection (FRAME_ERROR). So a record that fails
+//! [`check`] is never handed to lapin; the publisher dead-letters it instead.
 //!
-//! Also here: which broker close codes can be a message's fault
+//! Also here: the [`Record`] every event travels as (in the outbox and to
+//! the broker), which broker close codes can be a message's fault
 //! ([`blames_the_message`]), and [`Suspect`], the count that turns a
 //! record the broker keeps closing the connection on into poison. Pure.
 
-use super::outbox::Record;
+use heartbeat_core::wire::{MAX_SHORT_STRING, fits_short_string};
+use serde::{Deserialize, Serialize};
 
-/// The longest AMQP short string, in bytes.
-pub const MAX_SHORT_STRING: usize = 255;
+/// One event to publish, as the outbox keeps it and the publisher sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// Where it goes (also the AMQP `type`).
+    pub routing_key: String,
+    /// Its envelope's `event_id` (also the AMQP `message_id`).
+    pub event_id: String,
+    /// The envelope, as JSON text.
+    pub body: String,
+}
 
 /// The largest body the host sends unless the URL says (`?max_message_size=`):
 /// 16 MiB, RabbitMQ 4's default `max_message_size` (3.x allows 128 MiB), so
@@ -44,13 +56,14 @@ impl Default for Limits {
 /// Why a message cannot go on the wire as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unsendable {
-    /// The routing key (also sent as the `type` property) is over 255 bytes.
+    /// The routing key (also sent as the `type` property) is longer than a
+    /// short string.
     #[error("routing key is {len} bytes; AMQP carries at most {MAX_SHORT_STRING} (a short string)")]
     RoutingKeyTooLong {
         /// Its length in bytes.
         len: usize,
     },
-    /// The `event_id`, sent as `message_id`, is over 255 bytes.
+    /// The `event_id`, sent as `message_id`, is longer than a short string.
     #[error(
         "event_id (the AMQP message_id) is {len} bytes; AMQP carries at most {MAX_SHORT_STRING} (a short string)"
     )]
@@ -76,13 +89,13 @@ pub fn check_parts(
     body_len: usize,
     limits: &Limits,
 ) -> Result<(), Unsendable> {
-    if routing_key.len() > MAX_SHORT_STRING {
+    if !fits_short_string(routing_key) {
         return Err(Unsendable::RoutingKeyTooLong {
             len: routing_key.len(),
         });
     }
     if let Some(id) = message_id
-        && id.len() > MAX_SHORT_STRING
+        && !fits_short_string(id)
     {
         return Err(Unsendable::MessageIdTooLong { len: id.len() });
     }
@@ -105,6 +118,23 @@ pub fn check(record: &Record, limits: &Limits) -> Result<(), Unsendable> {
         record.body.len(),
         limits,
     )
+}
+
+/// Splits records into those the wire can carry and those it cannot (each
+/// with why), keeping the order of each.
+pub fn split_sendable(
+    records: Vec<Record>,
+    limits: &Limits,
+) -> (Vec<Record>, Vec<(Record, Unsendable)>) {
+    let mut sendable = Vec::with_capacity(records.len());
+    let mut unsendable = Vec::new();
+    for record in records {
+        match check(&record, limits) {
+            Ok(()) => sendable.push(record),
+            Err(why) => unsendable.push((record, why)),
+        }
+    }
+    (sendable, unsendable)
 }
 
 /// Whether a broker closing a channel or the connection with `code` can be

@@ -9,15 +9,16 @@
 //!
 //! `check --agents DIR` checks every agent file of a directory the same
 //! way, plus what serving them side by side needs: each names its `agent`,
-//! and no two name the same one ([`one_file_per_agent`]). `explain
-//! --agents` reads the directory through the same [`agent_files`].
+//! and no two name the same one (`cli/agent_files.rs`, which `explain
+//! --agents` reads the directory through too). What a config grants too
+//! little (or too much) for its handlers is `cli/lints.rs`.
 
 use std::path::{Path, PathBuf};
 
+use super::agent_files::{agent_files, select};
+use super::lints::{ungranted_compactions, ungranted_imports, unusable_dir_grants};
 use crate::daemon::Layout;
-use crate::daemon::fleet::read_agent_file;
 use crate::runtime::registry::{self, HandlerSource};
-use heartbeat_core::agents::Identity;
 use heartbeat_core::config::{ConfigWarning, HeartbeatConfig};
 
 /// One handler name the config uses, and what it resolves to.
@@ -272,96 +273,6 @@ pub fn check(
     report
 }
 
-/// Warnings for the capabilities `handler` imports that a check using it
-/// is not granted: its requests (`wasi:http`) or connections
-/// (`wasi:sockets`) will be refused at run time. An import is a fact about
-/// the component, not proof that its code connects: componentize-py's and
-/// componentize-js's runtimes import `wasi:sockets` whatever the script
-/// does, so the socket warning then says only what a connection would meet.
-fn ungranted_imports(
-    handler: &crate::runtime::LoadedHandler,
-    config: &HeartbeatConfig,
-    checks: &[String],
-) -> Vec<ConfigWarning> {
-    let imports = &handler.imports;
-    let http = imports.iter().any(|i| i == "wasi:http/outgoing-handler");
-    let sockets = imports
-        .iter()
-        .any(|i| i == "wasi:sockets/tcp-create-socket" || i == "wasi:sockets/udp-create-socket");
-    let mut warnings = Vec::new();
-    for check in config.checks.iter().filter(|c| checks.contains(&c.name)) {
-        if http && check.grants.http.is_empty() {
-            warnings.push(ConfigWarning {
-                path: format!("checks.{}.grants.http", check.name),
-                message: format!(
-                    "handler {} imports wasi:http but this check grants no origin: any request it makes will be refused (grant one, e.g. \"http\": [\"https://api.example.com\"])",
-                    handler.name
-                ),
-            });
-        }
-        if sockets && check.grants.net.is_empty() {
-            warnings.push(ConfigWarning {
-                path: format!("checks.{}.grants.net", check.name),
-                message: format!(
-                    "handler {} imports wasi:sockets but this check grants no peer: any connection it makes will be refused (grant one, e.g. \"net\": [\"db.internal:5432\"])",
-                    handler.name
-                ),
-            });
-        }
-    }
-    warnings
-}
-
-/// Directory grants whose host path is missing or not a directory: each
-/// run of the check would fail before the handler starts.
-fn unusable_dir_grants(config: &HeartbeatConfig, config_dir: &Path) -> Vec<String> {
-    let mut errors = Vec::new();
-    for check in &config.checks {
-        for grant in &check.grants.dirs {
-            let host = grant.host_path_from(config_dir);
-            let problem = match std::fs::metadata(&host) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => "is not a directory".to_string(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
-                Err(e) => format!("cannot be read: {e}"),
-            };
-            errors.push(format!(
-                "checks.{}.grants.dirs.{}.path: {} {problem}",
-                check.name,
-                grant.guest_path,
-                host.display()
-            ));
-        }
-    }
-    errors
-}
-
-/// `quarterly_compaction` checks whose `meta.dir` (default `/data`) no
-/// directory grant covers: each run will be `skipped`, nothing compacted.
-fn ungranted_compactions(config: &HeartbeatConfig) -> Vec<ConfigWarning> {
-    config
-        .checks
-        .iter()
-        .filter(|check| check.handler == "quarterly_compaction")
-        .filter_map(|check| {
-            let dir = check
-                .meta
-                .get("dir")
-                .and_then(|d| d.as_str())
-                .unwrap_or("/data");
-            let granted = check.grants.dirs.iter().any(|g| {
-                dir == g.guest_path || dir.starts_with(&format!("{}/", g.guest_path.trim_end_matches('/')))
-            });
-            (!granted).then(|| ConfigWarning {
-                path: format!("checks.{}.grants.dirs", check.name),
-                message: format!(
-                    "no directory granted at {dir}: quarterly_compaction will skip every run with nothing to compact"
-                ),
-            })
-        })
-        .collect()
-}
-
 #[derive(clap::Args)]
 pub struct CheckArgs {
     /// The agent's heartbeat.json.
@@ -427,153 +338,6 @@ fn runtime_if(needed: bool) -> Option<crate::runtime::Runtime> {
             None
         }
     }
-}
-
-/// One file of an agents directory, read as `run --agents` reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct AgentFile {
-    /// The file.
-    pub file: PathBuf,
-    /// The agent it names, or why it names none (the reason names the field).
-    pub identity: Result<Identity, String>,
-    /// An earlier file (by name) that names the same agent: `run` serves
-    /// that one and refuses this one.
-    pub named_before_by: Option<PathBuf>,
-}
-
-impl AgentFile {
-    /// The agent this file serves: its name, when it names one that no
-    /// earlier file names.
-    pub fn agent(&self) -> Option<&str> {
-        match (&self.identity, &self.named_before_by) {
-            (Ok(identity), None) => Some(&identity.agent),
-            _ => None,
-        }
-    }
-
-    /// Whether the file names `agent`, served from here or not.
-    pub fn names(&self, agent: &str) -> bool {
-        self.identity.as_ref().is_ok_and(|id| id.agent == agent)
-    }
-
-    /// Why `run --agents` serves no agent from this file, naming the
-    /// field; `None` when it serves one.
-    pub fn problem(&self) -> Option<String> {
-        match (&self.identity, &self.named_before_by) {
-            (Err(reason), _) => Some(reason.clone()),
-            (Ok(identity), Some(first)) => Some(format!(
-                "agent: {:?} is already named by {}; two files cannot serve one agent (run serves the first and refuses this one)",
-                identity.agent,
-                first.display()
-            )),
-            (Ok(_), None) => None,
-        }
-    }
-
-    /// [`AgentFile::problem`] as one line naming the file.
-    pub fn problem_line(&self) -> Option<String> {
-        self.problem()
-            .map(|reason| naming_file(&self.file, &reason))
-    }
-
-    /// The handler directory of this file's agent: its `handlersDir`
-    /// (relative to the file's directory), else `fallback` (`--handlers`).
-    /// The same rule as `run --agents` (`daemon::fleet::handlers_dir`); a
-    /// file that names no agent is read once more for it.
-    pub fn handlers_dir(&self, fallback: Option<&Path>) -> Option<PathBuf> {
-        let own = match &self.identity {
-            Ok(identity) => identity.handlers_dir.clone(),
-            Err(_) => crate::store::load_config(&self.file)
-                .ok()
-                .and_then(|loaded| loaded.config.handlers_dir),
-        };
-        crate::daemon::fleet::handlers_dir(&self.file, own.as_deref(), fallback)
-    }
-}
-
-/// `reason` prefixed with the file, unless it names it already (a parse
-/// error is positioned as `FILE:LINE:COLUMN: ...`).
-pub(super) fn naming_file(file: &Path, reason: &str) -> String {
-    let shown = file.display().to_string();
-    if reason.starts_with(&shown) {
-        reason.to_string()
-    } else {
-        format!("{shown}: {reason}")
-    }
-}
-
-/// Marks each file naming an agent that an earlier file names already,
-/// with that earlier file: of two files claiming one agent, `run --agents`
-/// starts with the first (files are read by name) and refuses the second.
-pub(super) fn one_file_per_agent(files: Vec<AgentFile>) -> Vec<AgentFile> {
-    let mut first: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
-    files
-        .into_iter()
-        .map(|mut file| {
-            if let Ok(identity) = &file.identity {
-                match first.get(&identity.agent) {
-                    Some(earlier) => file.named_before_by = Some(earlier.clone()),
-                    None => {
-                        first.insert(identity.agent.clone(), file.file.clone());
-                    }
-                }
-            }
-            file
-        })
-        .collect()
-}
-
-/// The agent files of `layout` now, each with the agent it names: listed
-/// and read as `run --agents` does (`Layout::files`, `fleet::read_agent_file`).
-/// An agents directory that cannot be listed is an error.
-pub(super) fn agent_files(layout: &Layout) -> anyhow::Result<Vec<AgentFile>> {
-    if let Some(dir) = &layout.agents_dir {
-        // `Layout::files` only logs this; here it is the answer.
-        crate::daemon::fleet::json_files(dir)
-            .map_err(|e| anyhow::anyhow!("--agents {}: cannot list it: {e}", dir.display()))?;
-    }
-    let files = layout
-        .files()
-        .into_iter()
-        .filter_map(|file| {
-            // `None`: gone since it was listed.
-            let (identity, _) = read_agent_file(&file)?;
-            Some(AgentFile {
-                file,
-                identity,
-                named_before_by: None,
-            })
-        })
-        .collect();
-    Ok(one_file_per_agent(files))
-}
-
-/// The files `--agent NAME` picks, or every one without it; an error
-/// (exit 2) naming the directory when no file names that agent, after the
-/// files that name no agent at all (one of them may be the one meant).
-pub(super) fn select<'a>(
-    files: &'a [AgentFile],
-    agent: Option<&str>,
-    dir: &Path,
-) -> anyhow::Result<Vec<&'a AgentFile>> {
-    let Some(name) = agent else {
-        return Ok(files.iter().collect());
-    };
-    let picked: Vec<&AgentFile> = files.iter().filter(|f| f.names(name)).collect();
-    if picked.is_empty() {
-        for line in files
-            .iter()
-            .filter(|f| f.identity.is_err())
-            .filter_map(AgentFile::problem_line)
-        {
-            eprintln!("error: {line}");
-        }
-        anyhow::bail!(
-            "--agents {}: no agent file there names agent {name:?} (its `agent` field)",
-            dir.display()
-        );
-    }
-    Ok(picked)
 }
 
 /// `check --agents DIR`: each file's report as `check --config` gives it
@@ -763,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn hardening_7_a_dir_grant_that_is_missing_or_a_file_fails_check() {
+    fn a_dir_grant_that_is_missing_or_a_file_fails_check() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("mem")).expect("mkdir");
         std::fs::write(dir.path().join("file"), "x").expect("file");
@@ -816,126 +580,5 @@ mod tests {
         );
         assert!(!text.contains("grants of b"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
-    }
-
-    fn named(file: &str, agent: Result<&str, &str>) -> AgentFile {
-        AgentFile {
-            file: PathBuf::from(file),
-            identity: agent
-                .map(|a| Identity {
-                    agent: a.into(),
-                    handlers_dir: None,
-                })
-                .map_err(String::from),
-            named_before_by: None,
-        }
-    }
-
-    #[test]
-    fn a_second_file_naming_an_agent_is_refused_naming_the_first() {
-        let files = one_file_per_agent(vec![
-            named("d/a.json", Ok("a")),
-            named("d/b.json", Ok("b")),
-            named("d/c.json", Err("agent: required")),
-            named("d/d.json", Ok("b")),
-            named("d/e.json", Ok("b")),
-        ]);
-        let served: Vec<Option<&str>> = files.iter().map(AgentFile::agent).collect();
-        assert_eq!(served, [Some("a"), Some("b"), None, None, None]);
-        assert_eq!(files[3].named_before_by, Some(PathBuf::from("d/b.json")));
-        assert_eq!(files[4].named_before_by, Some(PathBuf::from("d/b.json")));
-        assert_eq!(
-            files[3].problem_line().as_deref(),
-            Some(
-                "d/d.json: agent: \"b\" is already named by d/b.json; two files cannot serve one agent (run serves the first and refuses this one)"
-            )
-        );
-        assert_eq!(
-            files[2].problem_line().as_deref(),
-            Some("d/c.json: agent: required")
-        );
-        assert!(files[3].names("b") && !files[3].names("a"));
-        assert_eq!(files[0].problem(), None);
-    }
-
-    #[test]
-    fn a_reason_that_names_its_file_is_not_prefixed_twice() {
-        let file = Path::new("d/a.json");
-        assert_eq!(
-            naming_file(file, "d/a.json:1:2: agent: x"),
-            "d/a.json:1:2: agent: x"
-        );
-        assert_eq!(naming_file(file, "agent: x"), "d/a.json: agent: x");
-    }
-
-    #[test]
-    fn an_agents_handlers_dir_is_relative_to_its_file_else_the_flag() {
-        let mut file = named("/srv/agents/a.json", Ok("a"));
-        let flag = Path::new("/h");
-        assert_eq!(file.handlers_dir(Some(flag)), Some(PathBuf::from("/h")));
-        assert_eq!(file.handlers_dir(None), None);
-        if let Ok(identity) = &mut file.identity {
-            identity.handlers_dir = Some("handlers/a".into());
-        }
-        assert_eq!(
-            file.handlers_dir(Some(flag)),
-            Some(PathBuf::from("/srv/agents/handlers/a"))
-        );
-    }
-
-    #[test]
-    fn agent_files_reads_each_json_file_of_the_directory_by_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let write = |name: &str, text: &str| {
-            std::fs::write(dir.path().join(name), text).expect("write");
-        };
-        write(
-            "b.json",
-            r#"{"agent": "b", "handlersDir": "hb", "checks": {}}"#,
-        );
-        write("a.json", r#"{"agent": "a", "checks": {}}"#);
-        write("none.json", r#"{"checks": {}}"#);
-        write("twin.json", r#"{"agent": "a", "checks": {}}"#);
-        write("notes.txt", "not an agent");
-        write(".hidden.json", r#"{"agent": "h", "checks": {}}"#);
-        std::fs::create_dir(dir.path().join("state")).expect("state dir");
-        let layout = Layout {
-            agents_dir: Some(dir.path().to_path_buf()),
-            ..Layout::default()
-        };
-        let files = agent_files(&layout).expect("listed");
-        let names: Vec<String> = files
-            .iter()
-            .map(|f| {
-                f.file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            })
-            .collect();
-        assert_eq!(names, ["a.json", "b.json", "none.json", "twin.json"]);
-        assert_eq!(files[1].handlers_dir(None), Some(dir.path().join("hb")));
-        assert!(
-            files[2]
-                .problem()
-                .is_some_and(|p| p.starts_with("agent: required")),
-            "{:?}",
-            files[2]
-        );
-        assert_eq!(files[3].named_before_by, Some(dir.path().join("a.json")));
-        let picked = select(&files, Some("a"), dir.path()).expect("a is named");
-        assert_eq!(picked.len(), 2, "the file serving a, then its twin");
-        let missing = select(&files, Some("zz"), dir.path()).expect_err("no zz");
-        assert!(
-            missing
-                .to_string()
-                .contains(&format!("--agents {}: no agent file", dir.path().display())),
-            "{missing}"
-        );
-        let gone = Layout {
-            agents_dir: Some(dir.path().join("nope")),
-            ..Layout::default()
-        };
-        assert!(agent_files(&gone).is_err());
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use heartbeat_core::explain;
 
-use super::check::{AgentFile, agent_files, naming_file, select};
+use super::agent_files::{AgentFile, agent_files, naming_file, select};
 use crate::daemon::Layout;
 
 #[derive(clap::Args)]

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::runtime::registry::{self, HandlerSource};
-use crate::runtime::{LoadError, RunReport, Runtime, RuntimeOptions};
+use crate::runtime::{LoadError, Runtime, RuntimeOptions};
 use crate::source::now_ms;
 use heartbeat_core::config::{self, CheckConfig};
-use heartbeat_core::model::{Limits, RunStatus};
+use heartbeat_core::model::{Limits, RunReport, RunStatus};
 
 /// What to invoke and how.
 #[derive(Debug, Clone, Default)]

@@ -2,11 +2,13 @@
 //! the command: each parses its own flags and hands over to the library.
 //! This is the binary's edge: errors become `anyhow` here, and exit codes.
 
+mod agent_files;
 mod check;
 mod docs;
 mod explain;
 mod invoke;
 mod is_alive;
+mod lints;
 mod logging;
 mod new;
 mod run;

@@ -11,7 +11,7 @@ use heartbeat_core::beats::BeatOptions;
 
 use super::parse_duration;
 use crate::amqp::{BusOptions, DEFAULT_EXCHANGE, DEFAULT_OUTBOX_MAX, DEFAULT_PREFETCH};
-use crate::daemon::{self, HostOptions, ManyOptions, ProcessOptions};
+use crate::daemon::{self, AgentDefaults, BusDefaults, HostOptions, ManyOptions, ProcessOptions};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -127,22 +127,28 @@ pub struct BusArgs {
 }
 
 impl BusArgs {
-    /// The bus options, or `None` without a URL (an empty `RABBIT_URL`
-    /// counts as none).
+    /// The bus options of the one agent whose state file is `state_path`,
+    /// or `None` without a URL (an empty `RABBIT_URL` counts as none).
     pub fn options(&self, state_path: &Path) -> Option<BusOptions> {
+        let outbox = self
+            .outbox
+            .clone()
+            .unwrap_or_else(|| crate::amqp::default_outbox_path(state_path));
+        Some(self.defaults()?.with_outbox(outbox))
+    }
+
+    /// The bus options every agent shares (each has its own outbox), or
+    /// `None` without a URL.
+    pub fn defaults(&self) -> Option<BusDefaults> {
         let url = self
             .amqp_url
             .as_deref()
             .map(str::trim)
             .filter(|u| !u.is_empty())?;
-        Some(BusOptions {
+        Some(BusDefaults {
             url: url.to_string(),
             exchange: self.exchange.clone(),
             prefetch: self.prefetch,
-            outbox_path: self
-                .outbox
-                .clone()
-                .unwrap_or_else(|| crate::amqp::default_outbox_path(state_path)),
             outbox_max: usize::try_from(self.outbox_max).unwrap_or(usize::MAX),
             exclusive: self.exclusive,
             results_key_prefix: self
@@ -294,22 +300,13 @@ fn many_options(args: RunArgs) -> anyhow::Result<(ManyOptions, ProcessOptions)> 
     let max_runs = args
         .max_runs_per_agent
         .unwrap_or((args.max_runs_in_flight / 4).max(1));
-    let template = daemon::AgentOptions {
-        config_path: PathBuf::new(),
-        state_path: PathBuf::new(),
-        agent: String::new(),
-        handlers_dir: None,
+    let defaults = AgentDefaults {
         tick_interval: args.tick_interval,
-        // The outbox is set per agent, beside its state file.
-        bus: args.bus.options(Path::new("")),
+        bus: args.bus.defaults(),
         events_log: args.events_log,
-        liveness_file: None,
         liveness_period: args.liveness_period,
-        beats: BeatOptions {
-            process: String::new(),
-            period: args.beat_period,
-            warmup: args.beat_warmup,
-        },
+        beat_period: args.beat_period,
+        beat_warmup: args.beat_warmup,
         max_runs: Some(max_runs),
     };
     Ok((
@@ -323,7 +320,7 @@ fn many_options(args: RunArgs) -> anyhow::Result<(ManyOptions, ProcessOptions)> 
             liveness_dir: args.liveness_dir,
             agents_per_connection: usize::try_from(args.agents_per_connection)
                 .unwrap_or(crate::amqp::shared::AGENTS_PER_CONNECTION),
-            template,
+            defaults,
         },
         process,
     ))

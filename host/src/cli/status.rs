@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::observe::status::{AgentStatus, StatusReply};
+
 /// Why the status cannot be shown.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -199,33 +201,35 @@ pub(super) fn execute(args: &StatusArgs) -> std::process::ExitCode {
 /// host serving several, or `agent`'s alone (`/status?agent=NAME`).
 fn show_live(url: &str, agent: Option<&str>) -> Result<(), String> {
     let status = fetch_status(url, agent).map_err(|e| format!("{url}: {e}"))?;
-    if let Some(name) = agent
-        && status["agent"].as_str() != Some(name)
-    {
+    if let Some(name) = agent {
         // A host from before several agents ignores the query.
-        return Err(format!(
-            "{url}: asked for agent {name:?}, the host answered with {}",
-            status["agent"]
-        ));
+        let answered = match &status {
+            StatusReply::Agent(one) if one.agent == name => None,
+            StatusReply::Agent(one) => Some(format!("{:?}", one.agent)),
+            StatusReply::Host(_) => Some("every agent's status".to_string()),
+        };
+        if let Some(answered) = answered {
+            return Err(format!(
+                "{url}: asked for agent {name:?}, the host answered with {answered}"
+            ));
+        }
     }
     print!("{}", render_live_any(&status));
     Ok(())
 }
 
 /// A host's `/status` as text, whichever host answered: one agent's
-/// object as [`render_live`] shows it; `{"at", "agents": [...]}` (a host
-/// serving several) as each agent's, a blank line between.
-pub fn render_live_any(status: &serde_json::Value) -> String {
-    let Some(agents) = status.get("agents").and_then(serde_json::Value::as_array) else {
-        return render_live(status);
+/// as [`render_live`] shows it; a host serving several as each agent's,
+/// a blank line between.
+pub fn render_live_any(status: &StatusReply) -> String {
+    let host = match status {
+        StatusReply::Agent(one) => return render_live(one),
+        StatusReply::Host(host) => host,
     };
-    if agents.is_empty() {
-        return format!(
-            "heartbeat-host: serving no agents at {}\n",
-            status["at"].as_str().unwrap_or_default()
-        );
+    if host.agents.is_empty() {
+        return format!("heartbeat-host: serving no agents at {}\n", host.at);
     }
-    agents
+    host.agents
         .iter()
         .map(render_live)
         .collect::<Vec<_>>()
@@ -267,8 +271,8 @@ fn show_liveness_dir(dir: &Path, agent: Option<&str>) -> Result<(), String> {
 
 /// `GET /status` (`/status?agent=NAME` for `agent`) from a host's
 /// endpoint (`http://HOST:PORT`), over plain HTTP/1.1 with a 10 s bound
-/// on each step: the host's JSON.
-fn fetch_status(url: &str, agent: Option<&str>) -> Result<serde_json::Value, String> {
+/// on each step: the host's status.
+fn fetch_status(url: &str, agent: Option<&str>) -> Result<StatusReply, String> {
     use std::io::{Read as _, Write as _};
     let authority = url
         .strip_prefix("http://")
@@ -319,50 +323,42 @@ fn fetch_status(url: &str, agent: Option<&str>) -> Result<serde_json::Value, Str
 
 /// A live host's `/status`, for people: health, then a line per check,
 /// then the last runs.
-pub fn render_live(status: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+pub fn render_live(status: &AgentStatus) -> String {
     let mut out = format!(
         "heartbeat-host for {}: {} at {}\n",
-        s(&status["agent"]),
-        s(&status["health"]["status"]),
-        s(&status["at"])
+        status.agent, status.health.status, status.at
     );
-    for reason in status["health"]["reasons"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "  reason: {}", s(reason));
+    for reason in &status.health.reasons {
+        let _ = writeln!(out, "  reason: {reason}");
     }
     let _ = writeln!(
         out,
         "{:<20} {:<22} {:<12} {:<16} {:<10} WHY",
         "CHECK", "HANDLER", "STATUS", "STATE", "LAST"
     );
-    for check in status["checks"].as_array().into_iter().flatten() {
-        let last = match (s(&check["lastStatus"]), s(&check["lastError"])) {
-            (st, err) if err.is_empty() => st,
-            (st, err) => format!("{st}: {err}"),
+    for check in &status.checks {
+        let outcome = check.last_status.as_deref().unwrap_or_default();
+        let last = match check.last_error.as_deref().unwrap_or_default() {
+            "" => outcome.to_string(),
+            error => format!("{outcome}: {error}"),
         };
         let _ = writeln!(
             out,
             "{:<20} {:<22} {:<12} {:<16} {:<10} {}",
-            s(&check["name"]),
-            s(&check["handler"]),
-            s(&check["status"]),
-            s(&check["stateText"]),
-            last,
-            s(&check["reason"])
+            check.name, check.handler, check.status, check.state_text, last, check.reason
         );
     }
-    let runs = status["recentRuns"].as_array().cloned().unwrap_or_default();
-    if !runs.is_empty() {
+    if !status.recent_runs.is_empty() {
         let _ = writeln!(out, "recent runs (newest first):");
-        for run in runs.iter().take(10) {
+        for run in status.recent_runs.iter().take(10) {
             let _ = writeln!(
                 out,
                 "  {} {} {} {:.3}ms {}",
-                s(&run["at"]),
-                s(&run["check"]),
-                s(&run["status"]),
-                run["durationMs"].as_f64().unwrap_or(0.0),
-                s(&run["error"])
+                run.at,
+                run.check,
+                run.status,
+                run.duration_ms,
+                run.error.as_deref().unwrap_or_default()
             );
         }
     }
@@ -414,19 +410,25 @@ mod tests {
         assert!(matches!(read(&path), Err(StatusError::Invalid { .. })));
     }
 
-    fn live(agent: &str) -> serde_json::Value {
-        serde_json::json!({
+    fn live(agent: &str) -> AgentStatus {
+        serde_json::from_value(serde_json::json!({
             "agent": agent, "at": "2026-01-01T00:00:00Z",
             "health": {"status": "healthy", "reasons": []},
             "checks": [{"name": "ping", "handler": "default", "status": "waiting"}],
             "recentRuns": []
-        })
+        }))
+        .expect("an agent's /status")
+    }
+
+    /// `/status` as the host with `json` would answer it.
+    fn reply(json: serde_json::Value) -> StatusReply {
+        serde_json::from_value(json).expect("a /status reply")
     }
 
     #[test]
     fn a_many_agent_status_shows_each_agent_as_one_would_be_shown() {
-        let many =
-            serde_json::json!({"at": "2026-01-01T00:00:00Z", "agents": [live("a"), live("b")]});
+        let agents = [live("a"), live("b")];
+        let many = reply(serde_json::json!({"at": "2026-01-01T00:00:00Z", "agents": agents}));
         let text = render_live_any(&many);
         assert_eq!(
             text,
@@ -438,8 +440,9 @@ mod tests {
         );
         assert!(text.contains("\n\nheartbeat-host for b: healthy"), "{text}");
         // One agent's object is shown as before.
-        assert_eq!(render_live_any(&live("a")), render_live(&live("a")));
-        let none = serde_json::json!({"at": "2026-01-01T00:00:00Z", "agents": []});
+        let one = reply(serde_json::to_value(live("a")).expect("json"));
+        assert_eq!(render_live_any(&one), render_live(&live("a")));
+        let none = reply(serde_json::json!({"at": "2026-01-01T00:00:00Z", "agents": []}));
         assert_eq!(
             render_live_any(&none),
             "heartbeat-host: serving no agents at 2026-01-01T00:00:00Z\n"

@@ -1,15 +1,14 @@
 //! One agent served by the host: its config and state, its pipeline, its
 //! bus (queue, outbox, beats, controls), its processes table, its timer and
-//! its tick loop. [`Agent::start`] brings it up on the process's shared
-//! parts ([`Common`]); [`Agent::stop`] stops taking ticks, lets its runs in
-//! flight finish and publishes its `stop` beat. The single-agent host runs
-//! one; `run --agents` runs one per file.
+//! its tick loop. [`Agent::start`] brings it up on what the process holds
+//! for all its agents ([`ProcessResources`]); [`Agent::stop`] stops taking
+//! ticks, lets its runs in flight finish and publishes its `stop` beat. The
+//! single-agent host runs one; `run --agents` runs one per file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use heartbeat_core::health::Health;
@@ -18,7 +17,11 @@ use heartbeat_core::tick_monitor::TickMonitor;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument as _, error, info, warn};
 
-use super::{Pipeline, pipeline, services};
+use super::config_reload::{self, ConfigReader, ConfigWatcher};
+use super::live_agent::{AgentOptions, LiveAgent};
+use super::observer::Observer;
+use super::pipeline::{Pipeline, PipelineParts};
+use super::services;
 use crate::amqp::shared::SharedConnections;
 use crate::amqp::{Bus, ControlRequest, FallbackGate, Watching};
 use crate::observe::metrics::TickSource;
@@ -28,64 +31,40 @@ use crate::runtime::registry::Registry;
 use crate::source::{Clock, Tick, timer};
 use crate::store::state::StateWriter;
 
-/// What one agent is served with.
-#[derive(Debug, Clone)]
-pub struct AgentOptions {
-    /// Its `heartbeat.json`.
-    pub config_path: PathBuf,
-    /// Its state file.
-    pub state_path: PathBuf,
-    /// Its name.
-    pub agent: String,
-    /// Its handler directory (`*.wasm` named by stem), over the built-ins.
-    pub handlers_dir: Option<PathBuf>,
-    /// Its own timer's period.
-    pub tick_interval: Duration,
-    /// RabbitMQ: ticks and control messages in, events out. `None`: its
-    /// own timer only.
-    pub bus: Option<crate::amqp::BusOptions>,
-    /// Without a bus: a JSON-lines file the events are appended to.
-    pub events_log: Option<PathBuf>,
-    /// Its liveness file (kstlib's format), written every `liveness_period`.
-    pub liveness_file: Option<PathBuf>,
-    /// How often the liveness file is written.
-    pub liveness_period: Duration,
-    /// Its own beats on the bus (beatit convention); used only with a bus.
-    pub beats: heartbeat_core::beats::BeatOptions,
-    /// The most of its runs in flight at once (`--max-runs-per-agent`);
-    /// `None`: only the process's cap.
-    pub max_runs: Option<u32>,
-}
-
-/// What the agents of one process share: the WebAssembly runtime (its
+/// What the process holds for all its agents: the WebAssembly runtime (its
 /// engine and compiled-handler cache), the handler registries (one per
-/// handler directory, with its watch), the clock and the broker connections.
-pub(super) struct Common {
+/// handler directory, with its watch), the clock, the broker connections
+/// and the observer every agent reports to.
+pub(super) struct ProcessResources {
     pub(super) runtime: Arc<Runtime>,
     pub(super) clock: Arc<dyn Clock>,
     /// `None`: each agent's bus has a connection of its own (one agent).
     pub(super) connections: Option<Arc<SharedConnections>>,
-    registries: Mutex<HashMap<Option<PathBuf>, Served>>,
+    /// Told what happens (the process's metrics).
+    pub(super) observer: Arc<dyn Observer>,
+    registries: Mutex<HashMap<Option<PathBuf>, WatchedRegistry>>,
 }
 
 /// A registry in service, the watch that keeps it current, and how many
 /// agents use it.
-struct Served {
+struct WatchedRegistry {
     registry: Arc<Registry>,
     watch: Option<crate::watch::handlers::HandlerWatch>,
     users: usize,
 }
 
-impl Common {
+impl ProcessResources {
     pub(super) fn new(
         runtime: Arc<Runtime>,
         clock: Arc<dyn Clock>,
         connections: Option<Arc<SharedConnections>>,
-    ) -> Common {
-        Common {
+        observer: Arc<dyn Observer>,
+    ) -> ProcessResources {
+        ProcessResources {
             runtime,
             clock,
             connections,
+            observer,
             registries: Mutex::new(HashMap::new()),
         }
     }
@@ -95,25 +74,31 @@ impl Common {
     fn registry(&self, dir: Option<&Path>) -> anyhow::Result<Arc<Registry>> {
         let key = dir.map(Path::to_path_buf);
         let mut registries = self.registries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(served) = registries.get_mut(&key) {
-            served.users += 1;
-            return Ok(Arc::clone(&served.registry));
+        if let Some(watched) = registries.get_mut(&key) {
+            watched.users += 1;
+            return Ok(Arc::clone(&watched.registry));
         }
         let registry = Arc::new(Registry::with_builtins(&self.runtime)?);
         let watch = match dir {
-            Some(dir) => Some(
-                crate::watch::handlers::start(
-                    dir,
-                    Arc::clone(&self.runtime),
-                    Arc::clone(&registry),
+            Some(dir) => {
+                let observer = Arc::clone(&self.observer);
+                Some(
+                    crate::watch::handlers::start_reporting(
+                        dir,
+                        Arc::clone(&self.runtime),
+                        Arc::clone(&registry),
+                        move |outcome| observer.handler_file(outcome),
+                    )
+                    .with_context(|| {
+                        format!("cannot watch the handler directory {}", dir.display())
+                    })?,
                 )
-                .with_context(|| format!("cannot watch the handler directory {}", dir.display()))?,
-            ),
+            }
             None => None,
         };
         registries.insert(
             key,
-            Served {
+            WatchedRegistry {
                 registry: Arc::clone(&registry),
                 watch,
                 users: 1,
@@ -126,9 +111,9 @@ impl Common {
     fn release(&self, dir: Option<&Path>) {
         let key = dir.map(Path::to_path_buf);
         let mut registries = self.registries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(served) = registries.get_mut(&key) {
-            served.users = served.users.saturating_sub(1);
-            if served.users == 0 {
+        if let Some(watched) = registries.get_mut(&key) {
+            watched.users = watched.users.saturating_sub(1);
+            if watched.users == 0 {
                 registries.remove(&key);
             }
         }
@@ -139,27 +124,13 @@ impl Common {
     pub(super) fn rescan_handlers(&self) -> bool {
         let registries = self.registries.lock().unwrap_or_else(|p| p.into_inner());
         let mut any = false;
-        for served in registries.values() {
-            if let Some(watch) = &served.watch {
+        for watched in registries.values() {
+            if let Some(watch) = &watched.watch {
                 any |= watch.trigger().fire();
             }
         }
         any
     }
-}
-
-/// What an agent's side services and the endpoint read.
-pub(super) struct Shared {
-    pub(super) options: AgentOptions,
-    pub(super) pipeline: Arc<Pipeline>,
-    /// The broker connection, in broker mode.
-    pub(super) bus: Option<Arc<Bus>>,
-    /// Healthy or degraded, and why.
-    pub(super) health: Arc<Health>,
-    /// The watched sub-processes, fed by their beats on the bus.
-    pub(super) tracker: Arc<Mutex<Tracker>>,
-    /// Ticks taken so far (readiness waits for the first).
-    pub(super) ticks_seen: AtomicU64,
 }
 
 /// How an agent follows changes to its `heartbeat.json`.
@@ -173,30 +144,31 @@ pub(super) enum Follow {
 
 /// A running agent.
 pub(super) struct Agent {
-    pub(super) shared: Arc<Shared>,
+    pub(super) live: Arc<LiveAgent>,
     stop: watch::Sender<bool>,
     /// The tick loop; taken by [`Agent::stop`].
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Its own config watch ([`Follow::OwnWatch`]); dropped by [`Agent::stop`].
-    config_watch: Mutex<Option<crate::watch::config::ConfigWatcher>>,
-    followed: Option<Mutex<crate::watch::config::Followed>>,
+    config_watch: Mutex<Option<ConfigWatcher>>,
+    /// Its config reader ([`Follow::Told`]).
+    config_reader: Option<Mutex<ConfigReader>>,
 }
 
 impl Agent {
     /// Loads the agent's config and state and starts serving it: its bus
     /// (if any), its timer, its side services and its tick loop.
     pub(super) async fn start(
-        common: &Arc<Common>,
+        resources: &Arc<ProcessResources>,
         options: AgentOptions,
         follow: Follow,
     ) -> anyhow::Result<Agent> {
         let span = tracing::info_span!("agent", agent = %options.agent);
         async move {
-            let registry = common.registry(options.handlers_dir.as_deref())?;
-            match Agent::start_with(common, options.clone(), follow, Arc::clone(&registry)) {
+            let registry = resources.registry(options.handlers_dir.as_deref())?;
+            match Agent::start_with(resources, options.clone(), follow, Arc::clone(&registry)) {
                 Ok(agent) => Ok(agent),
                 Err(e) => {
-                    common.release(options.handlers_dir.as_deref());
+                    resources.release(options.handlers_dir.as_deref());
                     Err(e)
                 }
             }
@@ -206,7 +178,7 @@ impl Agent {
     }
 
     fn start_with(
-        common: &Arc<Common>,
+        resources: &Arc<ProcessResources>,
         options: AgentOptions,
         follow: Follow,
         registry: Arc<Registry>,
@@ -245,7 +217,7 @@ impl Agent {
                 "ticks from its own timer"
             }
         );
-        let clock = Arc::clone(&common.clock);
+        let clock = Arc::clone(&resources.clock);
         let (tick_tx, tick_rx) = mpsc::channel::<Tick>(64);
         let (control_tx, control_rx) = mpsc::channel::<ControlRequest>(16);
         let tracker = Arc::new(Mutex::new(Tracker::new(TrackerConfig::default())));
@@ -257,7 +229,7 @@ impl Agent {
                     patterns: config.watch.clone(),
                     tracker: Arc::clone(&tracker),
                     own_beats: Some(options.beats.routing_key()),
-                    connections: common.connections.clone(),
+                    connections: resources.connections.clone(),
                 },
                 tick_tx.clone(),
                 control_tx,
@@ -270,13 +242,13 @@ impl Agent {
             (None, None) => Arc::new(Discard),
         };
         let health = Arc::new(Health::default());
-        let pipeline = Arc::new(Pipeline::new(pipeline::Parts {
+        let pipeline = Arc::new(Pipeline::new(PipelineParts {
             agent: options.agent.clone(),
             config,
             config_dir: crate::store::dir_of(&options.config_path).to_path_buf(),
             handlers_dir: options.handlers_dir.clone(),
             state,
-            runtime: Arc::clone(&common.runtime),
+            runtime: Arc::clone(&resources.runtime),
             registry,
             store: Arc::new(
                 StateWriter::spawn(options.state_path.clone())
@@ -288,8 +260,9 @@ impl Agent {
             clock: Arc::clone(&clock),
             kv: Some(kv),
             max_runs: options.max_runs,
+            observer: Arc::clone(&resources.observer),
         }));
-        let shared = Arc::new(Shared {
+        let live = Arc::new(LiveAgent {
             options,
             pipeline,
             bus,
@@ -297,15 +270,20 @@ impl Agent {
             tracker,
             ticks_seen: AtomicU64::new(0),
         });
-        let (config_watch, followed) = match follow {
+        let observer = Arc::clone(&resources.observer);
+        let (config_watch, config_reader) = match follow {
             // From here on a valid change to heartbeat.json applies from the next tick.
-            Follow::OwnWatch => (services::watch_config(&shared), None),
-            Follow::Told => (None, Some(Mutex::new(services::follow_config(&shared)))),
+            Follow::OwnWatch => (config_reload::watch(&live, observer), None),
+            Follow::Told => (
+                None,
+                Some(Mutex::new(config_reload::reader_of(&live, observer))),
+            ),
         };
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(
             serve(
-                Arc::clone(&shared),
+                Arc::clone(&live),
+                Arc::clone(&resources.observer),
                 clock,
                 tick_tx,
                 tick_rx,
@@ -315,24 +293,24 @@ impl Agent {
             .instrument(tracing::Span::current()),
         );
         Ok(Agent {
-            shared,
+            live,
             stop,
             task: Mutex::new(Some(task)),
             config_watch: Mutex::new(config_watch),
-            followed,
+            config_reader,
         })
     }
 
     /// The agent's name.
     pub(super) fn name(&self) -> &str {
-        &self.shared.options.agent
+        &self.live.options.agent
     }
 
     /// Reads the agent's `heartbeat.json` again ([`Follow::Told`]; with its
     /// own watch, has the watch read it).
     pub(super) fn reload_config(&self) {
-        if let Some(followed) = &self.followed {
-            followed.lock().unwrap_or_else(|p| p.into_inner()).reload();
+        if let Some(reader) = &self.config_reader {
+            reader.lock().unwrap_or_else(|p| p.into_inner()).read();
         } else if let Some(watch) = &*self.config_watch.lock().unwrap_or_else(|p| p.into_inner()) {
             watch.trigger().fire();
         }
@@ -341,7 +319,7 @@ impl Agent {
     /// Stops taking ticks, lets the runs in flight finish, publishes the
     /// `stop` beat and closes the bus; resolves when all that is done. A
     /// second call does nothing.
-    pub(super) async fn stop(&self, common: &Common) {
+    pub(super) async fn stop(&self, resources: &ProcessResources) {
         let _ = self.stop.send(true);
         drop(
             self.config_watch
@@ -352,9 +330,9 @@ impl Agent {
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(task) = task else { return };
         if let Err(e) = task.await {
-            error!(agent = %self.shared.options.agent, "agent task failed: {e}");
+            error!(agent = %self.live.options.agent, "agent task failed: {e}");
         }
-        common.release(self.shared.options.handlers_dir.as_deref());
+        resources.release(self.live.options.handlers_dir.as_deref());
     }
 }
 
@@ -362,7 +340,8 @@ impl Agent {
 /// own, so that a slow run never holds up the next tick) until `stopped`;
 /// then the shutdown steps, in order.
 async fn serve(
-    shared: Arc<Shared>,
+    agent: Arc<LiveAgent>,
+    observer: Arc<dyn Observer>,
     clock: Arc<dyn Clock>,
     tick_tx: mpsc::Sender<Tick>,
     mut tick_rx: mpsc::Receiver<Tick>,
@@ -373,45 +352,44 @@ async fn serve(
     let spawn = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
         tokio::spawn(f.instrument(span.clone()))
     };
-    let liveness = shared.options.liveness_file.clone().map(|path| {
-        spawn(Box::pin(services::write_liveness(
-            Arc::clone(&shared),
-            path,
-        )))
-    });
-    let beats = shared
+    let liveness = agent
+        .options
+        .liveness_file
+        .clone()
+        .map(|path| spawn(Box::pin(services::write_liveness(Arc::clone(&agent), path))));
+    let beats = agent
         .bus
         .as_ref()
-        .map(|_| spawn(Box::pin(services::publish_beats(Arc::clone(&shared)))));
-    let takeover = shared
+        .map(|_| spawn(Box::pin(services::publish_beats(Arc::clone(&agent)))));
+    let takeover = agent
         .options
         .bus
         .as_ref()
         .filter(|bus| bus.exclusive)
         .map(|_| {
             spawn(Box::pin(services::reload_state_on_takeover(Arc::clone(
-                &shared,
+                &agent,
             ))))
         });
-    let interval = shared.options.tick_interval;
+    let interval = agent.options.tick_interval;
     let monitor = Arc::new(Mutex::new(TickMonitor::new(
         u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
     )));
-    let pipeline = Arc::clone(&shared.pipeline);
-    let controls = shared.bus.as_ref().map(|_| {
+    let pipeline = Arc::clone(&agent.pipeline);
+    let controls = agent.bus.as_ref().map(|_| {
         spawn(Box::pin(services::apply_controls(
             Arc::clone(&pipeline),
             control_rx,
         )))
     });
-    let timer = match &shared.bus {
+    let timer = match &agent.bus {
         Some(bus) => {
             let gate = FallbackGate {
                 status: bus.watch_status(),
                 monitor: Arc::clone(&monitor),
-                health: Arc::clone(&shared.health),
+                health: Arc::clone(&agent.health),
                 interval,
-                exclusive: shared.options.bus.as_ref().is_some_and(|b| b.exclusive),
+                exclusive: agent.options.bus.as_ref().is_some_and(|b| b.exclusive),
             };
             spawn(Box::pin(timer::run(
                 interval,
@@ -435,15 +413,15 @@ async fn serve(
                 Some(tick) => {
                     // Bus ticks carry an acknowledgement; the timer's do not.
                     let source = if tick.done.is_some() {
-                        services::note_bus_tick(&shared, &monitor, clock.now_ms());
+                        services::note_bus_tick(&agent, &monitor, clock.now_ms());
                         TickSource::Bus
-                    } else if shared.bus.is_some() {
+                    } else if agent.bus.is_some() {
                         TickSource::Fallback
                     } else {
                         TickSource::Timer
                     };
-                    crate::observe::METRICS.record_tick(source);
-                    shared.ticks_seen.fetch_add(1, Ordering::Relaxed);
+                    observer.tick_taken(source);
+                    agent.ticks_seen.fetch_add(1, Ordering::Relaxed);
                     in_flight.spawn(Arc::clone(&pipeline).handle(tick).instrument(span.clone()));
                 }
                 None => break,
@@ -457,7 +435,7 @@ async fn serve(
     if let Some(task) = takeover {
         task.abort();
     }
-    if let Some(bus) = &shared.bus {
+    if let Some(bus) = &agent.bus {
         bus.stop_consuming();
     }
     // Ticks taken but not started go back to the broker unacknowledged.
@@ -475,11 +453,11 @@ async fn serve(
     if let Some(task) = controls {
         task.abort();
     }
-    if let Some(bus) = &shared.bus {
+    if let Some(bus) = &agent.bus {
         if let Some(task) = beats {
             task.abort();
         }
-        let key = shared.options.beats.routing_key();
+        let key = agent.options.beats.routing_key();
         match bus
             .publish_beat(&key, heartbeat_core::beats::STOP_BODY)
             .await
@@ -489,8 +467,8 @@ async fn serve(
         }
         bus.shutdown().await;
     }
-    if let (Some(task), Some(path)) = (liveness, &shared.options.liveness_file) {
+    if let (Some(task), Some(path)) = (liveness, &agent.options.liveness_file) {
         task.abort();
-        services::write_liveness_once(&shared, path, "stopped");
+        services::write_liveness_once(&agent, path, "stopped");
     }
 }

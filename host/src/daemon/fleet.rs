@@ -13,12 +13,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash as _, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use heartbeat_core::agents::{Action, Identity, Roster, Scanned};
+use heartbeat_core::beats::BeatOptions;
 use tokio::sync::mpsc;
 use tracing::{Instrument as _, error, info, warn};
 
-use super::agent::{Agent, AgentOptions, Common, Follow, Shared};
+use super::agent::{Agent, Follow, ProcessResources};
+use super::live_agent::{AgentOptions, LiveAgent};
+use crate::amqp::BusOptions;
 
 /// Where a many-agent host finds its agents' files and keeps their state;
 /// `explain`, `check` and `status` read the same layout.
@@ -102,11 +106,62 @@ pub struct ManyOptions {
     pub liveness_dir: Option<PathBuf>,
     /// `--agents-per-connection`: agents sharing one broker connection.
     pub agents_per_connection: usize,
-    /// The per-agent options every agent shares (tick interval, bus, events
-    /// log, liveness period, beat period and warm-up, run cap); its
-    /// `config_path`, `state_path`, `agent`, `handlers_dir` and
-    /// `liveness_file` are set per agent, the bus's outbox beside each state file.
-    pub template: AgentOptions,
+    /// What every agent is served with alike.
+    pub defaults: AgentDefaults,
+}
+
+/// What every agent of a many-agent host is served with alike; what is an
+/// agent's own (its files, its name, its beats' process) comes from its
+/// name and its file.
+#[derive(Debug, Clone)]
+pub struct AgentDefaults {
+    /// Each agent's own timer's period.
+    pub tick_interval: Duration,
+    /// The broker, if any; each agent's outbox goes beside its state file.
+    pub bus: Option<BusDefaults>,
+    /// Without a broker: the JSON-lines file every agent's events are appended to.
+    pub events_log: Option<PathBuf>,
+    /// How often each agent's liveness file is written.
+    pub liveness_period: Duration,
+    /// Time between each agent's own beats.
+    pub beat_period: Duration,
+    /// The warm-up each agent's `start` beat announces.
+    pub beat_warmup: Duration,
+    /// The most of one agent's runs in flight at once.
+    pub max_runs: Option<u32>,
+}
+
+/// How to reach the bus, for any agent: [`BusOptions`] but the outbox,
+/// which is each agent's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusDefaults {
+    /// `RABBIT_URL`.
+    pub url: String,
+    /// `EXCHANGE_NAME`.
+    pub exchange: String,
+    /// The consumer's prefetch (basic.qos).
+    pub prefetch: u16,
+    /// The outbox's bound, in events.
+    pub outbox_max: usize,
+    /// `--exclusive`: consume the inbox as its only consumer.
+    pub exclusive: bool,
+    /// `--results-key-prefix`.
+    pub results_key_prefix: Option<String>,
+}
+
+impl BusDefaults {
+    /// The bus options of an agent whose outbox is `outbox_path`.
+    pub fn with_outbox(&self, outbox_path: PathBuf) -> BusOptions {
+        BusOptions {
+            url: self.url.clone(),
+            exchange: self.exchange.clone(),
+            prefetch: self.prefetch,
+            outbox_path,
+            outbox_max: self.outbox_max,
+            exclusive: self.exclusive,
+            results_key_prefix: self.results_key_prefix.clone(),
+        }
+    }
 }
 
 /// The agents being served, by file.
@@ -141,12 +196,9 @@ impl Agents {
     }
 
     /// Every agent served now, by name.
-    pub(super) fn shared(&self) -> Vec<Arc<Shared>> {
-        let mut all: Vec<Arc<Shared>> = self
-            .lock()
-            .values()
-            .map(|a| Arc::clone(&a.shared))
-            .collect();
+    pub(super) fn live(&self) -> Vec<Arc<LiveAgent>> {
+        let mut all: Vec<Arc<LiveAgent>> =
+            self.lock().values().map(|a| Arc::clone(&a.live)).collect();
         all.sort_by(|a, b| a.options.agent.cmp(&b.options.agent));
         all
     }
@@ -161,9 +213,9 @@ impl Agents {
     }
 
     /// Stops every agent at once; resolves when all have stopped.
-    pub(super) async fn stop_all(&self, common: &Common) {
+    pub(super) async fn stop_all(&self, resources: &ProcessResources) {
         let agents: Vec<Arc<Agent>> = std::mem::take(&mut *self.lock()).into_values().collect();
-        let stops = agents.iter().map(|agent| agent.stop(common));
+        let stops = agents.iter().map(|agent| agent.stop(resources));
         futures_util::future::join_all(stops).await;
     }
 }
@@ -171,7 +223,7 @@ impl Agents {
 /// The many-agent host's bookkeeping: its options, its roster, its agents
 /// and those still stopping.
 pub(super) struct Fleet {
-    common: Arc<Common>,
+    resources: Arc<ProcessResources>,
     options: ManyOptions,
     roster: Roster<PathBuf>,
     agents: Arc<Agents>,
@@ -181,9 +233,13 @@ pub(super) struct Fleet {
 }
 
 impl Fleet {
-    pub(super) fn new(common: Arc<Common>, options: ManyOptions, agents: Arc<Agents>) -> Fleet {
+    pub(super) fn new(
+        resources: Arc<ProcessResources>,
+        options: ManyOptions,
+        agents: Arc<Agents>,
+    ) -> Fleet {
         Fleet {
-            common,
+            resources,
             roster: Roster::new(options.layout.agents_dir.is_some()),
             options,
             agents,
@@ -203,10 +259,10 @@ impl Fleet {
                     if let Some(running) = self.agents.take(&key) {
                         info!(event = "agent_removed", agent = %agent, file = %key.display(),
                             "agent {agent} removed: stops consuming, lets its runs in flight finish, publishes stop; its queue stays");
-                        let common = Arc::clone(&self.common);
+                        let resources = Arc::clone(&self.resources);
                         let span = tracing::info_span!("agent", agent = %agent);
                         let task = tokio::spawn(
-                            async move { running.stop(&common).await }.instrument(span),
+                            async move { running.stop(&resources).await }.instrument(span),
                         );
                         self.stopping.insert(agent, task);
                     }
@@ -240,7 +296,7 @@ impl Fleet {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))
         });
         let started = match made {
-            Ok(()) => Agent::start(&self.common, options, Follow::Told).await,
+            Ok(()) => Agent::start(&self.resources, options, Follow::Told).await,
             Err(e) => Err(e),
         };
         match started {
@@ -259,26 +315,36 @@ impl Fleet {
     /// The options of the agent `identity` served from `file`.
     fn agent_options(&self, file: &Path, identity: &Identity) -> AgentOptions {
         let name = &identity.agent;
+        let defaults = &self.options.defaults;
         let state_path = self.options.layout.state_path(file, name);
-        let mut options = self.options.template.clone();
-        options.handlers_dir = handlers_dir(
-            file,
-            identity.handlers_dir.as_deref(),
-            self.options.handlers_dir.as_deref(),
-        );
-        options.liveness_file = self
-            .options
-            .liveness_dir
-            .as_ref()
-            .map(|dir| dir.join(format!("{name}.json")));
-        options.beats.process = heartbeat_core::beats::default_process(name);
-        if let Some(bus) = &mut options.bus {
-            bus.outbox_path = crate::amqp::default_outbox_path(&state_path);
+        AgentOptions {
+            config_path: file.to_path_buf(),
+            agent: name.clone(),
+            handlers_dir: handlers_dir(
+                file,
+                identity.handlers_dir.as_deref(),
+                self.options.handlers_dir.as_deref(),
+            ),
+            tick_interval: defaults.tick_interval,
+            bus: defaults
+                .bus
+                .as_ref()
+                .map(|bus| bus.with_outbox(crate::amqp::default_outbox_path(&state_path))),
+            events_log: defaults.events_log.clone(),
+            liveness_file: self
+                .options
+                .liveness_dir
+                .as_ref()
+                .map(|dir| dir.join(format!("{name}.json"))),
+            liveness_period: defaults.liveness_period,
+            beats: BeatOptions {
+                process: heartbeat_core::beats::default_process(name),
+                period: defaults.beat_period,
+                warmup: defaults.beat_warmup,
+            },
+            max_runs: defaults.max_runs,
+            state_path,
         }
-        options.config_path = file.to_path_buf();
-        options.state_path = state_path;
-        options.agent = name.clone();
-        options
     }
 }
 

@@ -1,15 +1,20 @@
 //! The running host: the wiring. [`run`] serves one agent, [`run_many`]
-//! many from one process. Each agent ([`agent`]) has its rooms (config
-//! watch, tick sources, sink, store, pipeline) and side services
-//! ([`services`]: control messages, beats, the liveness file); what the
-//! agents share, the process holds: the WebAssembly runtime, the handler
-//! registries, the broker connection ([`fleet`] for many), the operations
-//! endpoint, systemd's notifications and the signals. Everything a tick
-//! goes through is in [`pipeline`]; this module only connects the parts.
+//! many from one process. Each agent ([`agent`], [`live_agent`]) has its
+//! rooms (config reader, tick sources, sink, store, pipeline) and side
+//! services ([`services`]: control messages, beats, the liveness file);
+//! what the agents share, the process holds: the WebAssembly runtime, the
+//! handler registries, the broker connection ([`fleet`] for many), the
+//! metrics, the operations endpoint, systemd's notifications and the
+//! signals. Everything a tick goes through is in [`pipeline`]; what the
+//! rooms report ([`observer`]) becomes metrics and `/status` in one
+//! adapter, `observed`; this module only connects the parts.
 
 mod agent;
+pub mod config_reload;
 pub mod fleet;
+mod live_agent;
 mod observed;
+mod observer;
 pub mod pipeline;
 mod services;
 mod systemd;
@@ -23,13 +28,14 @@ use heartbeat_core::health::HealthStatus;
 use tokio::sync::mpsc;
 use tracing::info;
 
-pub use agent::AgentOptions;
-pub use fleet::{Layout, ManyOptions};
+pub use fleet::{AgentDefaults, BusDefaults, Layout, ManyOptions};
+pub use live_agent::AgentOptions;
 pub use pipeline::Pipeline;
 
-use agent::{Agent, Common, Follow};
+use agent::{Agent, Follow, ProcessResources};
 use fleet::Agents;
 
+use crate::observe::metrics::Metrics;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::source::SystemClock;
 
@@ -65,15 +71,35 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let HostOptions { agent, process } = options;
     let hangups = listen_for_sighup()?;
-    let common = Arc::new(Common::new(
+    let metrics = Arc::new(Metrics::new());
+    let resources = Arc::new(ProcessResources::new(
         start_runtime(&process)?,
         Arc::new(SystemClock),
         None,
+        Arc::clone(&metrics) as _,
     ));
     let file = agent.config_path.clone();
     let agents = Arc::new(Agents::new(false));
-    agents.insert(file, Agent::start(&common, agent, Follow::OwnWatch).await?);
-    serve_process(&common, &agents, &process, hangups, None, shutdown).await
+    agents.insert(
+        file,
+        Agent::start(&resources, agent, Follow::OwnWatch).await?,
+    );
+    let served = Process {
+        resources: &resources,
+        agents: &agents,
+        metrics,
+        options: &process,
+    };
+    serve_process(served, hangups, None, shutdown).await
+}
+
+/// What the process's own loop serves.
+struct Process<'a> {
+    resources: &'a Arc<ProcessResources>,
+    agents: &'a Arc<Agents>,
+    /// The metrics every agent records into.
+    metrics: Arc<Metrics>,
+    options: &'a ProcessOptions,
 }
 
 /// SIGHUP, listened for before the first tick, so that a SIGHUP from then
@@ -98,24 +124,26 @@ pub async fn run_many(
     process: ProcessOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let connections = match &options.template.bus {
+    let connections = match &options.defaults.bus {
         Some(bus) => Some(crate::amqp::shared::SharedConnections::new(
             &bus.url,
             options.agents_per_connection,
         )?),
         None => None,
     };
-    let common = Arc::new(Common::new(
+    let metrics = Arc::new(Metrics::new());
+    let resources = Arc::new(ProcessResources::new(
         start_runtime(&process)?,
         Arc::new(SystemClock),
         connections.clone(),
+        Arc::clone(&metrics) as _,
     ));
     let hangups = listen_for_sighup()?;
     let agents = Arc::new(Agents::new(true));
     // Watched before the first scan, so that no file added meanwhile is missed.
     let (watcher, changes) = fleet::watch(&options.layout)?;
     let started = std::time::Instant::now();
-    let mut fleet = fleet::Fleet::new(Arc::clone(&common), options, Arc::clone(&agents));
+    let mut fleet = fleet::Fleet::new(Arc::clone(&resources), options, Arc::clone(&agents));
     let served = fleet.rescan().await;
     info!(
         event = "agents_started",
@@ -126,7 +154,13 @@ pub async fn run_many(
     let (ask, asked) = mpsc::channel(1);
     let task = tokio::spawn(fleet::follow(fleet, changes, asked));
     let rescans = Rescans { ask, task };
-    serve_process(&common, &agents, &process, hangups, Some(rescans), shutdown).await?;
+    let served = Process {
+        resources: &resources,
+        agents: &agents,
+        metrics,
+        options: &process,
+    };
+    serve_process(served, hangups, Some(rescans), shutdown).await?;
     drop(watcher);
     if let Some(connections) = connections {
         connections.close().await;
@@ -149,9 +183,7 @@ fn start_runtime(process: &ProcessOptions) -> anyhow::Result<Arc<Runtime>> {
 /// systemd's notifications and watchdog, SIGHUP (`rescan`: the many-agent
 /// host's file rescan), and at `shutdown` every agent stopped.
 async fn serve_process(
-    common: &Arc<Common>,
-    agents: &Arc<Agents>,
-    process: &ProcessOptions,
+    process: Process<'_>,
     hangups: tokio::signal::unix::Signal,
     rescans: Option<Rescans>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -161,9 +193,15 @@ async fn serve_process(
         Some(Rescans { ask, task }) => (Some(ask), Some(task)),
         None => (None, None),
     };
+    let Process {
+        resources,
+        agents,
+        metrics,
+        options,
+    } = process;
     let hangup = {
         let agents = Arc::clone(agents);
-        let common = Arc::clone(common);
+        let resources = Arc::clone(resources);
         tokio::spawn(services::reload_on_sighup(hangups, move || {
             let config = match &rescan {
                 // The rescan also has every agent read its file again (a
@@ -174,21 +212,22 @@ async fn serve_process(
                 ),
                 None => agents.reload_all(),
             };
-            (config, common.rescan_handlers())
+            (config, resources.rescan_handlers())
         }))
     };
-    let clock = Arc::clone(&common.clock);
+    let clock = Arc::clone(&resources.clock);
     let last_turn_ms = Arc::new(AtomicU64::new(clock.now_ms()));
-    let endpoint = match process.metrics_addr {
+    let endpoint = match options.metrics_addr {
         None => None,
         Some(addr) => {
             let view = Arc::new(observed::Observed {
+                metrics,
                 agents: Arc::clone(agents),
-                runtime: Arc::clone(&common.runtime),
+                runtime: Arc::clone(&resources.runtime),
                 clock: Arc::clone(&clock),
                 last_turn_ms: Arc::clone(&last_turn_ms),
             });
-            let (bound, serve) = crate::observe::http::bind(addr, view)
+            let (bound, serve) = crate::observe::endpoint::bind(addr, view)
                 .await
                 .with_context(|| format!("cannot serve --metrics-addr {addr}"))?;
             info!(event = "endpoint_listening", addr = %bound, "serving /metrics, /healthz and /readyz on http://{bound}");
@@ -238,7 +277,7 @@ async fn serve_process(
     if let Some(endpoint) = endpoint {
         endpoint.abort();
     }
-    agents.stop_all(common).await;
+    agents.stop_all(resources).await;
     info!(event = "stopped", "heartbeat-host stopped");
     Ok(())
 }
@@ -247,12 +286,12 @@ async fn serve_process(
 /// agent's reasons (named by agent when there are several).
 fn health(agents: &Agents) -> HealthStatus {
     let mut reasons = Vec::new();
-    for shared in agents.shared() {
-        if let HealthStatus::Degraded(said) = shared.health.status() {
+    for live in agents.live() {
+        if let HealthStatus::Degraded(said) = live.health.status() {
             if agents.many {
                 reasons.extend(
                     said.into_iter()
-                        .map(|r| format!("agent {}: {r}", shared.options.agent)),
+                        .map(|r| format!("agent {}: {r}", live.options.agent)),
                 );
             } else {
                 reasons.extend(said);

@@ -16,21 +16,25 @@ use std::sync::{Arc, Mutex, RwLock};
 use heartbeat_core::config::{CheckConfig, HeartbeatConfig};
 use heartbeat_core::control::{self, Applied, Command, Refused};
 use heartbeat_core::health::Health;
-use heartbeat_core::model::{CheckHealth, RunStatus};
+use heartbeat_core::model::{CheckHealth, RunReport, RunStatus};
 use heartbeat_core::processes::Tracker;
 use heartbeat_core::schedule::{self, NotRunning, Ratio};
 use heartbeat_core::state::State;
 use heartbeat_core::states::{ChangeKind, Verdict};
 use tracing::{error, info, warn};
 
+use super::observer::Observer;
 use crate::publish::{FinishedRun, Sink};
 use crate::runtime::registry::Registry;
-use crate::runtime::{DirGrant, EmitPolicy, RunReport, RunRequest, Runtime};
+use crate::runtime::{DirGrant, RunRequest, Runtime};
 use crate::source::{Clock, Tick};
 use crate::store::state::Store;
+use heartbeat_core::emit::EmitPolicy;
 
-/// What a pipeline is built from.
-pub struct Parts {
+/// What a pipeline is built from: its agent, its config and state at
+/// start-up, and the seams it runs through (sandbox, registry, store,
+/// sink, clock, observer).
+pub struct PipelineParts {
     /// The agent it serves (the namespace of its events).
     pub agent: String,
     /// The config in force at start-up.
@@ -62,6 +66,8 @@ pub struct Parts {
     /// (`--max-runs-per-agent`), beneath the process's own cap; `None`:
     /// only the process's.
     pub max_runs: Option<u32>,
+    /// Told of every tick's plan and every run recorded.
+    pub observer: Arc<dyn Observer>,
 }
 
 /// An agent's own run slots: one agent's checks (a hostile handler on
@@ -71,8 +77,9 @@ struct AgentSlots {
     count: u32,
 }
 
-/// The bookkeeping that selection and recording change together.
-struct Book {
+/// The state file's values and the runs in flight: what selection and
+/// recording read and change together, under one lock.
+struct LiveState {
     state: State,
     /// Checks with a run in flight.
     running: HashSet<String>,
@@ -92,7 +99,7 @@ pub struct Pipeline {
     config: RwLock<Arc<HeartbeatConfig>>,
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
-    book: Mutex<Book>,
+    live: Mutex<LiveState>,
     store: Arc<dyn Store>,
     sink: Arc<dyn Sink>,
     health: Arc<Health>,
@@ -100,11 +107,12 @@ pub struct Pipeline {
     clock: Arc<dyn Clock>,
     kv: Option<crate::store::kv::KvLocation>,
     slots: Option<AgentSlots>,
+    observer: Arc<dyn Observer>,
 }
 
 impl Pipeline {
     /// A pipeline with nothing running.
-    pub fn new(parts: Parts) -> Pipeline {
+    pub fn new(parts: PipelineParts) -> Pipeline {
         Pipeline {
             agent: parts.agent,
             config_dir: parts.config_dir,
@@ -112,7 +120,7 @@ impl Pipeline {
             config: RwLock::new(Arc::new(parts.config)),
             runtime: parts.runtime,
             registry: parts.registry,
-            book: Mutex::new(Book {
+            live: Mutex::new(LiveState {
                 state: parts.state,
                 running: HashSet::new(),
                 started_on: HashMap::new(),
@@ -128,13 +136,15 @@ impl Pipeline {
                 slots: tokio::sync::Semaphore::new(count.max(1) as usize),
                 count: count.max(1),
             }),
+            observer: parts.observer,
         }
     }
 
     /// Ticks so far that ran nothing only because the checks that would
     /// have been due were still running from earlier ticks.
-    pub fn ticks_held_back(&self) -> u64 {
-        self.lock_book().held_back
+    #[cfg(test)]
+    fn ticks_held_back(&self) -> u64 {
+        self.lock_live().held_back
     }
 
     /// The config in force.
@@ -150,7 +160,7 @@ impl Pipeline {
 
     /// The state as the pipeline holds it now (what the store last got, or newer).
     pub fn state(&self) -> State {
-        self.lock_book().state.clone()
+        self.lock_live().state.clone()
     }
 
     /// Replaces the state the pipeline holds with `state` read from the
@@ -158,17 +168,12 @@ impl Pipeline {
     /// there (when the two share the file). Runs in flight keep recording
     /// into the new state.
     pub fn replace_state(&self, state: State) {
-        self.lock_book().state = state;
+        self.lock_live().state = state;
     }
 
     /// The checks with a run in flight.
     pub fn running(&self) -> HashSet<String> {
-        self.lock_book().running.clone()
-    }
-
-    /// The sandbox runs go through.
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
+        self.lock_live().running.clone()
     }
 
     /// The handlers in service.
@@ -246,9 +251,9 @@ impl Pipeline {
     pub async fn apply_control(&self, command: &Command) -> Result<Applied, Refused> {
         let config = self.config();
         let (applied, saved) = {
-            let mut book = self.lock_book();
-            let applied = control::apply(command, &config, &mut book.state)?;
-            (applied, self.store.persist(book.state.clone()))
+            let mut live = self.lock_live();
+            let applied = control::apply(command, &config, &mut live.state)?;
+            (applied, self.store.persist(live.state.clone()))
         };
         match saved.await {
             Ok(Ok(())) => Ok(applied),
@@ -257,28 +262,28 @@ impl Pipeline {
         }
     }
 
-    fn lock_book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Plans the tick, logs why, and marks the selected checks running.
     fn select(&self, config: &HeartbeatConfig, tick: &Tick) -> Vec<(CheckConfig, RunRequest)> {
-        let mut book = self.lock_book();
-        let plan = schedule::plan(config, &book.state, &book.running, tick.time_ms);
-        crate::observe::METRICS.record_plan(&plan);
+        let mut live = self.lock_live();
+        let plan = schedule::plan(config, &live.state, &live.running, tick.time_ms);
+        self.observer.tick_planned(&plan);
         if plan.selected.is_empty() {
-            let busy = still_running(&plan, config, &book.started_on);
+            let busy = still_running(&plan, config, &live.started_on);
             if busy.is_empty() {
                 info!(event = "no_check_due", tick = %tick.id, "no check due");
             } else {
                 // Only checks still running would be due: say so, rather
                 // than "no check due" (heartbeat-consumer's habit), and count it.
-                book.held_back += 1;
+                live.held_back += 1;
                 info!(
                     event = "no_check_due",
                     tick = %tick.id,
                     still_running = busy.len(),
-                    held_back_total = book.held_back,
+                    held_back_total = live.held_back,
                     "nothing eligible: {}",
                     busy.join(", ")
                 );
@@ -304,9 +309,9 @@ impl Pipeline {
                 }
             };
             info!(event = "selected", tick = %tick.id, check = %check.name, handler = %check.handler, "selected ({why})");
-            book.running.insert(check.name.clone());
-            book.started_on.insert(check.name.clone(), tick.id.clone());
-            book.state.run_requests.remove(&check.name);
+            live.running.insert(check.name.clone());
+            live.started_on.insert(check.name.clone(), tick.id.clone());
+            live.state.run_requests.remove(&check.name);
             let mut request = run_request(
                 &self.agent,
                 tick,
@@ -388,18 +393,9 @@ impl Pipeline {
         check: &CheckConfig,
         report: &RunReport,
     ) -> (crate::store::state::Saved, Verdict) {
-        let mut book = self.lock_book();
-        crate::observe::METRICS.record_run(
-            &self.agent,
-            tick.time_ms,
-            &check.name,
-            &check.handler,
-            report.status,
-            report.duration_us,
-            report.error.as_deref(),
-        );
+        let mut live = self.lock_live();
         self.health.record_run(report.status == RunStatus::Failed);
-        let record = book.state.checks.entry(check.name.clone()).or_default();
+        let record = live.state.checks.entry(check.name.clone()).or_default();
         let verdict = schedule::record_outcome(
             record,
             tick.time_ms,
@@ -409,23 +405,19 @@ impl Pipeline {
             report.duration_us,
             report.error.clone(),
         );
-        if let Some(change) = &verdict.change {
-            crate::observe::METRICS.record_state_change(
-                &self.agent,
-                &check.name,
-                change.kind.as_str(),
-            );
-        }
+        // Told before the log line, so that a reader of the log finds the run counted.
+        self.observer
+            .run_recorded(&self.agent, tick, check, report, &verdict);
         log_outcome(tick, check, report, &verdict);
         // Sent under the lock, so the store sees snapshots in the order they were taken.
-        (self.store.persist(book.state.clone()), verdict)
+        (self.store.persist(live.state.clone()), verdict)
     }
 
     /// Lets later ticks select `check` again.
     fn release(&self, check: &str) {
-        let mut book = self.lock_book();
-        book.running.remove(check);
-        book.started_on.remove(check);
+        let mut live = self.lock_live();
+        live.running.remove(check);
+        live.started_on.remove(check);
     }
 }
 
@@ -470,10 +462,9 @@ pub fn run_request(
         meta: serde_json::Value::Object(check.meta.clone()).to_string(),
         last_run_ms,
         limits: check.limits,
-        emit_policy: EmitPolicy {
-            own_prefix: format!("agent.{agent}."),
-            extra: check.grants.emit.clone(),
-        },
+        // Results and control messages of every agent are refused whatever
+        // the grants (heartbeat_core::emit), under any results key prefix.
+        emit_policy: EmitPolicy::new(agent, &check.grants.emit),
         dirs: check
             .grants
             .dirs
@@ -507,7 +498,7 @@ pub fn run_request(
             .grants
             .http
             .iter()
-            .map(|g| crate::runtime::http::HttpGrant {
+            .map(|g| crate::runtime::outgoing_http::HttpGrant {
                 origin: g.origin.clone(),
                 ca_file: g.ca_file_from(config_dir),
             })
@@ -563,324 +554,4 @@ fn log_outcome(tick: &Tick, check: &CheckConfig, report: &RunReport, verdict: &V
 }
 
 #[cfg(test)]
-mod tests {
-    //! The whole tick path in-process: the real sandbox and the built-in
-    //! `default` handler, with a fake clock, a recording sink and an
-    //! in-memory store in place of the machine's clock, the bus and the
-    //! state file.
-
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, OnceLock};
-
-    use heartbeat_core::model::RunStatus;
-    use heartbeat_core::processes::{Tracker, TrackerConfig};
-    use heartbeat_core::state::State;
-    use tokio::sync::oneshot;
-
-    use super::*;
-    use crate::publish::Receipt;
-    use crate::runtime::RuntimeOptions;
-    use crate::source::TickDone;
-    use crate::store::state::Saved;
-
-    /// 2026-01-01T00:00:00Z.
-    const T0: u64 = 1_767_225_600_000;
-
-    struct FakeClock(AtomicU64);
-
-    impl Clock for FakeClock {
-        fn now_ms(&self) -> u64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
-
-    /// What the sink saw: (tick, check, status, events emitted).
-    type Published = Vec<(String, String, RunStatus, usize)>;
-
-    /// Records every finished run; when `gate` holds a receiver, the next
-    /// publish takes it and waits until the test sends on it (a slow broker).
-    #[derive(Default)]
-    struct RecordingSink {
-        runs: Mutex<Published>,
-        /// Each run's (state, attempt, change kind) as the sink got it.
-        verdicts: Mutex<Vec<(String, u32, Option<&'static str>)>>,
-        gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
-    }
-
-    impl Sink for RecordingSink {
-        fn publish(&self, run: FinishedRun<'_>) -> Receipt {
-            let gate = self.gate.lock().expect("gate").take();
-            if let Some(gate) = gate {
-                let _ = gate.recv_timeout(std::time::Duration::from_secs(10));
-            }
-            self.runs.lock().expect("runs").push((
-                run.tick.id.clone(),
-                run.check.name.clone(),
-                run.report.status,
-                run.report.events.len(),
-            ));
-            self.verdicts.lock().expect("verdicts").push((
-                run.verdict.state.to_string(),
-                run.verdict.attempt,
-                run.verdict.change.as_ref().map(|c| c.kind.as_str()),
-            ));
-            Receipt::done()
-        }
-    }
-
-    /// Keeps every snapshot it is handed, durable at once.
-    #[derive(Default)]
-    struct MemoryStore(Mutex<Vec<State>>);
-
-    impl Store for MemoryStore {
-        fn persist(&self, snapshot: State) -> Saved {
-            self.0.lock().expect("snapshots").push(snapshot);
-            let (done, wait) = oneshot::channel();
-            let _ = done.send(Ok(()));
-            wait
-        }
-    }
-
-    struct Harness {
-        pipeline: Arc<Pipeline>,
-        clock: Arc<FakeClock>,
-        sink: Arc<RecordingSink>,
-        store: Arc<MemoryStore>,
-    }
-
-    fn runtime() -> (Arc<Runtime>, Arc<Registry>) {
-        static SHARED: OnceLock<(Arc<Runtime>, Arc<Registry>)> = OnceLock::new();
-        let (runtime, registry) = SHARED.get_or_init(|| {
-            let runtime = Arc::new(
-                Runtime::new(&RuntimeOptions {
-                    cache_dir: None,
-                    pooling: true,
-                    ..RuntimeOptions::default()
-                })
-                .expect("runtime"),
-            );
-            let registry = Arc::new(Registry::with_builtins(&runtime).expect("built-ins"));
-            (runtime, registry)
-        });
-        (Arc::clone(runtime), Arc::clone(registry))
-    }
-
-    fn harness(config: &str) -> Harness {
-        let config = heartbeat_core::config::parse(config, "heartbeat.json")
-            .expect("valid config")
-            .config;
-        let (runtime, registry) = runtime();
-        let clock = Arc::new(FakeClock(AtomicU64::new(T0)));
-        let sink = Arc::new(RecordingSink::default());
-        let store = Arc::new(MemoryStore::default());
-        let pipeline = Arc::new(Pipeline::new(Parts {
-            agent: "cack".into(),
-            config,
-            config_dir: PathBuf::from("."),
-            handlers_dir: None,
-            state: State::default(),
-            runtime,
-            registry,
-            store: Arc::clone(&store) as Arc<dyn Store>,
-            sink: Arc::clone(&sink) as Arc<dyn Sink>,
-            health: Arc::new(Health::default()),
-            tracker: Arc::new(Mutex::new(Tracker::new(TrackerConfig::default()))),
-            clock: Arc::clone(&clock) as Arc<dyn Clock>,
-            kv: None,
-            max_runs: None,
-        }));
-        Harness {
-            pipeline,
-            clock,
-            sink,
-            store,
-        }
-    }
-
-    impl Harness {
-        /// Sends one tick at `at_ms` through the pipeline and waits for it;
-        /// returns whether the tick was answered as handled.
-        async fn tick(&self, id: &str, at_ms: u64) -> bool {
-            self.clock.0.store(at_ms, Ordering::SeqCst);
-            let (answered, answer) = oneshot::channel();
-            let tick = Tick {
-                id: id.into(),
-                time_ms: at_ms,
-                envelope: serde_json::json!({"event_id": id}),
-                done: Some(TickDone::new(move |handled| {
-                    let _ = answered.send(handled);
-                })),
-            };
-            Arc::clone(&self.pipeline).handle(tick).await;
-            answer.await.expect("answered")
-        }
-
-        fn runs(&self) -> Published {
-            self.sink.runs.lock().expect("runs").clone()
-        }
-    }
-
-    fn run(tick: &str, check: &str, status: RunStatus) -> (String, String, RunStatus, usize) {
-        (tick.into(), check.into(), status, 0)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_sink_gets_each_runs_state_and_the_one_change_to_publish() {
-        // A handler that does not exist fails every run: soft, then hard.
-        let h = harness(
-            r#"{"checks": {"gone": {"handler": "no_such_handler", "cadenceMs": 60000,
-                "maxAttempts": 2, "retryIntervalMs": 1000}}}"#,
-        );
-        assert!(h.tick("t1", T0).await);
-        assert!(h.tick("t2", T0 + 500).await, "within the retry interval");
-        assert!(h.tick("t3", T0 + 1_000).await);
-        assert!(h.tick("t4", T0 + 2_000).await, "hard: waits the cadence");
-        let verdicts = h.sink.verdicts.lock().expect("verdicts").clone();
-        assert_eq!(
-            verdicts,
-            [
-                ("soft".to_string(), 1, None),
-                ("hard".to_string(), 2, Some("transition"))
-            ]
-        );
-        let record = h.pipeline.state().checks["gone"].clone();
-        assert_eq!(record.state, heartbeat_core::model::CheckHealth::Hard);
-        assert_eq!(record.retry_after, Some(T0 + 1_000 + 60_000));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_due_check_runs_its_handler_and_its_outcome_reaches_the_state_and_the_sink() {
-        let h = harness(
-            r#"{"checks": {
-                "fresh": {"cadenceMs": 3600000, "lastRun": 1767225000000},
-                "stale": {"cadenceMs": 60000, "lastRun": 1767225000000}}}"#,
-        );
-        assert!(h.tick("t1", T0).await, "the tick is answered as handled");
-        assert_eq!(h.runs(), [run("t1", "stale", RunStatus::Success)]);
-        let state = h.pipeline.state();
-        let stale = &state.checks["stale"];
-        assert_eq!(stale.last_run, Some(T0));
-        assert_eq!(stale.last_status, Some(RunStatus::Success));
-        assert!(!state.checks.contains_key("fresh"), "{state:?}");
-        let snapshots = h.store.0.lock().expect("snapshots").clone();
-        assert_eq!(
-            snapshots.last(),
-            Some(&state),
-            "the store has what the pipeline holds"
-        );
-        assert!(h.pipeline.running().is_empty());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_check_backs_off_and_runs_again_once_the_backoff_ends() {
-        let h = harness(r#"{"checks": {"ghost": {"cadenceMs": 600000, "handler": "no_such"}}}"#);
-        assert!(h.tick("t1", T0).await);
-        let state = h.pipeline.state();
-        let ghost = &state.checks["ghost"];
-        assert_eq!(ghost.consecutive_failures, 1);
-        assert_eq!(ghost.retry_after, Some(T0 + 30_000));
-        assert!(
-            ghost
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("\"no_such\" not found")),
-            "{ghost:?}"
-        );
-        assert!(
-            h.tick("t2", T0 + 10_000).await,
-            "a tick that runs nothing is answered too"
-        );
-        assert!(h.tick("t3", T0 + 31_000).await);
-        assert_eq!(
-            h.runs(),
-            [
-                run("t1", "ghost", RunStatus::Failed),
-                run("t3", "ghost", RunStatus::Failed)
-            ]
-        );
-        let ghost = &h.pipeline.state().checks["ghost"];
-        assert_eq!(ghost.consecutive_failures, 2);
-        assert_eq!(ghost.retry_after, Some(T0 + 31_000 + 60_000));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn max_per_tick_runs_the_most_overdue_and_leaves_the_rest_for_later() {
-        let h = harness(
-            r#"{"maxPerTick": 2, "checks": {
-                "least": {"cadenceMs": 60000, "lastRun": 1767225500000},
-                "most": {"cadenceMs": 60000, "lastRun": 1767225000000},
-                "middle": {"cadenceMs": 60000, "lastRun": 1767225300000}}}"#,
-        );
-        assert!(h.tick("t1", T0).await);
-        let mut checks: Vec<String> = h.runs().into_iter().map(|(_, c, _, _)| c).collect();
-        checks.sort();
-        assert_eq!(checks, ["middle", "most"]);
-        assert!(!h.pipeline.state().checks.contains_key("least"));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_check_whose_run_is_in_flight_is_not_selected_again() {
-        let h = harness(r#"{"checks": {"always": {"cadenceMs": 0}}}"#);
-        let (release, gate) = std::sync::mpsc::channel();
-        *h.sink.gate.lock().expect("gate") = Some(gate);
-        let first = {
-            let pipeline = Arc::clone(&h.pipeline);
-            tokio::spawn(pipeline.handle(Tick {
-                id: "slow".into(),
-                time_ms: T0,
-                envelope: serde_json::json!({}),
-                done: None,
-            }))
-        };
-        // The first run has ended in the sandbox and is held at the sink.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while h.sink.gate.lock().expect("gate").is_some() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the first run never ended"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert!(h.pipeline.running().contains("always"));
-        assert_eq!(h.pipeline.ticks_held_back(), 0);
-        assert!(h.tick("while-running", T0 + 1).await);
-        // drop-in item 5: counted as held back, not as "no check due".
-        assert_eq!(h.pipeline.ticks_held_back(), 1);
-        assert!(
-            h.runs().is_empty(),
-            "the second tick ran the check again: {:?}",
-            h.runs()
-        );
-        release.send(()).expect("release");
-        first.await.expect("first tick");
-        assert!(h.tick("after", T0 + 2).await);
-        assert_eq!(
-            h.runs(),
-            [
-                run("slow", "always", RunStatus::Success),
-                run("after", "always", RunStatus::Success)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_tick_held_back_by_a_run_in_flight_says_which_and_since_when() {
-        let config = heartbeat_core::config::parse(
-            r#"{"checks": {"keepalive": {"cadenceMs": 0}, "later": {"cadenceMs": 3600000, "lastRun": 1767225600000}}}"#,
-            "heartbeat.json",
-        )
-        .expect("valid")
-        .config;
-        let running: HashSet<String> = ["keepalive".to_string()].into();
-        let plan = schedule::plan(&config, &State::default(), &running, T0 + 1);
-        assert!(plan.selected.is_empty());
-        let started_on: HashMap<String, String> =
-            [("keepalive".to_string(), "t-41".to_string())].into();
-        assert_eq!(
-            still_running(&plan, &config, &started_on),
-            ["keepalive still running since tick t-41"]
-        );
-        let idle = schedule::plan(&config, &State::default(), &HashSet::new(), T0 + 1);
-        assert!(still_running(&idle, &config, &HashMap::new()).is_empty());
-    }
-}
+mod tests;

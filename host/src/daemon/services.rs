@@ -1,6 +1,6 @@
 //! The daemon's side services, beside the tick path: control messages
-//! from the bus, the host's own beats, the liveness file, the config
-//! watcher's apply step, and the log line naming handlers nothing provides.
+//! from the bus, the host's own beats, the liveness file, SIGHUP, a standby's
+//! takeover, and the log line naming handlers nothing provides.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -11,19 +11,19 @@ use heartbeat_core::tick_monitor::{TickMonitor, Transition};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::Pipeline;
-use super::agent::Shared;
+use super::live_agent::LiveAgent;
+use super::pipeline::Pipeline;
 use crate::amqp::{BusStatus, ControlRequest};
 use crate::runtime::registry::Registry;
 
 /// A bus tick arrived: the tick source is not (or no longer) silent.
-pub(super) fn note_bus_tick(shared: &Shared, monitor: &Mutex<TickMonitor>, now_ms: u64) {
+pub(super) fn note_bus_tick(agent: &LiveAgent, monitor: &Mutex<TickMonitor>, now_ms: u64) {
     let back = monitor
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .bus_tick(now_ms);
     if back == Some(Transition::Back) {
-        shared.health.set_tick_source_silent(false);
+        agent.health.set_tick_source_silent(false);
         info!(
             event = "bus_ticks_back",
             "bus ticks are back: the tick source is no longer silent; the host's own timer falls silent"
@@ -56,50 +56,6 @@ pub(super) fn report_checks_that_will_fail(
             }
             Ok(_) => {}
         }
-    }
-}
-
-/// Watches heartbeat.json and puts each valid change in force in the
-/// pipeline (the next tick reads it); `None`, and the config fixed, when
-/// the watch cannot be set up.
-pub(super) fn watch_config(shared: &Arc<Shared>) -> Option<crate::watch::config::ConfigWatcher> {
-    match crate::watch::config::ConfigWatcher::start(
-        &shared.options.config_path,
-        shared.pipeline.config(),
-        crate::watch::config::WatchOptions {
-            health: Some(Arc::clone(&shared.health)),
-            ..crate::watch::config::WatchOptions::default()
-        },
-        apply_config(shared),
-    ) {
-        Ok(watcher) => Some(watcher),
-        Err(e) => {
-            error!("hot reload is off, restart the host to apply config changes: {e}");
-            None
-        }
-    }
-}
-
-/// heartbeat.json followed without a watch of its own: the many-agent
-/// host's directory watch says when to read it again.
-pub(super) fn follow_config(shared: &Arc<Shared>) -> crate::watch::config::Followed {
-    crate::watch::config::Followed::new(
-        &shared.options.config_path,
-        shared.pipeline.config(),
-        Some(Arc::clone(&shared.health)),
-        apply_config(shared),
-    )
-}
-
-/// Puts a valid new config in force in the agent's pipeline (from its next
-/// tick), after saying which of its checks will fail.
-fn apply_config(
-    shared: &Shared,
-) -> impl FnMut(Arc<HeartbeatConfig>, &heartbeat_core::config::diff::ConfigDiff) + Send + 'static {
-    let pipeline = Arc::clone(&shared.pipeline);
-    move |config, _| {
-        report_checks_that_will_fail(&config, pipeline.registry(), pipeline.handlers_dir());
-        pipeline.set_config(config);
     }
 }
 
@@ -138,8 +94,8 @@ pub(super) async fn apply_controls(
 /// state file again, so that a state file shared with the active host
 /// (on shared storage) continues where that host left it rather than from
 /// what it held at start-up. A state file of its own reads back the same.
-pub(super) async fn reload_state_on_takeover(shared: Arc<Shared>) {
-    let Some(bus) = &shared.bus else { return };
+pub(super) async fn reload_state_on_takeover(agent: Arc<LiveAgent>) {
+    let Some(bus) = &agent.bus else { return };
     let mut status = bus.watch_status();
     let mut standing_by = false;
     loop {
@@ -148,12 +104,12 @@ pub(super) async fn reload_state_on_takeover(shared: Arc<Shared>) {
             BusStatus::Standby => standing_by = true,
             BusStatus::Connected if standing_by => {
                 standing_by = false;
-                let path = &shared.options.state_path;
+                let path = &agent.options.state_path;
                 match crate::store::state::load(path) {
                     Ok(mut state) => {
                         state.clamp_future(crate::source::now_ms());
                         let checks = state.checks.len();
-                        shared.pipeline.replace_state(state);
+                        agent.pipeline.replace_state(state);
                         info!(event = "state_reloaded", file = %path.display(), checks, "took over: read the state file again");
                     }
                     Err(e) => {
@@ -173,9 +129,9 @@ pub(super) async fn reload_state_on_takeover(shared: Arc<Shared>) {
 /// then every period `beat/<period>` or, while degraded,
 /// `degraded/<period>`; only while connected (a beat that cannot go out is
 /// dropped, never queued). `stop` is published by the shutdown.
-pub(super) async fn publish_beats(shared: Arc<Shared>) {
-    let Some(bus) = &shared.bus else { return };
-    let options = &shared.options.beats;
+pub(super) async fn publish_beats(agent: Arc<LiveAgent>) {
+    let Some(bus) = &agent.bus else { return };
+    let options = &agent.options.beats;
     let key = options.routing_key();
     let mut status = bus.watch_status();
     while *status.borrow_and_update() != BusStatus::Connected {
@@ -198,7 +154,7 @@ pub(super) async fn publish_beats(shared: Arc<Shared>) {
         if !bus.is_connected() {
             continue;
         }
-        let body = heartbeat_core::beats::periodic_body(&shared.health.status(), period);
+        let body = heartbeat_core::beats::periodic_body(&agent.health.status(), period);
         match bus.publish_beat(&key, &body).await {
             Ok(()) => tracing::debug!(routing_key = %key, body = %body, "published a beat"),
             Err(e) => tracing::debug!(routing_key = %key, "beat not published: {e}"),
@@ -207,13 +163,13 @@ pub(super) async fn publish_beats(shared: Arc<Shared>) {
 }
 
 /// Writes the liveness file now, then every period, with the host's health.
-pub(super) async fn write_liveness(shared: Arc<Shared>, path: PathBuf) {
-    let mut every = tokio::time::interval(shared.options.liveness_period);
+pub(super) async fn write_liveness(agent: Arc<LiveAgent>, path: PathBuf) {
+    let mut every = tokio::time::interval(agent.options.liveness_period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_status = "";
     loop {
         every.tick().await;
-        let health = shared.health.status();
+        let health = agent.health.status();
         if health.as_str() != last_status {
             match &health {
                 HealthStatus::Healthy => info!(event = "health_changed", "host is healthy"),
@@ -223,26 +179,26 @@ pub(super) async fn write_liveness(shared: Arc<Shared>, path: PathBuf) {
             }
             last_status = health.as_str();
         }
-        let shared = Arc::clone(&shared);
+        let agent = Arc::clone(&agent);
         let path = path.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            write_liveness_once(&shared, &path, health.as_str())
+            write_liveness_once(&agent, &path, health.as_str())
         })
         .await;
     }
 }
 
 /// One write of the liveness file, with `status` and the degraded reasons.
-pub(super) fn write_liveness_once(shared: &Shared, path: &Path, status: &str) {
+pub(super) fn write_liveness_once(agent: &LiveAgent, path: &Path, status: &str) {
     let mut metadata = serde_json::Map::new();
-    metadata.insert("agent".into(), shared.options.agent.clone().into());
+    metadata.insert("agent".into(), agent.options.agent.clone().into());
     metadata.insert("status".into(), status.into());
     metadata.insert(
         "reasons".into(),
-        shared.health.status().reasons().to_vec().into(),
+        agent.health.status().reasons().to_vec().into(),
     );
     let now = crate::source::now_ms();
-    let processes = shared
+    let processes = agent
         .tracker
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -4,10 +4,14 @@
 //! source, reason, result (every per-check family carries its agent, so
 //! that one host serving many agents keeps them apart).
 //! Never a tick id or an emitted routing key.
+//!
+//! The process holds one [`Metrics`], counted from start-up whether or not
+//! the endpoint is on (each update is an atomic add) and served when it
+//! is; the daemon's adapter (`daemon/observed.rs`) is what records into it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use heartbeat_core::health::HealthStatus;
 use heartbeat_core::model::{CheckHealth, ProcessInfo, ProcessState, RunStatus};
@@ -19,10 +23,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-/// The process's metrics: counted from start-up whether or not the endpoint
-/// is on (each update is an atomic add), served when it is.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
@@ -109,6 +109,25 @@ pub struct RecentRun {
     pub error: Option<String>,
 }
 
+/// One run that ended, as the metrics count it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSample<'a> {
+    /// The agent.
+    pub agent: &'a str,
+    /// The tick's time (ms since epoch).
+    pub at_ms: u64,
+    /// The check.
+    pub check: &'a str,
+    /// Its handler.
+    pub handler: &'a str,
+    /// How it ended.
+    pub status: RunStatus,
+    /// How long it took, in µs.
+    pub duration_us: u64,
+    /// Why it failed.
+    pub error: Option<&'a str>,
+}
+
 /// Every family the host exports, and the last runs.
 pub struct Metrics {
     recent: Mutex<VecDeque<RecentRun>>,
@@ -150,8 +169,15 @@ const RUN_BUCKETS: [f64; 12] = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0,
 ];
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
-    fn new() -> Metrics {
+    /// Every family registered, all at zero.
+    pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("heartbeat");
         let runs = Family::<RunLabels, Counter>::default();
         registry.register(
@@ -353,18 +379,17 @@ impl Metrics {
         }
     }
 
-    /// One run of `agent`'s check completed, on the tick of `at_ms`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_run(
-        &self,
-        agent: &str,
-        at_ms: u64,
-        check: &str,
-        handler: &str,
-        status: RunStatus,
-        duration_us: u64,
-        error: Option<&str>,
-    ) {
+    /// One run of an agent's check completed.
+    pub fn record_run(&self, run: RunSample<'_>) {
+        let RunSample {
+            agent,
+            at_ms,
+            check,
+            handler,
+            status,
+            duration_us,
+            error,
+        } = run;
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             if recent.len() == RECENT_RUNS {
@@ -519,10 +544,8 @@ impl Metrics {
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.pool_instances.set(gauge(pool.component_instances));
         self.pool_memories.set(gauge(pool.memories));
-        self.pool_warm_memories
-            .set(gauge(pool.unused_warm_memories));
-        self.pool_warm_bytes
-            .set(gauge(pool.unused_memory_bytes_resident));
+        self.pool_warm_memories.set(gauge(pool.warm_memories));
+        self.pool_warm_bytes.set(gauge(pool.warm_memory_bytes));
         // The buses' figures, all agents together.
         let buses: Vec<BusFigures> = now.agents.iter().filter_map(|a| a.bus).collect();
         let total = |f: fn(&BusFigures) -> u64| buses.iter().map(f).sum::<u64>();
@@ -609,19 +632,17 @@ pub struct BusFigures {
     pub dead_lettered: u64,
 }
 
-impl BusFigures {
-    /// Reads the bus's counters.
-    pub fn read(connected: bool, m: &crate::amqp::Metrics) -> BusFigures {
-        BusFigures {
-            connected,
-            reconnects: m.reconnects.load(Ordering::Relaxed),
-            published: m.published.load(Ordering::Relaxed),
-            spooled: m.spooled.load(Ordering::Relaxed),
-            outbox_depth: m.outbox_depth.load(Ordering::Relaxed),
-            outbox_dropped: m.outbox_dropped.load(Ordering::Relaxed),
-            dead_lettered: m.dead_lettered.load(Ordering::Relaxed),
-        }
-    }
+/// The pooling allocator's figures at a scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolFigures {
+    /// Component instances in use (runs in flight).
+    pub component_instances: u64,
+    /// Linear memories in use.
+    pub memories: u64,
+    /// Memory slots kept warm for the next runs.
+    pub warm_memories: u64,
+    /// Bytes those warm slots keep resident.
+    pub warm_memory_bytes: u64,
 }
 
 /// What the gauges are set from at a scrape.
@@ -629,7 +650,7 @@ pub struct Snapshot<'a> {
     /// Every agent served.
     pub agents: &'a [AgentSnapshot<'a>],
     /// The pooling allocator, if it is in use.
-    pub pool: Option<crate::runtime::PoolingFigures>,
+    pub pool: Option<PoolFigures>,
 }
 
 /// One agent at a scrape.

@@ -1,12 +1,14 @@
-//! What an operator watches from outside: Prometheus metrics ([`metrics`])
-//! and the HTTP endpoint that serves them with `/healthz` and `/readyz`
-//! ([`http`]). Counters are fed where things happen (the pipeline, the
-//! watchers, the tick loop); per-check gauges (overdue ratio, last success,
-//! failures in a row) are computed from the pipeline's state at each scrape,
-//! so they are never stale. Touches the pipeline and the bus only to read.
+//! What an operator watches from outside: the Prometheus metrics
+//! ([`metrics`]), the `/status` picture ([`status`]) and its HTML page
+//! ([`page`]), and the HTTP endpoint that serves them with `/healthz` and
+//! `/readyz` ([`endpoint`]). This room defines its own input values
+//! (figures, samples, the endpoint's [`endpoint::HostView`]) and imports no
+//! other room: the daemon's one adapter (`daemon/observed.rs`) turns what
+//! happened into them. Per-check gauges (overdue ratio, last success,
+//! failures in a row) are computed from the pipeline's state at each
+//! scrape, so they are never stale.
 
-pub mod http;
+pub mod endpoint;
 pub mod metrics;
 pub mod page;
-
-pub use metrics::METRICS;
+pub mod status;

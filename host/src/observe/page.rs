@@ -1,22 +1,23 @@
-//! `/`: the status page, rendered on the server from the `/status` JSON.
-//! Plain HTML, readable without JavaScript, with a `<meta>` refresh every
-//! 5 s. Every value from the config or a handler is escaped.
+//! `/`: the status page, rendered on the server from the same
+//! [`StatusReply`] `/status` serialises. Plain HTML, readable without
+//! JavaScript, with a `<meta>` refresh every 5 s. Every value from the
+//! config or a handler is escaped.
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use super::status::{AgentStatus, StatusReply};
 
-/// The page for a `/status` object: one agent's, or the list of a host
+/// The page for a `/status` reply: one agent's, or the list of a host
 /// serving several (each linking to its own page).
-pub fn render(status: &Value) -> String {
-    if let Some(agents) = status["agents"].as_array() {
-        return render_index(agents);
+pub fn render(status: &StatusReply) -> String {
+    match status {
+        StatusReply::Host(host) => render_index(&host.agents),
+        StatusReply::Agent(agent) => render_agent(agent),
     }
-    render_agent(status)
 }
 
 /// The index of a host serving several agents: name, health, checks by state.
-fn render_index(agents: &[Value]) -> String {
+fn render_index(agents: &[AgentStatus]) -> String {
     let mut out = String::with_capacity(256 + agents.len() * 160);
     let _ = write!(
         out,
@@ -38,14 +39,13 @@ th {{ background: #f4f4f4; }}
         n = agents.len()
     );
     for agent in agents {
-        let name = agent["agent"].as_str().unwrap_or_default();
-        let health = agent["health"]["status"].as_str().unwrap_or_default();
-        let checks = agent["checks"].as_array().map_or(0, Vec::len);
-        let hard = agent["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["state"].as_str().is_some_and(|s| s.starts_with("hard")))
+        let name = agent.agent.as_str();
+        let health = agent.health.status.as_str();
+        let checks = agent.checks.len();
+        let hard = agent
+            .checks
+            .iter()
+            .filter(|c| c.state.starts_with("hard"))
             .count();
         let link: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
         let _ = writeln!(
@@ -61,14 +61,11 @@ th {{ background: #f4f4f4; }}
 }
 
 /// One agent's page.
-fn render_agent(status: &Value) -> String {
-    let text = |v: &Value| match v {
-        Value::Null => String::new(),
-        Value::String(s) => escape(s),
-        other => escape(&other.to_string()),
-    };
-    let agent = text(&status["agent"]);
-    let health = text(&status["health"]["status"]);
+fn render_agent(status: &AgentStatus) -> String {
+    let text = |v: &str| escape(v);
+    let optional = |v: &Option<String>| v.as_deref().map(escape).unwrap_or_default();
+    let agent = text(&status.agent);
+    let health = text(&status.health.status);
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
@@ -89,11 +86,10 @@ th {{ background: #f4f4f4; }}
 <h1>heartbeat-host: agent {agent}</h1>
 <p id="health">Health: <span class="{health}">{health}</span> <span class="muted">at {at}</span></p>
 "#,
-        at = text(&status["at"]),
+        at = text(&status.at),
     );
-    if let Some(reasons) = status["health"]["reasons"].as_array()
-        && !reasons.is_empty()
-    {
+    let reasons = &status.health.reasons;
+    if !reasons.is_empty() {
         out.push_str("<ul id=\"health-reasons\">");
         for reason in reasons {
             let _ = write!(out, "<li>{}</li>", text(reason));
@@ -104,25 +100,25 @@ th {{ background: #f4f4f4; }}
     out.push_str(
         "<h2>Checks</h2>\n<table id=\"checks\"><tr><th>check</th><th>handler</th><th>status</th><th>state</th><th>why</th><th>last run</th><th>last outcome</th><th>next due</th><th>ratio</th></tr>\n",
     );
-    for check in status["checks"].as_array().into_iter().flatten() {
-        let outcome = text(&check["lastStatus"]);
-        let error = text(&check["lastError"]);
-        let ratio = match check["ratio"].as_f64() {
+    for check in &status.checks {
+        let outcome = optional(&check.last_status);
+        let error = optional(&check.last_error);
+        let ratio = match check.ratio {
             Some(r) => format!("{r:.2}"),
             None => "inf".to_string(),
         };
         let _ = writeln!(
             out,
             "<tr data-check=\"{name}\" data-state=\"{state}\"><td>{name}</td><td>{handler}</td><td>{st}</td><td class=\"state-{state}\">{state_text}</td><td>{why}</td><td>{last}</td><td class=\"{outcome}\">{outcome}{sep}{error}</td><td>{next}</td><td>{ratio}</td></tr>",
-            name = text(&check["name"]),
-            handler = text(&check["handler"]),
-            st = text(&check["status"]),
-            state = text(&check["state"]),
-            state_text = text(&check["stateText"]),
-            why = text(&check["reason"]),
-            last = text(&check["lastRun"]),
+            name = text(&check.name),
+            handler = text(&check.handler),
+            st = text(&check.status),
+            state = text(&check.state),
+            state_text = text(&check.state_text),
+            why = text(&check.reason),
+            last = optional(&check.last_run),
             sep = if error.is_empty() { "" } else { ": " },
-            next = text(&check["nextDue"]),
+            next = optional(&check.next_due),
         );
     }
     out.push_str("</table>\n");
@@ -130,51 +126,51 @@ th {{ background: #f4f4f4; }}
     out.push_str(
         "<h2>Recent runs</h2>\n<table id=\"runs\"><tr><th>at</th><th>check</th><th>handler</th><th>outcome</th><th>ms</th><th>error</th></tr>\n",
     );
-    for run in status["recentRuns"].as_array().into_iter().flatten() {
-        let outcome = text(&run["status"]);
+    for run in &status.recent_runs {
+        let outcome = text(&run.status);
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{outcome}\">{outcome}</td><td>{:.3}</td><td>{}</td></tr>",
-            text(&run["at"]),
-            text(&run["check"]),
-            text(&run["handler"]),
-            run["durationMs"].as_f64().unwrap_or(0.0),
-            text(&run["error"]),
+            text(&run.at),
+            text(&run.check),
+            text(&run.handler),
+            run.duration_ms,
+            optional(&run.error),
         );
     }
     out.push_str("</table>\n");
 
-    let processes = status["processes"].as_array().cloned().unwrap_or_default();
+    let processes = &status.processes;
     out.push_str("<h2>Watched processes</h2>\n");
     if processes.is_empty() {
         out.push_str("<p class=\"muted\">none</p>\n");
     } else {
         out.push_str("<table id=\"processes\"><tr><th>process</th><th>status</th><th>last message</th><th>last seen</th></tr>\n");
-        for p in &processes {
+        for p in processes {
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                text(&p["name"]),
-                text(&p["status"]),
-                text(&p["lastMessage"]),
-                text(&p["lastSeen"]),
+                text(&p.name),
+                text(&p.status),
+                text(&p.last_message),
+                text(&p.last_seen),
             );
         }
         out.push_str("</table>\n");
     }
 
     out.push_str("<h2>Bus</h2>\n");
-    match status["bus"].as_object() {
+    match &status.bus {
         None => out
             .push_str("<p id=\"bus\" class=\"muted\">no broker: the host's own timer ticks</p>\n"),
         Some(bus) => {
             out.push_str("<table id=\"bus\">");
-            for (key, value) in bus {
+            for (key, value) in bus.rows() {
                 let _ = write!(
                     out,
                     "<tr><th>{}</th><td>{}</td></tr>",
                     escape(key),
-                    text(value)
+                    text(&value)
                 );
             }
             out.push_str("</table>\n");
@@ -206,13 +202,14 @@ mod tests {
 
     #[test]
     fn what_a_handler_or_config_says_is_escaped() {
-        let status = serde_json::json!({
+        let status: StatusReply = serde_json::from_value(serde_json::json!({
             "agent": "a<b",
             "health": {"status": "healthy", "reasons": []},
             "checks": [{"name": "x", "handler": "h", "status": "due", "reason": "",
                         "lastStatus": "failed", "lastError": "<script>alert(1)</script>"}],
             "recentRuns": [], "processes": [], "bus": null,
-        });
+        }))
+        .expect("a /status reply");
         let page = render(&status);
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

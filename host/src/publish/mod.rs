@@ -17,8 +17,8 @@ use heartbeat_core::config::CheckConfig;
 
 use heartbeat_core::states::Verdict;
 
-use crate::runtime::RunReport;
 use crate::source::Tick;
+use heartbeat_core::model::RunReport;
 
 /// One finished run, as a sink sees it.
 #[derive(Debug, Clone, Copy)]

@@ -1,13 +1,14 @@
 //! The `kv` interface of the handler world: the running check's own
-//! key-value store. The store is read when the run starts (a corrupt file
-//! fails the run before the handler is called, naming the file) and every
+//! key-value store, implemented on the run's [`KvSession`] and linked by
+//! projection from the run's store data. The store is read at the run's
+//! first `kv-*` call (a run that makes none touches no file; a corrupt file
+//! makes each call fail, naming the file) and every
 //! `kv-set` or `kv-delete` that changes it is written through to disk
 //! before it returns (`store::kv`). Every refusal (a bad key, the cap, a
 //! write that failed, no store for this run) is an `err` to the guest,
 //! never a trap, and leaves the store as it was, in memory and on disk.
 
 use super::bindings::heartbeat::handler::kv;
-use super::sandbox::RunState;
 #[cfg(test)]
 use crate::store::kv::KvError;
 use crate::store::kv::{KvData, KvLocation, key_refusal};
@@ -131,21 +132,21 @@ impl OpenStore {
     }
 }
 
-impl kv::Host for RunState {
+impl kv::Host for KvSession {
     fn kv_get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, String>> {
-        Ok(self.kv.get(&key))
+        Ok(self.get(&key))
     }
 
     fn kv_set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.kv.set(key, value))
+        Ok(self.set(key, value))
     }
 
     fn kv_delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.kv.delete(&key))
+        Ok(self.delete(&key))
     }
 
     fn kv_keys(&mut self) -> wasmtime::Result<Result<Vec<String>, String>> {
-        Ok(self.kv.keys())
+        Ok(self.keys())
     }
 }
 

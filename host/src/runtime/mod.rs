@@ -11,12 +11,18 @@
 //! directory and, during a run, exactly the directories the request grants.
 
 mod cache;
-pub mod http;
 mod kv;
 mod names;
+mod outcome;
+pub mod outgoing_http;
 pub mod registry;
+mod request;
 mod sandbox;
+mod secrets;
+mod sockets;
 mod stderr;
+
+pub use request::{DirGrant, GrantedValue, RunRequest};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,9 +37,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 pub use cache::CompileCache;
 use sandbox::RunState;
-pub use sandbox::{EmitPolicy, EmittedEvent, LogRecord};
 
-use heartbeat_core::model::{Limits, MAX_MEMORY_MB, ProcessInfo, RunStatus};
+use heartbeat_core::model::{MAX_MEMORY_MB, RunReport};
 
 /// Bindings of the `handler` world, generated from `wit/`.
 pub(crate) mod bindings {
@@ -52,9 +57,6 @@ use bindings::heartbeat::handler::types as wit;
 
 /// How often the epoch advances: the resolution of run timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// How much of a trapped handler's stderr goes into its failure reason.
-const STDERR_IN_REASON: usize = 400;
 
 /// The pooling allocator's instance slots: the most runs the host can have
 /// in flight at once, and the default and largest `--max-runs-in-flight`.
@@ -85,17 +87,6 @@ impl Default for RuntimeOptions {
             max_handler_bytes: crate::store::read::DEFAULT_MAX_HANDLER_BYTES,
             max_runs_in_flight: MAX_CONCURRENT_RUNS,
         }
-    }
-}
-
-/// A granted environment value: its `Debug` shows only its length, so a
-/// request logged or printed whole never carries it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GrantedValue(pub String);
-
-impl std::fmt::Debug for GrantedValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{} bytes>", self.0.len())
     }
 }
 
@@ -173,108 +164,6 @@ impl std::fmt::Debug for LoadedHandler {
     }
 }
 
-/// Everything one run needs besides the handler.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    /// The tick's id (bus `event_id` or a generated one).
-    pub tick_id: String,
-    /// The tick's time, ms since epoch.
-    pub tick_ms: u64,
-    /// The agent.
-    pub agent: String,
-    /// The tick's envelope as JSON text.
-    pub envelope: String,
-    /// The check's name.
-    pub check: String,
-    /// The handler name the check asked for.
-    pub handler: String,
-    /// The check's cadence.
-    pub cadence_ms: u64,
-    /// The check's priority.
-    pub priority: i64,
-    /// The check's `meta` as JSON text.
-    pub meta: String,
-    /// The check's last run (ms since epoch; 0 when never).
-    pub last_run_ms: u64,
-    /// The run's limits.
-    pub limits: Limits,
-    /// Which events the run may emit.
-    pub emit_policy: EmitPolicy,
-    /// Directories granted to the run: (guest path, host path, read-only).
-    pub dirs: Vec<DirGrant>,
-    /// Environment variables the check is granted, with the values read
-    /// for this run (name as the handler sees it, value); nothing else of
-    /// the host's environment reaches the handler.
-    pub env: Vec<(String, GrantedValue)>,
-    /// Granted secrets (variable name, file). [`Runtime::run`] reads the
-    /// files as the run starts, outside any lock of the caller's, gives the
-    /// values to the handler as environment variables, and replaces them by
-    /// `[redacted]` wherever the handler's logs, events, details or reason
-    /// repeat them. A file that cannot be read fails the run before it starts.
-    pub secret_files: Vec<(String, PathBuf)>,
-    /// The TCP/UDP peers the check may reach (`grants.net`); nothing
-    /// when empty (no sockets, no name lookups).
-    pub net: Vec<heartbeat_core::net::NetPattern>,
-    /// The origins the check may send HTTP requests to (`grants.http`);
-    /// every request is refused when empty.
-    pub http: Vec<http::HttpGrant>,
-    /// The watched processes, as the host sees them when the run starts.
-    pub processes: Arc<Vec<ProcessInfo>>,
-    /// Where the check's key-value store lives; `None` gives the run no
-    /// store (every `kv-*` call fails with a reason). The store is read at
-    /// the run's first `kv-*` call, so a run that uses none touches no
-    /// file; a corrupt one makes every call fail, naming the file.
-    pub kv: Option<crate::store::kv::KvLocation>,
-}
-
-/// A host directory made visible to a handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirGrant {
-    /// The path the handler opens (e.g. `/data`).
-    pub guest_path: String,
-    /// The directory on the host.
-    pub host_path: PathBuf,
-    /// Whether writes are refused.
-    pub read_only: bool,
-}
-
-/// What a run came to.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunReport {
-    /// success, failed or skipped.
-    pub status: RunStatus,
-    /// The handler's details (JSON), `{}` when it gave none.
-    pub details: serde_json::Value,
-    /// Why it failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Wall-clock time of the run, instantiation included.
-    #[serde(rename = "durationUs")]
-    pub duration_us: u64,
-    /// Log records the handler wrote.
-    pub logs: Vec<LogRecord>,
-    /// Events the handler emitted.
-    pub events: Vec<EmittedEvent>,
-    /// Log records dropped over the run's caps.
-    #[serde(rename = "droppedLogs")]
-    pub dropped_logs: u32,
-}
-
-impl RunReport {
-    /// A failed run that never reached a handler (e.g. the handler is missing).
-    pub fn failed_before_start(reason: String) -> RunReport {
-        RunReport {
-            status: RunStatus::Failed,
-            details: serde_json::json!({}),
-            error: Some(reason),
-            duration_us: 0,
-            logs: Vec::new(),
-            events: Vec::new(),
-            dropped_logs: 0,
-        }
-    }
-}
-
 /// The engine, the linker and the epoch clock shared by every run.
 pub struct Runtime {
     engine: Engine,
@@ -343,8 +232,16 @@ impl Runtime {
         // no grant, its every request is refused (runtime/http.rs).
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("WASI HTTP: {e:#}")))?;
-        bindings::Handler::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+        // The handler world's interfaces, each on the part of the run's
+        // data that serves it: `types` and `host` on the run itself, `kv`
+        // on the run's key-value session (runtime/kv.rs).
+        use bindings::heartbeat::handler::{host as host_interface, kv as kv_interface};
+        wit::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Link(format!("the types interface: {e:#}")))?;
+        host_interface::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(format!("the host interface: {e:#}")))?;
+        kv_interface::add_to_linker::<RunState, HasSelf<kv::KvSession>>(&mut linker, |s| &mut s.kv)
+            .map_err(|e| RuntimeError::Link(format!("the kv interface: {e:#}")))?;
 
         let stop_epoch = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
@@ -489,14 +386,14 @@ impl Runtime {
             report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             return report;
         };
-        let secrets = match read_secrets(&request.secret_files) {
+        let secrets = match secrets::read_secrets(&request.secret_files) {
             Ok(secrets) => secrets,
             Err(reasons) => return RunReport::failed_before_start(reasons),
         };
         let stderr = stderr::StderrTail::default();
-        let refusals = http::Refusals::default();
+        let refusals = outgoing_http::Refusals::default();
         // The names in `grants.net`, resolved for this run (within its time).
-        let resolved = tokio::time::timeout(timeout, resolve_names(&request.net))
+        let resolved = tokio::time::timeout(timeout, sockets::resolve_names(&request.net))
             .await
             .unwrap_or_default();
         let mut report = match self.build_store(
@@ -515,7 +412,7 @@ impl Runtime {
                 .await;
                 let state = store.into_data();
                 let mut report = match outcome {
-                    Ok(result) => interpret(result, &state, &request.limits, &stderr),
+                    Ok(result) => outcome::interpret(result, &state, &request.limits, &stderr),
                     Err(_elapsed) => RunReport::failed_before_start(format!(
                         "timeout after {} ms (blocked in a host call)",
                         request.limits.timeout_ms
@@ -529,8 +426,8 @@ impl Runtime {
             Err(e) => RunReport::failed_before_start(format!("{e:#}")),
         };
         report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        name_refusals(&mut report, &refusals);
-        redact(&mut report, &secrets);
+        outcome::name_refusals(&mut report, &refusals);
+        secrets::redact(&mut report, &secrets);
         report
     }
 
@@ -541,7 +438,7 @@ impl Runtime {
         stderr: stderr::StderrTail,
         resolved: Vec<std::net::IpAddr>,
         secrets: &[(String, GrantedValue)],
-        refusals: http::Refusals,
+        refusals: outgoing_http::Refusals,
     ) -> anyhow::Result<Store<RunState>> {
         let kv = match &request.kv {
             Some(location) => {
@@ -552,7 +449,7 @@ impl Runtime {
         let mut wasi = WasiCtxBuilder::new();
         // Kept for the failure reason only; the handler cannot read it back.
         wasi.stderr(stderr);
-        grant_sockets(&mut wasi, request, resolved, refusals.clone());
+        sockets::grant_sockets(&mut wasi, request, resolved, refusals.clone());
         for (name, value) in request.env.iter().chain(secrets) {
             wasi.env(name, &value.0);
         }
@@ -567,7 +464,7 @@ impl Runtime {
                     anyhow::anyhow!("granted directory {}: {e:#}", dir.host_path.display())
                 })?;
         }
-        let http = http::HttpPolicy::new(
+        let http = outgoing_http::HttpPolicy::new(
             request.http.clone(),
             &request.check,
             request.limits.max_http_bytes,
@@ -649,7 +546,7 @@ impl Runtime {
             stderr::StderrTail::default(),
             Vec::new(),
             &[],
-            http::Refusals::default(),
+            outgoing_http::Refusals::default(),
         )?;
         let instance = handler
             .pre
@@ -706,302 +603,5 @@ fn other_wit_version(engine: &Engine, component: &Component) -> Option<String> {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_epoch.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Turns what the guest returned (or how it died) into a report.
-fn interpret(
-    result: wasmtime::Result<Result<wit::Outcome, String>>,
-    state: &RunState,
-    limits: &Limits,
-    stderr: &stderr::StderrTail,
-) -> RunReport {
-    // What logs and events left of the run's output cap: details and the
-    // reason count toward it too.
-    let budget = limits.max_output_bytes.saturating_sub(state.output.bytes);
-    let (status, details, error) = match result {
-        Ok(Ok(_)) if state.limiter.refused => (
-            // The guest survived a refused allocation (and may have said
-            // success): the run was over its limit all the same.
-            RunStatus::Failed,
-            serde_json::json!({}),
-            Some(format!("memory limit {} MiB exceeded", limits.memory_mb)),
-        ),
-        Ok(Ok(outcome)) if outcome.details.len() as u64 > budget => (
-            RunStatus::Failed,
-            serde_json::json!({}),
-            Some(format!(
-                "details of {} bytes refused: over the output cap (maxOutputBytes {}, {} used by logs and events)",
-                outcome.details.len(),
-                limits.max_output_bytes,
-                state.output.bytes
-            )),
-        ),
-        Ok(Ok(outcome)) => {
-            let status = match outcome.status {
-                wit::Status::Success => RunStatus::Success,
-                wit::Status::Failed => RunStatus::Failed,
-                wit::Status::Skipped => RunStatus::Skipped,
-            };
-            match parse_details(&outcome.details) {
-                Ok(details) => {
-                    let left = budget.saturating_sub(outcome.details.len() as u64);
-                    let error = (status == RunStatus::Failed)
-                        .then(|| bounded_reason(failure_summary(&details), left));
-                    (status, details, error)
-                }
-                Err(e) => (
-                    RunStatus::Failed,
-                    serde_json::json!({}),
-                    Some(format!("handler returned details that are not JSON: {e}")),
-                ),
-            }
-        }
-        Ok(Err(message)) => (
-            RunStatus::Failed,
-            serde_json::json!({}),
-            Some(bounded_reason(message, budget)),
-        ),
-        Err(e) => (
-            RunStatus::Failed,
-            serde_json::json!({}),
-            Some(bounded_reason(
-                match stderr.summary(STDERR_IN_REASON) {
-                    Some(said) => format!("{}; stderr: {said}", trap_reason(&e, state, limits)),
-                    None => trap_reason(&e, state, limits),
-                },
-                u64::MAX,
-            )),
-        ),
-    };
-    RunReport {
-        status,
-        details,
-        error,
-        duration_us: 0,
-        logs: Vec::new(),
-        events: Vec::new(),
-        dropped_logs: 0,
-    }
-}
-
-/// The addresses the DNS names of `patterns` resolve to now; names that do
-/// not resolve add nothing (their pattern then allows nothing).
-async fn resolve_names(patterns: &[heartbeat_core::net::NetPattern]) -> Vec<std::net::IpAddr> {
-    let mut resolved = Vec::new();
-    for pattern in patterns {
-        if let heartbeat_core::net::NetHost::Name(name) = &pattern.host {
-            match tokio::net::lookup_host((name.as_str(), 0)).await {
-                Ok(addrs) => resolved.extend(addrs.map(|a| a.ip())),
-                Err(e) => tracing::warn!(name = %name, "grants.net name does not resolve: {e}"),
-            }
-        }
-    }
-    resolved
-}
-
-/// Sockets under `grants.net`, checked by wasmtime-wasi on every bind,
-/// connect, send and receive: implicit binds to the wildcard address,
-/// connects, sends and receives with a granted peer; never a listener.
-/// Without a grant every peer is refused, through the same check, so that
-/// the refusal is logged and named in the run's reason; name lookups are
-/// allowed only with a grant.
-fn grant_sockets(
-    wasi: &mut WasiCtxBuilder,
-    request: &RunRequest,
-    resolved: Vec<std::net::IpAddr>,
-    refusals: http::Refusals,
-) {
-    use wasmtime_wasi::sockets::SocketAddrUse;
-    let patterns = Arc::new(request.net.clone());
-    let resolved = Arc::new(resolved);
-    let check = Arc::new(request.check.clone());
-    wasi.allow_tcp(true)
-        .allow_udp(true)
-        .allow_ip_name_lookup(!patterns.is_empty() || !request.http.is_empty())
-        .socket_addr_check(move |addr, usage| {
-            let allowed = match usage {
-                // The implicit bind before a connect or send; a listener
-                // is refused at `TcpListen`.
-                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
-                    addr.ip().is_unspecified() && addr.port() == 0
-                }
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
-                    patterns
-                        .iter()
-                        .any(|p| p.allows(addr.ip(), addr.port(), &resolved))
-                }
-                _ => false,
-            };
-            if !allowed {
-                tracing::warn!(check = %check, peer = %addr, use_ = ?usage, "socket use refused: not in grants.net");
-                refusals.push(format!("socket peer {addr} is not in grants.net"));
-            }
-            Box::pin(std::future::ready(allowed))
-        });
-}
-
-/// Adds what the host refused the run (origins, peers) to the reason of a
-/// failed run: the handler's own message may not say which grant is missing.
-fn name_refusals(report: &mut RunReport, refusals: &http::Refusals) {
-    if report.status != RunStatus::Failed {
-        return;
-    }
-    let refused = refusals.list();
-    if refused.is_empty() {
-        return;
-    }
-    let said = report.error.take().unwrap_or_default();
-    report.error = Some(format!(
-        "{said}; refused by the host: {}",
-        refused.join("; ")
-    ));
-}
-
-/// The largest secret file read.
-const MAX_SECRET_BYTES: u64 = 64 * 1024;
-
-/// The granted secrets' values (one trailing newline removed), or why one
-/// cannot be read: the reason names the secret and its file, never a value.
-fn read_secrets(files: &[(String, PathBuf)]) -> Result<Vec<(String, GrantedValue)>, String> {
-    let mut secrets = Vec::with_capacity(files.len());
-    let mut refused = Vec::new();
-    for (name, file) in files {
-        match crate::store::read::read_regular_text(file, MAX_SECRET_BYTES, "secret file") {
-            Ok(text) => {
-                let value = text.strip_suffix('\n').unwrap_or(&text);
-                let value = value.strip_suffix('\r').unwrap_or(value);
-                secrets.push((name.clone(), GrantedValue(value.to_string())));
-            }
-            Err(e) => refused.push(format!(
-                "secret {name}: cannot read {}: {e}",
-                file.display()
-            )),
-        }
-    }
-    if refused.is_empty() {
-        Ok(secrets)
-    } else {
-        Err(refused.join("; "))
-    }
-}
-
-/// What replaces a secret's value wherever a handler repeats it.
-pub const REDACTED: &str = "[redacted]";
-
-/// Replaces every granted secret's value in what the run produced (log
-/// messages and fields, event payloads, details, the reason) before any of
-/// it is logged, published or stored.
-fn redact(report: &mut RunReport, secrets: &[(String, GrantedValue)]) {
-    let values: Vec<&str> = secrets
-        .iter()
-        .map(|(_, v)| v.0.as_str())
-        .filter(|v| !v.is_empty())
-        .collect();
-    if values.is_empty() {
-        return;
-    }
-    let clean = |text: &mut String| {
-        for value in &values {
-            if text.contains(value) {
-                *text = text.replace(value, REDACTED);
-            }
-        }
-    };
-    for record in &mut report.logs {
-        clean(&mut record.message);
-        for (key, value) in &mut record.fields {
-            clean(key);
-            clean(value);
-        }
-    }
-    for event in &mut report.events {
-        redact_json(&mut event.payload, &clean);
-    }
-    redact_json(&mut report.details, &clean);
-    if let Some(error) = &mut report.error {
-        clean(error);
-    }
-}
-
-/// [`redact`] over every string and key of a JSON value.
-fn redact_json(value: &mut serde_json::Value, clean: &impl Fn(&mut String)) {
-    match value {
-        serde_json::Value::String(s) => clean(s),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_json(v, clean)),
-        serde_json::Value::Object(map) => {
-            let entries = std::mem::take(map);
-            for (mut key, mut v) in entries {
-                clean(&mut key);
-                redact_json(&mut v, clean);
-                map.insert(key, v);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The longest failure reason kept: it goes into every log line, event and
-/// state file write about the run, so a line of text, not a document.
-pub const MAX_REASON_BYTES: usize = 4096;
-
-/// `reason` cut to `budget` (what the guest has left of its output cap; the
-/// host's own reasons pass `u64::MAX`) and [`MAX_REASON_BYTES`],
-/// at a character boundary, with a marker saying how much was cut.
-fn bounded_reason(reason: String, budget: u64) -> String {
-    let keep = usize::try_from(budget)
-        .unwrap_or(usize::MAX)
-        .min(MAX_REASON_BYTES);
-    if reason.len() <= keep {
-        return reason;
-    }
-    let mut cut = keep;
-    while !reason.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(
-        "{}… [reason truncated: {} of {} bytes kept]",
-        &reason[..cut],
-        cut,
-        reason.len()
-    )
-}
-
-/// The guest's details text as JSON (serde_json refuses nesting deeper than
-/// 128 levels, so a deep document fails to parse instead of exhausting the
-/// host's stack); its size was bounded by the output cap before this.
-fn parse_details(text: &str) -> Result<serde_json::Value, serde_json::Error> {
-    if text.trim().is_empty() {
-        Ok(serde_json::json!({}))
-    } else {
-        serde_json::from_str(text)
-    }
-}
-
-/// The reason recorded for a handler that returned `failed` itself.
-fn failure_summary(details: &serde_json::Value) -> String {
-    for key in ["error", "reason", "message"] {
-        if let Some(text) = details.get(key).and_then(|v| v.as_str()) {
-            return text.to_string();
-        }
-    }
-    "handler reported failure".to_string()
-}
-
-/// A plain reason for a run that ended in a trap or host error.
-fn trap_reason(error: &wasmtime::Error, state: &RunState, limits: &Limits) -> String {
-    if state.limiter.refused {
-        return format!("memory limit {} MiB exceeded", limits.memory_mb);
-    }
-    if let Some(cap) = &state.output.cap_hit {
-        return cap.clone();
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!("timeout after {} ms", limits.timeout_ms),
-        Some(Trap::StackOverflow) => {
-            "trap: call stack exhausted (unbounded recursion?)".to_string()
-        }
-        Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
     }
 }

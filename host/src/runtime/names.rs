@@ -20,7 +20,7 @@ use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use heartbeat_core::http::HttpOrigin;
 use heartbeat_core::net::{NetHost, NetPattern};
 
-use super::http::{HttpGrant, Refusals};
+use super::outgoing_http::{HttpGrant, Refusals};
 
 /// Which names a run may look up: those of its `grants.net` patterns and
 /// its `grants.http` origins.

@@ -9,83 +9,8 @@ use std::sync::Arc;
 
 use super::bindings::heartbeat::handler::host::{self, Field, Level};
 use super::bindings::heartbeat::handler::types;
-use heartbeat_core::model::Limits;
-use heartbeat_core::model::{ProcessInfo, ProcessState};
-
-/// A log record a handler wrote.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LogRecord {
-    /// `trace`, `debug`, `info`, `warn` or `error`.
-    pub level: &'static str,
-    /// The message.
-    pub message: String,
-    /// Structured fields, in the order given.
-    pub fields: Vec<(String, String)>,
-}
-
-/// An event a handler emitted.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EmittedEvent {
-    /// The event type, also its routing key.
-    pub event_type: String,
-    /// The payload.
-    pub payload: serde_json::Value,
-}
-
-/// Which event types a run may emit.
-#[derive(Debug, Clone, Default)]
-pub struct EmitPolicy {
-    /// Types starting with this prefix are allowed (`agent.<agent>.`).
-    pub own_prefix: String,
-    /// Further AMQP-style patterns (`*` one word, `#` any words) granted.
-    pub extra: Vec<String>,
-}
-
-/// The longest routing key AMQP can carry (a short string): a longer one
-/// makes the broker close the connection, so it is refused at the emit.
-pub const MAX_ROUTING_KEY_BYTES: usize = 255;
-
-impl EmitPolicy {
-    /// Whether `event_type` may be emitted.
-    pub fn allows(&self, event_type: &str) -> bool {
-        self.refusal(event_type).is_none()
-    }
-
-    /// Why `event_type` may not be emitted, if it may not: longer than a
-    /// routing key can be, one of the host's own event types (a check's
-    /// result or a control message: no handler may forge them, whatever it
-    /// is granted), or outside the check's namespace and grants.
-    pub fn refusal(&self, event_type: &str) -> Option<String> {
-        if event_type.len() > MAX_ROUTING_KEY_BYTES {
-            return Some(format!(
-                "event type of {} bytes is refused: a routing key holds at most {MAX_ROUTING_KEY_BYTES}",
-                event_type.len()
-            ));
-        }
-        if let Some(own) = event_type.strip_prefix(&self.own_prefix)
-            && (own == "check.completed"
-                || own == "check.state_changed"
-                || own.starts_with("control.")
-                || own == "control")
-        {
-            return Some(format!(
-                "event type {event_type:?} is reserved for the host (check results, state changes and control messages)"
-            ));
-        }
-        let allowed = (event_type.starts_with(&self.own_prefix)
-            && event_type.len() > self.own_prefix.len())
-            || self
-                .extra
-                .iter()
-                .any(|p| heartbeat_core::topic::matches(p, event_type));
-        (!allowed).then(|| {
-            format!(
-                "event type {event_type:?} is not allowed: a check may emit under \"{}…\" unless granted more",
-                self.own_prefix
-            )
-        })
-    }
-}
+use heartbeat_core::emit::EmitPolicy;
+use heartbeat_core::model::{EmittedEvent, Limits, LogRecord, ProcessInfo, ProcessState};
 
 /// What a run wrote through the host functions, within its caps.
 #[derive(Debug, Default)]
@@ -106,7 +31,7 @@ pub struct RunOutput {
 pub struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
-    http: super::http::HttpPolicy,
+    http: super::outgoing_http::HttpPolicy,
     http_ctx: wasmtime_wasi_http::WasiHttpCtx,
     names: super::names::NamePolicy,
     pub(super) limiter: MemoryLimiter,
@@ -121,7 +46,7 @@ pub struct RunState {
 impl RunState {
     pub(super) fn new(
         wasi: WasiCtx,
-        http: super::http::HttpPolicy,
+        http: super::outgoing_http::HttpPolicy,
         names: super::names::NamePolicy,
         limits: Limits,
         emit_policy: EmitPolicy,
@@ -172,7 +97,7 @@ impl WasiView for RunState {
 }
 
 /// `wasi:http` shares the run's resource table; every request goes through
-/// the run's [`super::http::HttpPolicy`].
+/// the run's [`super::outgoing_http::HttpPolicy`].
 impl wasmtime_wasi_http::WasiHttpView for RunState {
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
         wasmtime_wasi_http::WasiHttpCtxView {
@@ -235,8 +160,8 @@ impl host::Host for RunState {
         event_type: String,
         payload: String,
     ) -> wasmtime::Result<Result<(), String>> {
-        if let Some(refused) = self.emit_policy.refusal(&event_type) {
-            return Ok(Err(refused));
+        if let Err(refused) = self.emit_policy.check(&event_type) {
+            return Ok(Err(refused.to_string()));
         }
         if self.output.events.len() >= self.limits.max_events as usize {
             self.stop(format!(
@@ -324,53 +249,50 @@ impl ResourceLimiter for MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use host::Host as _;
 
-    #[test]
-    fn emit_policy_keeps_handlers_in_their_namespace() {
-        let policy = EmitPolicy {
-            own_prefix: "agent.cack.".into(),
-            extra: vec!["alerts.*".into()],
-        };
-        assert!(policy.allows("agent.cack.sub_health"));
-        assert!(!policy.allows("agent.cack."));
-        assert!(!policy.allows("agent.other.sub_health"));
-        assert!(!policy.allows("system.heartbeat.tick"));
-        assert!(policy.allows("alerts.disk"));
+    fn run_state(agent: &str, granted: &[&str]) -> RunState {
+        let granted: Vec<String> = granted.iter().map(|p| p.to_string()).collect();
+        RunState::new(
+            wasmtime_wasi::WasiCtxBuilder::new().build(),
+            super::super::outgoing_http::HttpPolicy::new(
+                Vec::new(),
+                "c",
+                0,
+                std::time::Instant::now(),
+                super::super::outgoing_http::Refusals::default(),
+            ),
+            super::super::names::NamePolicy::default(),
+            Limits::default(),
+            EmitPolicy::new(agent, &granted),
+            Arc::new(Vec::new()),
+        )
     }
 
     #[test]
-    fn hardening_1_a_routing_key_longer_than_amqp_carries_is_refused_at_the_emit() {
-        let policy = EmitPolicy {
-            own_prefix: "agent.cack.".into(),
-            extra: vec!["#".into()],
-        };
-        let at_limit = format!("agent.cack.{}", "k".repeat(MAX_ROUTING_KEY_BYTES - 11));
-        assert_eq!(at_limit.len(), MAX_ROUTING_KEY_BYTES);
-        assert!(policy.allows(&at_limit));
-        let over = format!("{at_limit}k");
-        assert_eq!(
-            policy.refusal(&over).as_deref(),
-            Some("event type of 256 bytes is refused: a routing key holds at most 255")
-        );
-    }
-
-    #[test]
-    fn hardening_8_the_hosts_own_event_types_are_reserved_even_under_a_grant() {
-        let policy = EmitPolicy {
-            own_prefix: "agent.cack.".into(),
-            extra: vec!["#".into()],
-        };
+    fn the_emit_host_function_refuses_another_agents_control_message_and_keeps_nothing() {
+        let mut state = run_state("a", &["#"]);
         for forged in [
-            "agent.cack.check.completed",
-            "agent.cack.control.pause",
-            "agent.cack.control.run",
-            "agent.cack.control",
+            "agent.a.sub.control.pause",
+            "agent.b.control.pause",
+            "agent.a.sub.check.completed",
+            "results.b.check.state_changed",
         ] {
-            let why = policy.refusal(forged).unwrap_or_default();
-            assert!(why.contains("reserved for the host"), "{forged}: {why:?}");
+            let said = state
+                .emit(forged.to_string(), "{}".to_string())
+                .expect("a refusal is an error to the guest, not a trap");
+            assert!(
+                said.as_ref()
+                    .is_err_and(|why| why.contains("reserved for the host")),
+                "{forged}: {said:?}"
+            );
         }
-        assert!(policy.allows("agent.cack.check.completed.extra"));
-        assert!(policy.allows("agent.cack.controller"));
-        assert!(policy.allows("agent.other.check.completed"));
+        assert!(state.output.events.is_empty());
+        assert_eq!(state.output.bytes, 0);
+        let kept = state
+            .emit("agent.a.disk".to_string(), "{}".to_string())
+            .expect("no trap");
+        assert_eq!(kept, Ok(()));
+        assert_eq!(state.output.events.len(), 1);
     }
 }

@@ -141,7 +141,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hardening_7_temp_files_of_dead_processes_are_removed_and_live_ones_kept() {
+    fn temp_files_of_dead_processes_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("heartbeat.state.json");
         std::fs::write(&state, "{}").expect("state");

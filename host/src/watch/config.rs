@@ -1,46 +1,34 @@
-//! Hot reload of `heartbeat.json`: the watcher only signals. It watches
-//! the file's parent directory, not the file (editors save by writing a new
-//! file and renaming it over the old one, which a watch on the file itself
-//! would lose); events on the directory's other files (the state file is
-//! written beside the config on every run) are ignored. After a burst has
-//! been quiet for the debounce period the file is read again and the pure
-//! [`Reloader`] decides what it means:
-//!
-//! - a valid file that differs from the config in force is handed to the
-//!   caller's `apply` (the host swaps it in; it applies from the next tick)
-//!   and logged as a [`ConfigDiff`];
-//! - an invalid file is refused with its error; the last good config stays;
-//! - a deleted file keeps the last good config until the file reappears.
+//! The watch of `heartbeat.json`, which only signals (as Vector's config
+//! watcher does). It watches the file's parent directory, not the file
+//! (editors save by writing a new file and renaming it over the old one,
+//! which a watch on the file itself would lose); events on the directory's
+//! other files (the state file is written beside the config on every run)
+//! are ignored. Once a burst has been quiet for the debounce period, or on
+//! a [`ReloadTrigger`] (SIGHUP), it calls its caller with a [`Signal`];
+//! reading the file, deciding what it means, logging and applying it are
+//! the caller's (the daemon's config reader).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use heartbeat_core::config::HeartbeatConfig;
-use heartbeat_core::config::diff::ConfigDiff;
-use heartbeat_core::config::reload::{ReloadOutcome, Reloader};
-use heartbeat_core::health::Health;
 use notify::{EventKind, RecursiveMode, Watcher as _};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::debounce::{DEFAULT_MAX_DELAY, Debounce};
 
 /// How long the file must be quiet after an event before it is read.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// How the watcher debounces, and whom it tells about the file's validity.
+/// How the watch debounces.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
-    /// Quiet period after the last event before the file is read.
+    /// Quiet period after the last event before the signal.
     pub debounce: Duration,
     /// Longest wait from the first event of a burst.
     pub max_delay: Duration,
-    /// Told whether the file on disk is valid (the host is degraded while
-    /// it runs on the last good config).
-    pub health: Option<Arc<Health>>,
 }
 
 impl Default for WatchOptions {
@@ -48,12 +36,11 @@ impl Default for WatchOptions {
         WatchOptions {
             debounce: DEFAULT_DEBOUNCE,
             max_delay: DEFAULT_MAX_DELAY,
-            health: None,
         }
     }
 }
 
-/// Why the watcher could not start.
+/// Why the watch could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The file system watch could not be set up.
@@ -74,49 +61,53 @@ pub enum WatchError {
     NotAFile(PathBuf),
 }
 
+/// Why the file is to be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The watch is set up: a change made between the caller's first read
+    /// and the watch would otherwise be missed.
+    Watching,
+    /// The file may have changed (a burst of events, now quiet).
+    Changed,
+    /// Asked for through a [`ReloadTrigger`] (SIGHUP): for file systems
+    /// without inotify and for `ExecReload=`.
+    Requested,
+}
+
 enum Message {
     Event(notify::Result<notify::Event>),
-    /// Read the file now (SIGHUP): for file systems without inotify and
-    /// for `ExecReload=`.
     Reload,
     Stop,
 }
 
-/// Asks a [`ConfigWatcher`] to read the file at once; cheap to clone.
+/// Asks a [`ConfigWatch`] to signal at once; cheap to clone.
 #[derive(Clone)]
 pub struct ReloadTrigger(mpsc::Sender<Message>);
 
 impl ReloadTrigger {
-    /// Queues a reload; false when the watcher has stopped.
+    /// Queues a [`Signal::Requested`]; false when the watch has stopped.
     pub fn fire(&self) -> bool {
         self.0.send(Message::Reload).is_ok()
     }
 }
 
-/// Watches `heartbeat.json` and applies each valid change; stops when dropped.
-pub struct ConfigWatcher {
+/// Watches `heartbeat.json`'s directory and signals; stops when dropped.
+pub struct ConfigWatch {
     // Dropped first: no more events are sent once the watcher is gone.
     watcher: Option<notify::RecommendedWatcher>,
     messages: mpsc::Sender<Message>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl ConfigWatcher {
-    /// Starts watching `path`, whose config in force is `current`. Each
-    /// valid change is passed to `apply` (on the watcher's own thread) after
-    /// it has been logged; invalid and deleted files are logged and the
-    /// config in force stays. The file is read once straight after the watch
-    /// is set up, so that a change made between the first load and the
-    /// watch is not missed.
-    pub fn start<F>(
+impl ConfigWatch {
+    /// Starts watching for changes to `path`; `signal` is called on the
+    /// watch's own thread, once with [`Signal::Watching`] straight after
+    /// the watch is set up, then whenever the file is to be read again.
+    pub fn start(
         path: &Path,
-        current: Arc<HeartbeatConfig>,
         options: WatchOptions,
-        apply: F,
-    ) -> Result<ConfigWatcher, WatchError>
-    where
-        F: FnMut(Arc<HeartbeatConfig>, &ConfigDiff) + Send + 'static,
-    {
+        signal: impl FnMut(Signal) + Send + 'static,
+    ) -> Result<ConfigWatch, WatchError> {
         let file_name = path
             .file_name()
             .map(OsStr::to_os_string)
@@ -139,28 +130,25 @@ impl ConfigWatcher {
                 file: path.to_path_buf(),
                 source,
             })?;
-        let reloader = Reloader::new(path.to_path_buf(), current);
         let thread = std::thread::Builder::new()
             .name("config-watch".into())
-            .spawn(move || watch_loop(rx, reloader, file_name, options, apply))
+            .spawn(move || watch_loop(&rx, &file_name, &options, signal))
             .map_err(WatchError::Thread)?;
         debug!(dir = %dir.display(), file = %path.display(), "watching the config for changes");
-        Ok(ConfigWatcher {
+        Ok(ConfigWatch {
             watcher: Some(watcher),
             messages: tx,
             thread: Some(thread),
         })
     }
-}
 
-impl ConfigWatcher {
-    /// A handle that makes the watcher read the file at once.
+    /// A handle that makes the watch signal at once.
     pub fn trigger(&self) -> ReloadTrigger {
         ReloadTrigger(self.messages.clone())
     }
 }
 
-impl Drop for ConfigWatcher {
+impl Drop for ConfigWatch {
     fn drop(&mut self) {
         self.watcher.take();
         let _ = self.messages.send(Message::Stop);
@@ -172,18 +160,14 @@ impl Drop for ConfigWatcher {
     }
 }
 
-fn watch_loop<F>(
-    rx: mpsc::Receiver<Message>,
-    mut reloader: Reloader,
-    file_name: OsString,
-    options: WatchOptions,
-    mut apply: F,
-) where
-    F: FnMut(Arc<HeartbeatConfig>, &ConfigDiff),
-{
+fn watch_loop(
+    rx: &mpsc::Receiver<Message>,
+    file_name: &OsString,
+    options: &WatchOptions,
+    mut signal: impl FnMut(Signal),
+) {
     let mut debounce = Debounce::new(options.debounce, options.max_delay);
-    // Catch a change made between the host's first load and the watch.
-    act(&mut reloader, &mut apply, options.health.as_deref());
+    signal(Signal::Watching);
     loop {
         let message = match debounce.deadline() {
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -191,7 +175,7 @@ fn watch_loop<F>(
         };
         match message {
             Ok(Message::Event(Ok(event))) => {
-                if concerns(&event, &file_name) {
+                if concerns(&event, file_name) {
                     debounce.event(Instant::now());
                 }
             }
@@ -200,105 +184,15 @@ fn watch_loop<F>(
                 debounce.event(Instant::now());
             }
             Ok(Message::Reload) => {
-                info!(event = "reload_requested", file = %reloader.path().display(), "reload requested (SIGHUP): reading the config again");
-                act(&mut reloader, &mut apply, options.health.as_deref());
+                signal(Signal::Requested);
                 continue;
             }
             Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if debounce.fire(Instant::now()) {
-            act(&mut reloader, &mut apply, options.health.as_deref());
+            signal(Signal::Changed);
         }
-    }
-}
-
-/// What a valid new config is handed to.
-type Apply = dyn FnMut(Arc<HeartbeatConfig>, &ConfigDiff) + Send;
-
-/// A config followed by a watch that is not its own: the many-agent host
-/// watches its agents' directory once and, when an agent's file changed,
-/// has [`Followed::reload`] read it as a [`ConfigWatcher`] would (same
-/// logs, same refusal of a broken file, same health signal).
-pub struct Followed {
-    reloader: Reloader,
-    apply: Box<Apply>,
-    health: Option<Arc<Health>>,
-}
-
-impl Followed {
-    /// Follows `path`, whose config in force is `current`.
-    pub fn new(
-        path: &Path,
-        current: Arc<HeartbeatConfig>,
-        health: Option<Arc<Health>>,
-        apply: impl FnMut(Arc<HeartbeatConfig>, &ConfigDiff) + Send + 'static,
-    ) -> Followed {
-        Followed {
-            reloader: Reloader::new(path.to_path_buf(), current),
-            apply: Box::new(apply),
-            health,
-        }
-    }
-
-    /// Reads the file again and applies it if it is a valid change.
-    pub fn reload(&mut self) {
-        act(&mut self.reloader, &mut self.apply, self.health.as_deref());
-    }
-}
-
-/// Re-reads the file, logs what it came to and applies a valid change.
-fn act<F>(reloader: &mut Reloader, apply: &mut F, health: Option<&Health>)
-where
-    F: FnMut(Arc<HeartbeatConfig>, &ConfigDiff),
-{
-    let file = reloader.path().display().to_string();
-    let outcome = reloader.consider(crate::store::read::read_regular(
-        reloader.path(),
-        crate::store::read::MAX_CONFIG_BYTES,
-        "heartbeat.json",
-    ));
-    if let Some(health) = health {
-        match &outcome {
-            ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged | ReloadOutcome::Restored => {
-                health.set_config_invalid(false)
-            }
-            ReloadOutcome::Refused(_) | ReloadOutcome::Missing => health.set_config_invalid(true),
-            ReloadOutcome::StillMissing => {}
-        }
-    }
-    crate::observe::METRICS.record_config_reload(match &outcome {
-        ReloadOutcome::Applied { .. } => "applied",
-        ReloadOutcome::Unchanged => "unchanged",
-        ReloadOutcome::Restored => "restored",
-        ReloadOutcome::Refused(_) => "refused",
-        ReloadOutcome::Missing | ReloadOutcome::StillMissing => "missing",
-    });
-    match outcome {
-        ReloadOutcome::Applied {
-            config,
-            diff,
-            warnings,
-        } => {
-            for warning in &warnings {
-                warn!(file = %file, "{warning}");
-            }
-            info!(event = "config_reloaded", file = %file, checks = config.checks.len(), "config reloaded, applies from the next tick: {diff}");
-            apply(config, &diff);
-        }
-        ReloadOutcome::Unchanged => debug!(file = %file, "config file touched; nothing changed"),
-        ReloadOutcome::Restored => info!(event = "config_restored",
-            file = %file,
-            "config file is valid again and unchanged; the config in force stays"
-        ),
-        ReloadOutcome::Refused(e) => {
-            error!(event = "config_refused", file = %file, "config change refused, the last good config stays in force: {e}")
-        }
-        ReloadOutcome::Missing => warn!(event = "config_missing",
-            file = %file,
-            "config file is gone; the last good config stays in force until it reappears"
-        ),
-        ReloadOutcome::StillMissing => {}
     }
 }
 

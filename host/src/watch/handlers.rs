@@ -7,7 +7,8 @@
 //! flight keeps the version it started with (it holds an `Arc`). A file
 //! that does not load is refused with its reason and the previous version
 //! of that handler stays in service. Deleting a file that overrode a
-//! built-in brings the built-in back.
+//! built-in brings the built-in back. What each file came to is logged and
+//! told to the caller ([`HandlerFileOutcome`]), which counts it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -58,16 +59,54 @@ impl HandlerWatch {
     }
 }
 
+/// What a handler file taken in came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandlerFileOutcome {
+    /// Compiled and in service.
+    Loaded,
+    /// Unreadable or not a handler; the previous version stays.
+    Refused,
+    /// Deleted: the built-in of that name is back, or the name is gone.
+    Removed,
+}
+
+impl HandlerFileOutcome {
+    /// As a word (the `result` label of `heartbeat_handler_reloads_total`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerFileOutcome::Loaded => "loaded",
+            HandlerFileOutcome::Refused => "refused",
+            HandlerFileOutcome::Removed => "removed",
+        }
+    }
+}
+
+/// Told of every file's outcome, on the watcher's thread.
+type Report = dyn Fn(HandlerFileOutcome) + Send + Sync;
+
 /// What the watcher knows of each file it has loaded: its content hash,
 /// so that a touch without a change does not recompile.
 type Loaded = HashMap<String, [u8; 32]>;
 
-/// Loads every `*.wasm` in `dir` over the built-ins, then watches `dir`.
+/// Loads every `*.wasm` in `dir` over the built-ins, then watches `dir`,
+/// telling no one what each file came to (the benches).
 pub fn start(
     dir: &Path,
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
 ) -> Result<HandlerWatch, notify::Error> {
+    start_reporting(dir, runtime, registry, |_| {})
+}
+
+/// Loads every `*.wasm` in `dir` over the built-ins, then watches `dir`;
+/// `report` is told what each file taken in came to.
+pub fn start_reporting(
+    dir: &Path,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    report: impl Fn(HandlerFileOutcome) + Send + Sync + 'static,
+) -> Result<HandlerWatch, notify::Error> {
+    let report: Box<Report> = Box::new(report);
     let (tx, rx) = mpsc::channel::<Message>();
     let events = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event| {
@@ -79,7 +118,7 @@ pub fn start(
     match registry::handler_files(dir) {
         Ok(files) => {
             for path in files {
-                reload(&path, &runtime, &registry, &mut loaded);
+                reload(&path, &runtime, &registry, &mut loaded, &report);
             }
         }
         Err(e) => error!(dir = %dir.display(), "cannot list the handler directory: {e}"),
@@ -87,7 +126,7 @@ pub fn start(
     let dir = dir.to_path_buf();
     std::thread::Builder::new()
         .name("handler-watch".into())
-        .spawn(move || watch_loop(&dir, &rx, &runtime, &registry, &mut loaded))
+        .spawn(move || watch_loop(&dir, &rx, &runtime, &registry, &mut loaded, &report))
         .map_err(|e| {
             notify::Error::generic(&format!("cannot start the handler watcher thread: {e}"))
         })?;
@@ -103,6 +142,7 @@ fn watch_loop(
     runtime: &Runtime,
     registry: &Registry,
     loaded: &mut Loaded,
+    report: &Report,
 ) {
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut debounce = Debounce::new(DEBOUNCE, DEFAULT_MAX_DELAY);
@@ -126,7 +166,7 @@ fn watch_loop(
                 all.extend(loaded.keys().map(|name| dir.join(format!("{name}.wasm"))));
                 all.extend(std::mem::take(&mut pending));
                 for path in all {
-                    reload(&path, runtime, registry, loaded);
+                    reload(&path, runtime, registry, loaded, report);
                 }
                 continue;
             }
@@ -146,14 +186,20 @@ fn watch_loop(
         }
         if debounce.fire(Instant::now()) {
             for path in std::mem::take(&mut pending) {
-                reload(&path, runtime, registry, loaded);
+                reload(&path, runtime, registry, loaded, report);
             }
         }
     }
 }
 
 /// Brings the registry in line with the file at `path` (present or gone).
-fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Loaded) {
+fn reload(
+    path: &Path,
+    runtime: &Runtime,
+    registry: &Registry,
+    loaded: &mut Loaded,
+    report: &Report,
+) {
     let Some(name) = registry::handler_name_of(path) else {
         return;
     };
@@ -161,13 +207,13 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if loaded.remove(&name).is_some() {
-                crate::observe::METRICS.record_handler_reload("removed");
+                report(HandlerFileOutcome::Removed);
                 removed(&name, path, runtime, registry);
             }
             return;
         }
         Err(e) => {
-            crate::observe::METRICS.record_handler_reload("refused");
+            report(HandlerFileOutcome::Refused);
             error!(event = "handler_refused", handler = %name, file = %path.display(), "handler refused: cannot read: {e}");
             return;
         }
@@ -179,7 +225,7 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
     let started = Instant::now();
     match runtime.load(&name, &path.display().to_string(), &bytes) {
         Ok(handler) => {
-            crate::observe::METRICS.record_handler_reload("loaded");
+            report(HandlerFileOutcome::Loaded);
             let replaced = registry.insert(handler);
             loaded.insert(name.clone(), digest);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -196,7 +242,7 @@ fn reload(path: &Path, runtime: &Runtime, registry: &Registry, loaded: &mut Load
             }
         }
         Err(e) => {
-            crate::observe::METRICS.record_handler_reload("refused");
+            report(HandlerFileOutcome::Refused);
             let previous = registry.get(&name).map(|h| h.origin.clone());
             match previous {
                 Some(origin) => {

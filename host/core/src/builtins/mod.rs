@@ -81,19 +81,9 @@ pub fn parse_text<T>(
     parse(&object).map_err(|e| e.to_string())
 }
 
-/// The built-in handlers whose `meta` is validated here, by name.
-pub const VALIDATED: &[&str] = &[
-    "http_probe",
-    "tcp_probe",
-    "file_freshness",
-    "liveness_file",
-    "rabbitmq_queue",
-];
-
 /// Validates `meta` for the built-in `handler`; `None` when `handler` is
 /// not a built-in with a validated `meta` (a user's handler, or `default`).
 pub fn validate(handler: &str, meta: &Map<String, Value>) -> Option<Result<(), MetaError>> {
-    let _ = meta;
     match handler {
         "http_probe" => Some(http_probe::Meta::parse(meta).map(drop)),
         "tcp_probe" => Some(tcp_probe::Meta::parse(meta).map(drop)),

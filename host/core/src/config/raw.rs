@@ -12,36 +12,8 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::grants::RawGrants;
 use super::numbers::{Integer, Millis, NonNegativeInt, PositiveInt, present};
+use super::objects_only::objects_only;
 use crate::model::{Limits, Quarter, RetryPolicy};
-
-/// `Deserialize` for structs that derive it with `#[serde(remote = "Self")]`
-/// (which makes the derived reader an inherent `deserialize`): the struct
-/// is read from a JSON object only. serde's derived reader also takes an
-/// array and fills the fields in declaration order, so that `[]` was an
-/// empty config, `["heartbeat.v1"]` a config with a `$schema`, and
-/// `"window": ["09:00", "17:00"]` a window.
-macro_rules! objects_only {
-    ($($name:ident),*) => {$(
-        impl<'de> ::serde::Deserialize<'de> for $name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> ::serde::de::Visitor<'de> for V {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                        f.write_str("an object")
-                    }
-                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> Result<$name, A::Error> {
-                        // The inherent reader `remote = "Self"` derives.
-                        $name::deserialize(::serde::de::value::MapAccessDeserializer::new(map))
-                    }
-                }
-                deserializer.deserialize_map(V)
-            }
-        }
-    )*};
-}
-
-pub(super) use objects_only;
 
 objects_only!(RawConfig, RawCheck, RawWindow, RawLimits);
 
@@ -66,70 +38,98 @@ pub(super) struct RawConfig {
     pub(super) handlers_dir: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", remote = "Self")]
-pub(super) struct RawCheck {
-    // `present`: a field given as `null` is an error, not the default
-    // (heartbeat-consumer could not run such a file either; the schema agrees).
-    #[serde(default, deserialize_with = "present")]
-    pub(super) cadence_ms: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) handler: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) priority: Option<Integer>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) enabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) last_run: Option<Millis>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) window: Option<RawWindow>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) trigger_on_quarters: Option<Vec<Quarter>>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) meta: Option<serde_json::Map<String, serde_json::Value>>,
-    // The limit fields of `RawLimits`, spelled out: `#[serde(flatten)]` would
-    // lose error positions and unknown-field warnings.
-    #[serde(default, deserialize_with = "present")]
-    pub(super) timeout_ms: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) memory_mb: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_log_lines: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_events: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_output_bytes: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_http_bytes: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_kv_bytes: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) grants: Option<RawGrants>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_attempts: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) retry_interval_ms: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) flap_threshold: Option<NonNegativeInt>,
+/// Calls `$then! { {$($args)*} NAME: TYPE, ... }` with the fields a check
+/// and `defaults` share (limits and retry policy), so that they are listed
+/// here once. They are written into each struct rather than kept in one
+/// struct read with `#[serde(flatten)]`: a flattened struct is read from a
+/// buffered map, which loses the error positions and the unknown-field
+/// warnings of the fields it holds.
+macro_rules! with_limit_fields {
+    ($then:ident! { $($args:tt)* }) => {
+        $then! {
+            { $($args)* }
+            timeout_ms: PositiveInt,
+            memory_mb: PositiveInt,
+            max_log_lines: NonNegativeInt,
+            max_events: NonNegativeInt,
+            max_output_bytes: NonNegativeInt,
+            max_http_bytes: NonNegativeInt,
+            max_kv_bytes: NonNegativeInt,
+            max_attempts: PositiveInt,
+            retry_interval_ms: PositiveInt,
+            flap_threshold: NonNegativeInt,
+        }
+    };
 }
 
-impl RawCheck {
-    pub(super) fn limits(&self) -> RawLimits {
-        RawLimits {
-            timeout_ms: self.timeout_ms,
-            memory_mb: self.memory_mb,
-            max_log_lines: self.max_log_lines,
-            max_events: self.max_events,
-            max_output_bytes: self.max_output_bytes,
-            max_http_bytes: self.max_http_bytes,
-            max_kv_bytes: self.max_kv_bytes,
-            grants: None,
-            max_attempts: self.max_attempts,
-            retry_interval_ms: self.retry_interval_ms,
-            flap_threshold: self.flap_threshold,
+/// A struct of the file (camelCase, read from an object only) with its own
+/// fields, then the limit fields, each optional and refusing `null`; and
+/// its `limits()`.
+macro_rules! raw_struct_with_limits {
+    (
+        { $(#[$attr:meta])* struct $name:ident { $($own:tt)* } }
+        $($limit:ident: $ty:ty,)*
+    ) => {
+        $(#[$attr])*
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", remote = "Self")]
+        pub(super) struct $name {
+            $($own)*
+            $(
+                #[serde(default, deserialize_with = "present")]
+                pub(super) $limit: Option<$ty>,
+            )*
         }
-    }
+
+        impl $name {
+            /// The limit fields given here.
+            pub(super) fn limits(&self) -> LimitFields {
+                LimitFields { $($limit: self.$limit,)* }
+            }
+        }
+    };
 }
+
+/// The limit fields as given (by a check or by `defaults`), each `None`
+/// when left out.
+macro_rules! limit_fields_struct {
+    ({} $($limit:ident: $ty:ty,)*) => {
+        /// The limit and retry fields of a check or of `defaults`, as
+        /// written; [`LimitFields::over`] and [`LimitFields::retry_over`]
+        /// fill what is left out.
+        #[derive(Clone, Copy, Default)]
+        pub(super) struct LimitFields {
+            $(pub(super) $limit: Option<$ty>,)*
+        }
+    };
+}
+
+with_limit_fields!(limit_fields_struct! {});
+
+with_limit_fields!(raw_struct_with_limits! {
+    struct RawCheck {
+        // `present`: a field given as `null` is an error, not the default
+        // (heartbeat-consumer could not run such a file either; the schema agrees).
+        #[serde(default, deserialize_with = "present")]
+        pub(super) cadence_ms: Option<NonNegativeInt>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) handler: Option<String>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) priority: Option<Integer>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) enabled: Option<bool>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) last_run: Option<Millis>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) window: Option<RawWindow>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) trigger_on_quarters: Option<Vec<Quarter>>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) meta: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default, deserialize_with = "present")]
+        pub(super) grants: Option<RawGrants>,
+    }
+});
 
 #[derive(Deserialize)]
 #[serde(remote = "Self")]
@@ -188,35 +188,17 @@ impl<'de> Deserialize<'de> for RawPause {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", remote = "Self")]
-pub(super) struct RawLimits {
-    #[serde(default, deserialize_with = "present")]
-    pub(super) timeout_ms: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) memory_mb: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_log_lines: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_events: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_output_bytes: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_http_bytes: Option<NonNegativeInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_kv_bytes: Option<NonNegativeInt>,
-    /// Only under `defaults`: grants every check gets besides its own.
-    #[serde(default, deserialize_with = "present")]
-    pub(super) grants: Option<RawGrants>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) max_attempts: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) retry_interval_ms: Option<PositiveInt>,
-    #[serde(default, deserialize_with = "present")]
-    pub(super) flap_threshold: Option<NonNegativeInt>,
-}
+with_limit_fields!(raw_struct_with_limits! {
+    /// `defaults`: the limit fields every check inherits, and grants.
+    #[derive(Default)]
+    struct RawLimits {
+        /// Only under `defaults`: grants every check gets besides its own.
+        #[serde(default, deserialize_with = "present")]
+        pub(super) grants: Option<RawGrants>,
+    }
+});
 
-impl RawLimits {
+impl LimitFields {
     /// The retry policy these fields give over `base`.
     pub(super) fn retry_over(&self, base: RetryPolicy) -> RetryPolicy {
         RetryPolicy {

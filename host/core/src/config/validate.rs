@@ -42,8 +42,8 @@ impl RawConfig {
             }
             None => Grants::default(),
         };
-        let defaults = raw_defaults.over(Limits::default());
-        let default_retry = raw_defaults.retry_over(RetryPolicy::default());
+        let defaults = raw_defaults.limits().over(Limits::default());
+        let default_retry = raw_defaults.limits().retry_over(RetryPolicy::default());
         // Checked here, where it is written: a check that inherits it has no
         // `memoryMb` of its own to point at.
         if defaults.memory_mb > MAX_MEMORY_MB {

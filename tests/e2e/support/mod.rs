@@ -11,6 +11,10 @@
 //! raw text as a JSON string, so that a failure still shows everything.
 //! Match records by [`event`] and [`field`], not by their English message.
 
+pub(crate) mod broker;
+pub(crate) mod http_server;
+pub(crate) mod languages;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -326,7 +330,7 @@ pub fn test_handlers_dir() -> &'static Path {
 /// profile, target and target directory, so that the dependencies it
 /// compiled are reused; the directory of the artifacts.
 fn build_test_handlers() -> Result<PathBuf, String> {
-    let workspace = crate::lang_support::repo_root();
+    let workspace = crate::support::languages::repo_root();
     let target_dir = PathBuf::from(env!("HEARTBEAT_WASM_TARGET_DIR"));
     let packages = test_handler_packages(&workspace.join("tests/handlers"))?;
     let cargo = std::env::var_os("CARGO")
@@ -345,11 +349,11 @@ fn build_test_handlers() -> Result<PathBuf, String> {
     for package in &packages {
         cmd.arg("-p").arg(package);
     }
-    crate::lang_support::clean_cargo_env(&mut cmd);
+    crate::support::languages::clean_cargo_env(&mut cmd);
     let shown = format!("{cmd:?}");
     let started = Instant::now();
     let finished =
-        crate::lang_support::try_run_bounded(&mut cmd, &shown, TEST_HANDLER_BUILD_TIMEOUT)
+        crate::support::languages::try_run_bounded(&mut cmd, &shown, TEST_HANDLER_BUILD_TIMEOUT)
             .map_err(|e| format!("building the test handlers failed: {e}"))?;
     if !finished.status.success() {
         return Err(format!(

@@ -13,6 +13,8 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::status::StatusReply;
+
 /// What the endpoint reads from a running host.
 pub trait HostView: Send + Sync + 'static {
     /// The metrics, rendered now.
@@ -24,8 +26,8 @@ pub trait HostView: Send + Sync + 'static {
     /// The live picture of one agent (`/status?agent=NAME`, or `/status`
     /// when the host serves one; `/` renders it as HTML); `None` for an
     /// agent the host does not serve. `agent: None` on a host serving
-    /// several: every agent's, as `{"agents": [...]}`.
-    fn status(&self, agent: Option<&str>) -> Option<serde_json::Value>;
+    /// several: every agent's ([`StatusReply::Host`]).
+    fn status(&self, agent: Option<&str>) -> Option<StatusReply>;
 }
 
 /// The `agent` of a `?agent=NAME` query, if any.
@@ -72,10 +74,13 @@ async fn status(State(view): State<Arc<dyn HostView>>, uri: Uri) -> Response {
     let body = tokio::task::spawn_blocking(move || view.status(agent_of(&uri).as_deref()))
         .await
         .unwrap_or_default();
-    match body {
-        Some(body) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            format!("{body:#}\n"),
+    match body.map(|body| serde_json::to_string_pretty(&body)) {
+        Some(Ok(body)) => {
+            ([(header::CONTENT_TYPE, "application/json")], body + "\n").into_response()
+        }
+        Some(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialise the status: {e}\n"),
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such agent on this host\n").into_response(),
