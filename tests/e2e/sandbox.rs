@@ -214,6 +214,36 @@ async fn an_overlong_or_reserved_event_type_is_refused_at_the_emit() {
     }
 }
 
+/// No grant lets a handler speak for another agent: not `#`, not
+/// `agent.#`, not a prefix the bus publishes results under. Agent names may
+/// hold dots, so `agent.sandbox.sub.…` is another agent's (`sandbox.sub`),
+/// not a part of this one's namespace where results and control go.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_grant_lets_a_handler_emit_another_agents_results_state_changes_or_control() {
+    let rt = runtime();
+    for (event, grant) in [
+        ("agent.other.check.completed", "agent.#"),
+        ("agent.other.check.state_changed", "#"),
+        ("agent.other.control.pause", "agent.#"),
+        ("agent.other.control", "#"),
+        ("agent.sandbox.sub.check.completed", "#"),
+        ("agent.sandbox.sub.control.pause", "#"),
+        ("results.sandbox.check.completed", "results.#"),
+        ("results.other.check.state_changed", "#"),
+    ] {
+        let check = format!(
+            r#"{{"meta": {{"mode": "emit", "event": "{event}"}}, "grants": {{"emit": ["{grant}"]}}}}"#
+        );
+        let (report, _) = run(&rt, &hostile(&rt), &check).await;
+        assert_failed(&report, "reserved for the host");
+        assert!(report.events.is_empty(), "{event}: {report:?}");
+    }
+    // What only resembles them is still the handler's to emit.
+    let check = r##"{"meta": {"mode": "emit", "event": "agent.other.check.done"}, "grants": {"emit": ["#"]}}"##;
+    let (report, _) = run(&rt, &hostile(&rt), check).await;
+    assert_eq!(report.events.len(), 1, "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panic_is_a_trap_reported_as_failed() {
     let rt = runtime();
