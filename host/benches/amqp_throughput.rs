@@ -1151,7 +1151,7 @@ impl Drop for Host {
 /// envelope of `agent.{agent}.check.completed`, same fields and sizes.
 fn result_event(agent: &str) -> Vec<u8> {
     use heartbeat_host::core::model::CheckHealth;
-    use heartbeat_host::core::states::Verdict;
+    use heartbeat_host::core::soft_hard::Verdict;
     let source = envelope::Source {
         host: hostname(),
         kind: "agent".into(),

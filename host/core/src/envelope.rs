@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::states::{ChangeKind, StateChange, Verdict};
+use crate::soft_hard::{ChangeKind, StateChange, Verdict};
 
 /// The routing key (and `event_type`) of a heartbeat tick.
 pub const TICK_KEY: &str = "system.heartbeat.tick";

@@ -38,15 +38,15 @@ pub mod explain;
 #[cfg(test)]
 mod fuzz;
 pub mod health;
-pub mod http;
+pub mod http_origin;
 pub mod model;
 pub mod net;
 pub mod processes;
 pub mod schedule;
 #[cfg(test)]
 mod schedule_props;
+pub mod soft_hard;
 pub mod state;
-pub mod states;
 pub mod tick_monitor;
 pub mod time;
 pub mod topic;

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 
 use crate::config::{CheckConfig, HeartbeatConfig};
 use crate::model::{CheckHealth, Pause, Quarter, RetryPolicy, RunStatus, Window};
+use crate::soft_hard::Verdict;
 use crate::state::{CheckState, State};
-use crate::states::Verdict;
 
 /// The longest failure backoff step before the cadence caps it: 30 s × 2^(n−1).
 pub const BACKOFF_BASE_MS: u64 = 30_000;
@@ -400,7 +400,7 @@ pub fn backoff_ms(cadence_ms: u64, failures: u32) -> u64 {
 }
 
 /// Applies one run's outcome to a check's record (rule 6) and says what it
-/// did to the check's state ([`crate::states::advance`]): success or
+/// did to the check's state ([`crate::soft_hard::advance`]): success or
 /// skipped moves `lastRun` to the tick's time and clears the failures;
 /// failed keeps `lastRun`, counts the failure and sets when the check may
 /// run again:
@@ -422,7 +422,7 @@ pub fn record_outcome(
     record.last_status = Some(status);
     record.last_duration_us = Some(duration_us);
     record.last_attempt = Some(tick_ms);
-    let verdict = crate::states::advance(record, status, policy, tick_ms);
+    let verdict = crate::soft_hard::advance(record, status, policy, tick_ms);
     match status {
         RunStatus::Success | RunStatus::Skipped => {
             record.last_run = Some(tick_ms);

@@ -11,7 +11,7 @@ use super::wire::Record;
 use heartbeat_core::emit::ResultKeys;
 use heartbeat_core::envelope::{self, Source};
 use heartbeat_core::model::RunReport;
-use heartbeat_core::states::Verdict;
+use heartbeat_core::soft_hard::Verdict;
 
 /// One run, as the bus sees it.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +86,7 @@ mod tests {
     use super::*;
     use heartbeat_core::model::EmittedEvent;
     use heartbeat_core::model::{CheckHealth, RunStatus};
-    use heartbeat_core::states::{ChangeKind, StateChange};
+    use heartbeat_core::soft_hard::{ChangeKind, StateChange};
     use serde_json::json;
 
     fn source() -> Source {

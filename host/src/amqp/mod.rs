@@ -385,7 +385,7 @@ impl Bus {
         check: &str,
         handler: &str,
         report: &RunReport,
-        verdict: &heartbeat_core::states::Verdict,
+        verdict: &heartbeat_core::soft_hard::Verdict,
     ) -> Receipt {
         let records = events::run_records(
             events::RunOutcome {

@@ -13,7 +13,7 @@ use heartbeat_core::config::CheckConfig;
 use heartbeat_core::config::reload::ReloadOutcome;
 use heartbeat_core::model::RunReport;
 use heartbeat_core::schedule::{self, Plan, Ratio};
-use heartbeat_core::states::Verdict;
+use heartbeat_core::soft_hard::Verdict;
 use heartbeat_core::time::iso_utc;
 
 use super::fleet::Agents;

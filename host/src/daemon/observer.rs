@@ -10,7 +10,7 @@ use heartbeat_core::config::CheckConfig;
 use heartbeat_core::config::reload::ReloadOutcome;
 use heartbeat_core::model::RunReport;
 use heartbeat_core::schedule::Plan;
-use heartbeat_core::states::Verdict;
+use heartbeat_core::soft_hard::Verdict;
 
 use crate::observe::metrics::TickSource;
 use crate::source::Tick;

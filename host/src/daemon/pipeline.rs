@@ -19,8 +19,8 @@ use heartbeat_core::health::Health;
 use heartbeat_core::model::{CheckHealth, RunReport, RunStatus};
 use heartbeat_core::processes::Tracker;
 use heartbeat_core::schedule::{self, NotRunning, Ratio};
+use heartbeat_core::soft_hard::{ChangeKind, Verdict};
 use heartbeat_core::state::State;
-use heartbeat_core::states::{ChangeKind, Verdict};
 use tracing::{error, info, warn};
 
 use super::observer::Observer;

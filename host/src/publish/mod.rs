@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use heartbeat_core::config::CheckConfig;
 
-use heartbeat_core::states::Verdict;
+use heartbeat_core::soft_hard::Verdict;
 
 use crate::source::Tick;
 use heartbeat_core::model::RunReport;

@@ -17,7 +17,7 @@ use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
-use heartbeat_core::http::HttpOrigin;
+use heartbeat_core::http_origin::HttpOrigin;
 use heartbeat_core::net::{NetHost, NetPattern};
 
 use super::outgoing_http::{HttpGrant, Refusals};

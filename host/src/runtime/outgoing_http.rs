@@ -27,7 +27,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use heartbeat_core::http::{HttpOrigin, RequestOrigin};
+use heartbeat_core::http_origin::{HttpOrigin, RequestOrigin};
 
 /// One granted origin as a run uses it: the pattern and the CA bundle file
 /// (absolute) its TLS connections also trust.

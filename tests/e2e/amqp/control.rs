@@ -179,7 +179,7 @@ fn handler_events_go_out_with_their_own_routing_key_after_confirms() {
             "backups",
             "backup_age",
             &report,
-            &heartbeat_host::core::states::Verdict {
+            &heartbeat_host::core::soft_hard::Verdict {
                 state: heartbeat_host::core::model::CheckHealth::Hard,
                 attempt: 1,
                 change: None,

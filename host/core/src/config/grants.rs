@@ -93,7 +93,7 @@ impl Grants {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpGrant {
     /// The origin pattern.
-    pub origin: crate::http::HttpOrigin,
+    pub origin: crate::http_origin::HttpOrigin,
     /// A PEM file of CA certificates trusted for this origin besides the
     /// bundled web roots and the system's, as written (relative to the
     /// config's directory, as for `dirs`).
@@ -429,7 +429,7 @@ impl RawGrants {
                     (origin, ca_file, format!("http[{i}].origin"))
                 }
             };
-            let origin = crate::http::HttpOrigin::parse(&text).map_err(|e| (field, e))?;
+            let origin = crate::http_origin::HttpOrigin::parse(&text).map_err(|e| (field, e))?;
             if ca_file.as_deref() == Some("") {
                 return Err((
                     format!("http[{i}].caFile"),
