@@ -422,7 +422,7 @@ fn the_circle_finder_sees_braces_super_and_inline_paths() {
     .expect("write");
     std::fs::write(
         src.join("a/y.rs"),
-        "pub struct Y;\nfn f() -> crate::a::x::X { let _ = \"crate::b\"; todo!() }\n",
+        "pub struct Y;\npub fn f(x: crate::a::x::X) -> crate::a::x::X { let _ = \"crate::b\"; x }\n",
     )
     .expect("write");
     std::fs::write(src.join("b.rs"), "use crate::a::X;\n").expect("write");

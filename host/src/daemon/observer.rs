@@ -19,37 +19,28 @@ use crate::watch::handlers::HandlerFileOutcome;
 /// Told of what happens, on the thread where it happens.
 pub trait Observer: Send + Sync {
     /// A tick was taken from `source`, before its pipeline saw it.
-    fn tick_taken(&self, source: TickSource) {
-        let _ = source;
-    }
+    fn tick_taken(&self, _source: TickSource) {}
 
     /// `plan` is what a tick's selection decided.
-    fn tick_planned(&self, plan: &Plan) {
-        let _ = plan;
-    }
+    fn tick_planned(&self, _plan: &Plan) {}
 
     /// `agent`'s run of `check` on `tick` ended as `report`, and the
     /// state records it as `verdict`.
     fn run_recorded(
         &self,
-        agent: &str,
-        tick: &Tick,
-        check: &CheckConfig,
-        report: &RunReport,
-        verdict: &Verdict,
+        _agent: &str,
+        _tick: &Tick,
+        _check: &CheckConfig,
+        _report: &RunReport,
+        _verdict: &Verdict,
     ) {
-        let _ = (agent, tick, check, report, verdict);
     }
 
     /// An agent's heartbeat.json was read again and came to `outcome`.
-    fn config_read(&self, outcome: &ReloadOutcome) {
-        let _ = outcome;
-    }
+    fn config_read(&self, _outcome: &ReloadOutcome) {}
 
     /// A file of a handler directory was taken in.
-    fn handler_file(&self, outcome: HandlerFileOutcome) {
-        let _ = outcome;
-    }
+    fn handler_file(&self, _outcome: HandlerFileOutcome) {}
 }
 
 /// Observes nothing: what a config watch started without a host (the

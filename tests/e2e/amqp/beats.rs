@@ -1,6 +1,5 @@
 //! Liveness on the bus: the host's own beats, beatit's beats driving the sub-process table, a silent tick source handing over to the timer.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The host's own beats (beatit convention) on `heartbeat.<process>`: `start/<warmup>`

@@ -1,6 +1,5 @@
 //! Control messages (pause, resume, run now) and what a handler emits, on a real broker; ticks that carry forged own headers; `heartbeat-host tick`; acknowledgements of ticks still running.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[test]

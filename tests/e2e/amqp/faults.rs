@@ -1,7 +1,6 @@
 //! The environment failing under the host: a thousand queued ticks drained in bounded memory; the broker stopped and restarted mid-run, no result event lost.
 
 use super::outbox::read_outbox_records;
-#[allow(unused_imports)]
 use super::*;
 
 #[test]

@@ -1,6 +1,5 @@
 //! The outbox: its bound, and events the broker cannot carry, nacks or closes the channel on, dead-lettered while the events behind them go out.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[test]

@@ -1,6 +1,5 @@
 //! Soft and hard states published as state changes, active and standby hosts, and the results key prefix.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A check whose handler fails three times, then succeeds: on the bus, its

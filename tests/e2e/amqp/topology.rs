@@ -1,6 +1,5 @@
 //! The broker's side of the consumer's wire: exchange, queues, arguments and bindings declared exactly as the consumer does; a queue the consumer made taken over; a plain AMQP tick run and answered; malformed messages dead-lettered.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[test]
