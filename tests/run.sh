@@ -81,6 +81,13 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -q && apt-get install -y -q chromium
 fi
 
+# tests/e2e/clock.rs steps the host's wall clock with Debian's libfaketime;
+# tests/e2e/sideways.rs lowers its descriptor limit with prlimit (util-linux).
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || ! command -v prlimit >/dev/null 2>&1; then
+    echo "tests/run.sh: installing faketime and util-linux for tests/e2e/clock.rs and sideways.rs" >&2
+    timeout 600 apt-get update -q && timeout 600 apt-get install -y -q faketime util-linux
+fi
+
 # tests/e2e/cli.rs renders the man page with groff, every warning on.
 if ! command -v groff >/dev/null 2>&1; then
     echo "tests/run.sh: installing groff for tests/e2e/cli.rs" >&2

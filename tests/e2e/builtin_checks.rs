@@ -119,16 +119,7 @@ impl Config {
 
     /// `heartbeat-host run` on this config, on its own timer every `interval`.
     fn run_on_timer(&self, interval: &str) -> RunningHost {
-        RunningHost::start(
-            &[
-                "run",
-                "--config",
-                utf8(&self.path),
-                "--tick-interval",
-                interval,
-            ],
-            &[],
-        )
+        support::start_on_timer(&self.path, interval, &[], &[])
     }
 
     /// [`Config::run_on_timer`], then waits until each of `checks` has run
@@ -550,18 +541,10 @@ fn liveness_file_watches_a_running_hosts_own_file_on_the_timer() {
     let live = run.join("host.liveness.json");
     // The watcher reads the file a (second) host writes every 200 ms.
     let watched = Config::new(json!({"a": {"cadenceMs": 60000}}));
-    let mut writer = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            utf8(&watched.path),
-            "--tick-interval",
-            "1s",
-            "--liveness-file",
-            utf8(&live),
-            "--liveness-period",
-            "200ms",
-        ],
+    let mut writer = support::start_on_timer(
+        &watched.path,
+        "1s",
+        &["--liveness-file", utf8(&live), "--liveness-period", "200ms"],
         &[],
     );
     let deadline = Instant::now() + WAIT;
@@ -996,21 +979,11 @@ fn rabbitmq_queue_result_goes_out_as_check_completed() {
         "agent": agent,
         "checks": {"depth": rabbit(&queue.0, json!({"maxMessages": 1}), None)}
     }));
-    let mut running = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            utf8(&config.path),
-            "--amqp-url",
-            "amqp://guest:guest@127.0.0.1:5672/",
-            "--exchange",
-            &exchange,
-            "--tick-interval",
-            "300ms",
-        ],
-        &[],
+    let mut running = crate::support::broker::start_connected(
+        &config.path,
+        &exchange,
+        &["--tick-interval", "300ms"],
     );
-    running.wait_for_event("connected", &[], WAIT);
     // Until the API's statistics count the two messages the check fails
     // with `stats`; every run has its event, the one that counts is kept.
     let deadline = Instant::now() + WAIT;

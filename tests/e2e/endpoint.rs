@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{RunningHost, field};
+use crate::support::{RunningHost, field, start_on_timer};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -48,25 +48,17 @@ pub(crate) fn sample(scrape: &str, series: &str) -> Option<f64> {
 
 /// A host on its own timer ticking every `tick`, with the endpoint on a
 /// free port; and that port's address, from its `endpoint_listening` log.
-fn start_host(
+fn start_with_endpoint(
     config: &std::path::Path,
     dir: &std::path::Path,
     tick: &str,
 ) -> (RunningHost, String) {
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--tick-interval",
-            tick,
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ],
-        &[(
-            "HEARTBEAT_CACHE_DIR",
-            dir.join("cache").to_str().expect("utf-8"),
-        )],
+    let cache = dir.join("cache");
+    let mut host = start_on_timer(
+        config,
+        tick,
+        &["--metrics-addr", "127.0.0.1:0"],
+        &[("HEARTBEAT_CACHE_DIR", cache.to_str().expect("utf-8"))],
     );
     let lines = host.wait_for_event("endpoint_listening", &[], WAIT);
     let addr = lines
@@ -95,7 +87,7 @@ fn metrics_healthz_and_readyz_tell_what_the_host_does() {
         ),
     )
     .expect("config");
-    let (mut host, addr) = start_host(&config, dir.path(), "100ms");
+    let (mut host, addr) = start_with_endpoint(&config, dir.path(), "100ms");
     host.wait_for("a few runs", WAIT, |l| {
         crate::support::records(l, "run_finished", &[("check", "a")]).len() >= 3
     });
@@ -293,7 +285,7 @@ fn the_status_page_shows_in_a_real_browser_what_an_operator_needs() {
         ),
     )
     .expect("config");
-    let (mut host, addr) = start_host(&config, dir.path(), "200ms");
+    let (mut host, addr) = start_with_endpoint(&config, dir.path(), "200ms");
     host.wait_for_event("run_finished", &[("check", "broken")], WAIT);
     host.wait_for_event("run_finished", &[("check", "keepalive")], WAIT);
 

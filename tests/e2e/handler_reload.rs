@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{RunningHost, details, field, is, message, records, render_line};
+use crate::support::{
+    RunningHost, details, field, is, message, records, render_line, start_on_timer,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -38,25 +40,30 @@ fn start(dir: &Path, config: &str) -> (RunningHost, PathBuf) {
     std::fs::create_dir_all(&handlers).expect("mkdir");
     let config_path = dir.join("heartbeat.json");
     std::fs::write(&config_path, config).expect("config");
-    let host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config_path.to_str().expect("utf-8"),
-            "--handlers",
-            handlers.to_str().expect("utf-8"),
-            "--tick-interval",
-            "100ms",
-        ],
+    let host = start_on_reload_timer(dir, &config_path, &handlers, &[]);
+    (host, handlers)
+}
+
+/// The host on `config` and `handlers` as agent `reload`, ticking every
+/// 100 ms, its cache in `dir`, with `extra` arguments.
+fn start_on_reload_timer(
+    dir: &Path,
+    config: &Path,
+    handlers: &Path,
+    extra: &[&str],
+) -> RunningHost {
+    let mut args = vec!["--handlers", handlers.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    let cache = dir.join("cache");
+    start_on_timer(
+        config,
+        "100ms",
+        &args,
         &[
             ("AGENT_NAME", "reload"),
-            (
-                "HEARTBEAT_CACHE_DIR",
-                dir.join("cache").to_str().expect("utf-8"),
-            ),
+            ("HEARTBEAT_CACHE_DIR", cache.to_str().expect("utf-8")),
         ],
-    );
-    (host, handlers)
+    )
 }
 
 /// A test on one log line, and what it looks for (for the timeout message).
@@ -356,25 +363,11 @@ fn hostile_checks_fail_with_reasons_while_a_well_behaved_check_keeps_running() {
     }}"#;
     let config_path = dir.path().join("heartbeat.json");
     std::fs::write(&config_path, config).expect("config");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config_path.to_str().expect("utf-8"),
-            "--handlers",
-            handlers.to_str().expect("utf-8"),
-            "--tick-interval",
-            "100ms",
-            "--events-log",
-            events.to_str().expect("utf-8"),
-        ],
-        &[
-            ("AGENT_NAME", "reload"),
-            (
-                "HEARTBEAT_CACHE_DIR",
-                dir.path().join("cache").to_str().expect("utf-8"),
-            ),
-        ],
+    let mut host = start_on_reload_timer(
+        dir.path(),
+        &config_path,
+        &handlers,
+        &["--events-log", events.to_str().expect("utf-8")],
     );
     // Each hostile check has failed at least twice and the good one kept succeeding.
     // The reasons are in each failed run's `error`.
@@ -447,11 +440,8 @@ fn sigterm_lets_a_run_in_flight_finish_and_a_second_signal_exits_at_once() {
         .status();
     // The first signal waits for the 20 s run in flight ...
     host.wait_for_event("shutting_down", &[], WAIT);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        host.events("stopped").is_empty(),
-        "it did not wait for the run"
-    );
+    // (no `stopped` while it does).
+    host.assert_no_event_for(Duration::from_millis(300), "stopped", &[]);
     // ... the second exits at once.
     let started = std::time::Instant::now();
     let status = host.terminate(Duration::from_secs(5));

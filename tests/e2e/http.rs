@@ -9,38 +9,17 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use heartbeat_host::core::config;
 use heartbeat_host::core::model::RunStatus;
-use heartbeat_host::{self as registry, LoadedHandler, RunReport, Runtime, RuntimeOptions, Tick};
+use heartbeat_host::{LoadedHandler, RunReport, Runtime};
 
 use crate::support::http_server::TestServer;
+use crate::support::runtime::{TICK_MS, check_request, hostile, runtime};
 use crate::support::test_handler;
-
-fn runtime() -> Runtime {
-    Runtime::new(&RuntimeOptions {
-        cache_dir: None,
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
-}
-
-fn hostile(rt: &Runtime) -> LoadedHandler {
-    registry::load_file(rt, &test_handler("test_handler_hostile.wasm"))
-        .expect("hostile handler loads")
-}
 
 /// Runs the hostile handler once for a check written as JSON.
 async fn run(rt: &Runtime, h: &LoadedHandler, check_json: &str, dir: &Path) -> RunReport {
-    let text = format!(r#"{{"checks": {{"probe": {check_json}}}}}"#);
-    let loaded = config::parse(&text, "test.json").expect("valid check");
-    let tick = Tick {
-        id: "t1".into(),
-        time_ms: 1_777_593_600_000,
-        envelope: serde_json::json!({}),
-        done: None,
-    };
-    let request = heartbeat_host::run_request("http", &tick, &loaded.config.checks[0], 0, dir);
-    rt.run(h, &request).await
+    rt.run(h, &check_request("http", "probe", check_json, dir, TICK_MS))
+        .await
 }
 
 fn get(url: &str, grants: &str) -> String {

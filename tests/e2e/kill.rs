@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::RunningHost;
+use crate::support::start_on_timer;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -21,14 +21,10 @@ fn kill_9_in_a_loop_never_tears_the_state_nor_moves_last_run_back() {
     let state = dir.path().join("heartbeat.state.json");
     let cache = dir.path().join("cache");
     let start = || {
-        RunningHost::start(
-            &[
-                "run",
-                "--config",
-                config.to_str().expect("utf-8"),
-                "--tick-interval",
-                "20ms",
-            ],
+        start_on_timer(
+            &config,
+            "20ms",
+            &[],
             &[
                 ("AGENT_NAME", "killed"),
                 ("HEARTBEAT_CACHE_DIR", cache.to_str().expect("utf-8")),

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use heartbeat_host::core::config;
 use heartbeat_host::core::model::RunStatus;
-use heartbeat_host::{KvLocation, RunRequest, Runtime, RuntimeOptions, Tick};
+use heartbeat_host::{KvLocation, RunRequest};
 
+use crate::support::runtime::{TICK_MS, check_request, runtime};
 use crate::support::{self, RunningHost, test_handler};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -224,31 +224,24 @@ fn a_corrupt_store_fails_the_run_naming_the_file_and_is_left_as_it_is() {
     );
 }
 
-/// The host on its own timer with `checks` and the kv test handler as
-/// handler `kv`, its state (and so its stores) in `dir`.
-fn start_host(dir: &Path, checks: &str) -> RunningHost {
+/// The host on its own timer (50 ms ticks) as agent `kv`, with `checks`
+/// and the kv test handler as handler `kv`, its state (and so its stores)
+/// in `dir`.
+fn start_with_kv_handler(dir: &Path, checks: &str) -> RunningHost {
     let handlers = dir.join("handlers");
     if !handlers.exists() {
         std::fs::create_dir(&handlers).expect("mkdir");
         std::fs::copy(kv_handler(), handlers.join("kv.wasm")).expect("copy");
     }
     let cfg = config(dir, checks);
-    RunningHost::start(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf-8"),
-            "--handlers",
-            handlers.to_str().expect("utf-8"),
-            "--tick-interval",
-            "50ms",
-        ],
+    let cache = dir.join("cache");
+    support::start_on_timer(
+        &cfg,
+        "50ms",
+        &["--handlers", handlers.to_str().expect("utf-8")],
         &[
             ("AGENT_NAME", "kv"),
-            (
-                "HEARTBEAT_CACHE_DIR",
-                dir.join("cache").to_str().expect("utf-8"),
-            ),
+            ("HEARTBEAT_CACHE_DIR", cache.to_str().expect("utf-8")),
         ],
     )
 }
@@ -265,7 +258,7 @@ fn counts(lines: &[serde_json::Value]) -> Vec<u64> {
 fn the_counter_continues_across_a_host_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let checks = r#"{"counter": {"handler": "kv", "cadenceMs": 0, "meta": {"mode": "counter"}}}"#;
-    let mut host = start_host(dir.path(), checks);
+    let mut host = start_with_kv_handler(dir.path(), checks);
     let lines = host.wait_for("three counter runs", WAIT, |l| counts(l).len() >= 3);
     let first = counts(&lines);
     assert_eq!(&first[..3], &[1, 2, 3], "{}", host.log());
@@ -276,7 +269,7 @@ fn the_counter_continues_across_a_host_restart() {
         .expect("a count on disk");
     assert!(stored >= 3, "{stored}");
 
-    let mut host = start_host(dir.path(), checks);
+    let mut host = start_with_kv_handler(dir.path(), checks);
     let lines = host.wait_for("a counter run after the restart", WAIT, |l| {
         !counts(l).is_empty()
     });
@@ -302,7 +295,7 @@ fn kill_9_in_the_middle_of_writes_never_leaves_a_torn_value() {
     // Kills that left a temp file: the write was cut between create and rename.
     let mut mid_writes = 0u32;
     for round in 0..12u64 {
-        let mut host = start_host(dir.path(), &checks);
+        let mut host = start_with_kv_handler(dir.path(), &checks);
         host.wait_for_event("selected", &[("check", "writer")], WAIT);
         // Let it write for a while, a different while each time.
         std::thread::sleep(Duration::from_millis(150 + (round * 37) % 200));
@@ -339,7 +332,7 @@ fn kill_9_in_the_middle_of_writes_never_leaves_a_torn_value() {
         }
     }
     // Stale temp files of the killed hosts go at the next start.
-    let mut host = start_host(dir.path(), &checks);
+    let mut host = start_with_kv_handler(dir.path(), &checks);
     host.wait_for_event("started", &[], WAIT);
     drop(host);
     let leftovers: Vec<String> = std::fs::read_dir(&kv_dir)
@@ -358,26 +351,11 @@ fn kill_9_in_the_middle_of_writes_never_leaves_a_torn_value() {
     );
 }
 
-fn runtime() -> Runtime {
-    Runtime::new(&RuntimeOptions {
-        cache_dir: None,
-        pooling: true,
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
-}
-
+/// The request of agent `kv`'s check `check` with `meta`, given the store
+/// `kv` (or none).
 fn request(check: &str, meta: &str, kv: Option<KvLocation>) -> RunRequest {
-    let text = format!(r#"{{"checks": {{"{check}": {{"meta": {meta}}}}}}}"#);
-    let loaded = config::parse(&text, "test.json").expect("valid check");
-    let tick = Tick {
-        id: "t1".into(),
-        time_ms: 1_777_593_600_000,
-        envelope: serde_json::json!({}),
-        done: None,
-    };
-    let mut request =
-        heartbeat_host::run_request("kv", &tick, &loaded.config.checks[0], 0, Path::new("."));
+    let check_json = format!(r#"{{"meta": {meta}}}"#);
+    let mut request = check_request("kv", check, &check_json, Path::new("."), TICK_MS);
     request.kv = kv;
     request
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::support::http_server::TestServer;
 use crate::support::languages::{cookbook_recipe, invoke_with_env};
-use crate::support::{RunningHost, is, records, render};
+use crate::support::{is, records, render, start_on_timer, write_json};
 
 /// What each language's guest says for a refused origin and for a body
 /// over the cap (the host adds the refused origin to the reason itself),
@@ -66,8 +66,11 @@ const WAIT: Duration = Duration::from_secs(240);
 /// The `maxHttpBytes` of the checks here.
 const MAX_HTTP_BYTES: u64 = 1000;
 
-/// A heartbeat.json whose checks all run `http_get`, granted as named.
-fn write_config(dir: &Path, origin: &str) -> String {
+/// `dir/heartbeat.json`, a whole document of its own (defaults with the
+/// cap and a timeout): five checks that all run `http_get`, each granted
+/// `origin` and `API_TOKEN` or not as its name says (`slow` and `patient`
+/// with a short and a long timeout); its path.
+fn write_http_get_grant_checks(dir: &Path, origin: &str) -> String {
     let granted = json!({"http": [origin], "env": ["API_TOKEN"]});
     let config = json!({
         "$schema": "heartbeat.v1",
@@ -82,7 +85,7 @@ fn write_config(dir: &Path, origin: &str) -> String {
         },
     });
     let path = dir.join("heartbeat.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write config");
+    write_json(&path, &config);
     path.to_str().expect("utf-8").to_string()
 }
 
@@ -124,7 +127,7 @@ fn http_grants_hold_in(said: &Said) {
     let cache = work.path().join("cache");
     let server = TestServer::start();
     let origin = server.origin();
-    let config = write_config(work.path(), &origin);
+    let config = write_http_get_grant_checks(work.path(), &origin);
     let wasm = cookbook_recipe(lang, "http_get");
 
     // Granted: the body reaches the details, and so does the granted token.
@@ -248,17 +251,11 @@ fn a_running_host_cuts_off_a_hung_request_and_runs_on(
         },
     });
     let config_path = work.path().join("heartbeat.json");
-    std::fs::write(&config_path, serde_json::to_vec(&config).expect("json")).expect("write");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config_path.to_str().expect("utf-8"),
-            "--handlers",
-            handlers.to_str().expect("utf-8"),
-            "--tick-interval",
-            "200ms",
-        ],
+    write_json(&config_path, &config);
+    let mut host = start_on_timer(
+        &config_path,
+        "200ms",
+        &["--handlers", handlers.to_str().expect("utf-8")],
         &[("XDG_CACHE_HOME", cache.to_str().expect("utf-8"))],
     );
     let after_the_cut = |lines: &[Value]| {

@@ -12,21 +12,16 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::support::languages::{self, build_example, deploy, events, invoke, run_bounded};
-use crate::support::{RunningHost, details, number, records, render};
+use crate::support::{details, number, records, render, start_on_timer, write_config_as};
 
 /// Bound on every wait for the running host: it may have to compile the
 /// component if the cache was missed.
 const WAIT: Duration = Duration::from_secs(240);
 
-/// Writes a heartbeat.json with one check `name` running handler `handler`.
-fn write_config(dir: &Path, file: &str, name: &str, check: serde_json::Value) -> String {
-    let path = dir.join(file);
-    let config = json!({
-        "$schema": "heartbeat.v1",
-        "agent": "e2e",
-        "checks": { name: check },
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write config");
+/// Writes `dir/file`, a config for agent `e2e` with the one check `name`;
+/// its path, as the commands take it.
+fn write_one_check_config(dir: &Path, file: &str, name: &str, check: serde_json::Value) -> String {
+    let path = write_config_as(&dir.join(file), "e2e", json!({ name: check }));
     path.to_str().expect("utf-8 path").to_string()
 }
 
@@ -46,17 +41,14 @@ fn run_in_host(work: &Path, config: &str, check: &str, name: &str, wasm: &Path) 
     std::fs::create_dir_all(&handlers).expect("handlers dir");
     let cache = work.join("cache");
     let events_log = work.join("events.jsonl");
-    let mut host = RunningHost::start(
+    let mut host = start_on_timer(
+        Path::new(config),
+        "200ms",
         &[
-            "run",
-            "--config",
-            config,
             "--handlers",
             handlers.to_str().expect("utf-8"),
             "--events-log",
             events_log.to_str().expect("utf-8"),
-            "--tick-interval",
-            "200ms",
         ],
         &[("XDG_CACHE_HOME", cache.to_str().expect("utf-8"))],
     );
@@ -110,7 +102,7 @@ fn python_deadlines_warns_of_what_is_due() {
             "warnDays": 30
         }
     });
-    let config = write_config(work.path(), "heartbeat.json", "deadlines", check);
+    let config = write_one_check_config(work.path(), "heartbeat.json", "deadlines", check);
 
     let invoked = invoke(
         &[
@@ -193,7 +185,7 @@ fn javascript_error_budget_reports_the_burn() {
         "meta": {"objective": 99.9, "windowDays": 30,
                  "incidents": [{"start": hour_ago.to_string(), "minutes": 60}]}
     });
-    let config = write_config(work.path(), "exhausted.json", "budget", exhausted);
+    let config = write_one_check_config(work.path(), "exhausted.json", "budget", exhausted);
     let invoked = invoke(
         &[
             wasm.to_str().expect("utf-8"),
@@ -249,7 +241,7 @@ fn javascript_error_budget_reports_the_burn() {
         "meta": {"objective": 99.9, "windowDays": 30,
                  "incidents": [{"start": hour_ago.to_string(), "minutes": 12}]}
     });
-    let config = write_config(work.path(), "heartbeat.json", "budget", ok);
+    let config = write_one_check_config(work.path(), "heartbeat.json", "budget", ok);
     let run = run_in_host(work.path(), &config, "budget", "error_budget", &wasm);
     let line = &run.line;
     assert_eq!(number(line, "events"), Some(1), "{line}");
@@ -282,7 +274,7 @@ fn c_disk_usage_adds_up_a_granted_directory() {
     // 6000 bytes against a 0.005 MiB (5242-byte) limit: over.
     let over = json!({"cadenceMs": 1000, "handler": "disk_usage",
                       "meta": {"limitMb": 0.005}, "grants": {"dirs": grant}});
-    let config = write_config(work.path(), "over.json", "disk", over);
+    let config = write_one_check_config(work.path(), "over.json", "disk", over);
     let invoked = invoke(
         &[
             wasm.to_str().expect("utf-8"),
@@ -320,7 +312,7 @@ fn c_disk_usage_adds_up_a_granted_directory() {
 
     let ok = json!({"cadenceMs": 1000, "handler": "disk_usage",
                     "meta": {"limitMb": 1, "warnPercent": 80}, "grants": {"dirs": grant}});
-    let config = write_config(work.path(), "heartbeat.json", "disk", ok);
+    let config = write_one_check_config(work.path(), "heartbeat.json", "disk", ok);
     let run = run_in_host(work.path(), &config, "disk", "disk_usage", &wasm);
     let line = &run.line;
     assert_eq!(number(line, "events"), Some(1), "{line}");
@@ -354,7 +346,7 @@ fn rust_backup_age_flags_a_stale_backup() {
                "meta": {"path": "/backups", "suffix": ".tar.gz", "maxAgeHours": 26},
                "grants": {"dirs": {"/backups": {"path": dir.to_str().expect("utf-8"), "readOnly": true}}}})
     };
-    let config = write_config(work.path(), "stale.json", "backups", check(&stale));
+    let config = write_one_check_config(work.path(), "stale.json", "backups", check(&stale));
     let invoked = invoke(
         &[
             wasm.to_str().expect("utf-8"),
@@ -377,7 +369,7 @@ fn rust_backup_age_flags_a_stale_backup() {
     let fresh = work.path().join("fresh");
     std::fs::create_dir_all(&fresh).expect("mkdir");
     std::fs::write(fresh.join("today.tar.gz"), b"backup").expect("write");
-    let config = write_config(work.path(), "heartbeat.json", "backups", check(&fresh));
+    let config = write_one_check_config(work.path(), "heartbeat.json", "backups", check(&fresh));
     let run = run_in_host(work.path(), &config, "backups", "backup_age", &wasm);
     let line = &run.line;
     assert_eq!(number(line, "events"), Some(1), "{line}");

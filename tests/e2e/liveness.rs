@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{RunningHost, host_bin, read_json};
+use crate::support::{host_bin, read_json, start_on_timer, start_run};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -49,18 +49,11 @@ fn liveness_file_tracks_health_and_ends_stopped() {
     let config = dir.path().join("heartbeat.json");
     std::fs::write(&config, r#"{"checks": {"a": {"cadenceMs": 60000}}}"#).expect("config");
     let live = dir.path().join("run/host.liveness.json");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--tick-interval",
-            "100ms",
-            "--liveness-file",
-            live.to_str().expect("utf-8"),
-            "--liveness-period",
-            "100ms",
-        ],
+    let live_file = live.to_str().expect("utf-8");
+    let mut host = start_on_timer(
+        &config,
+        "100ms",
+        &["--liveness-file", live_file, "--liveness-period", "100ms"],
         &[("AGENT_NAME", "live")],
     );
     let state = wait_status(&live, "healthy");
@@ -149,16 +142,10 @@ fn kstlib_and_the_host_read_each_others_liveness_files() {
     let config = dir.path().join("heartbeat.json");
     std::fs::write(&config, r#"{"checks": {"a": {"cadenceMs": 60000}}}"#).expect("config");
     let ours = dir.path().join("host.liveness.json");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--liveness-file",
-            ours.to_str().expect("utf-8"),
-            "--liveness-period",
-            "100ms",
-        ],
+    let ours_file = ours.to_str().expect("utf-8");
+    let mut host = start_run(
+        &config,
+        &["--liveness-file", ours_file, "--liveness-period", "100ms"],
         &[("AGENT_NAME", "kst")],
     );
     wait_status(&ours, "healthy");

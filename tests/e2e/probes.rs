@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -22,7 +22,10 @@ use serde_json::{Value, json};
 
 use crate::support::http_server::{BEARER_TOKEN, HEALTH_JSON, TestServer};
 use crate::support::languages::{Finished, run_bounded};
-use crate::support::{RunningHost, details, records, render};
+use crate::support::{self, RunningHost, details, records, render, write_config};
+
+/// The agent of every config here.
+const AGENT: &str = "e2e";
 
 /// Bound on every command and wait: the first run of a built-in compiles
 /// it (into the shared cache), on 2 busy cores.
@@ -37,12 +40,14 @@ fn cache_home() -> &'static Path {
         .path()
 }
 
-/// Writes `heartbeat.json` with `checks` in `dir`; its path.
-fn write_config(dir: &Path, checks: Value) -> PathBuf {
-    let path = dir.join("heartbeat.json");
-    let config = json!({"$schema": "heartbeat.v1", "agent": "e2e", "checks": checks});
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
-    path
+/// The host on `config`, ticking every 200 ms, with the shared cache.
+fn start_with_shared_cache(config: &Path) -> RunningHost {
+    support::start_on_timer(
+        config,
+        "200ms",
+        &[],
+        &[("XDG_CACHE_HOME", path_str(cache_home()))],
+    )
 }
 
 fn path_str(path: &Path) -> &str {
@@ -116,7 +121,7 @@ fn run_cases(
         .iter()
         .map(|(name, check, _)| (name.to_string(), check.clone()))
         .collect();
-    let config = write_config(dir.path(), Value::Object(all));
+    let config = write_config(dir.path(), AGENT, Value::Object(all));
     let mut runs = Vec::new();
     let mut wrong = Vec::new();
     for (name, _, expected) in checks {
@@ -567,18 +572,10 @@ fn http_probe_header_from_a_secret_reaches_the_server_and_never_the_logs() {
     };
     let config = write_config(
         dir.path(),
+        AGENT,
         json!({"authorized": auth("API_TOKEN"), "ungranted": auth("OTHER_TOKEN")}),
     );
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            path_str(&config),
-            "--tick-interval",
-            "200ms",
-        ],
-        &[("XDG_CACHE_HOME", path_str(cache_home()))],
-    );
+    let mut host = start_with_shared_cache(&config);
     let lines = host.wait_for("both checks' runs", WAIT, |l| {
         ["authorized", "ungranted"]
             .iter()
@@ -838,17 +835,8 @@ fn tcp_probe_on_the_hosts_timer_reports_its_result() {
         json!({"address": addr, "send": "PING\r\n", "expect": "+PONG"}),
     );
     check["cadenceMs"] = json!(3_600_000);
-    let config = write_config(dir.path(), json!({"redis": check}));
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            path_str(&config),
-            "--tick-interval",
-            "200ms",
-        ],
-        &[("XDG_CACHE_HOME", path_str(cache_home()))],
-    );
+    let config = write_config(dir.path(), AGENT, json!({"redis": check}));
+    let mut host = start_with_shared_cache(&config);
     let lines = host.wait_for("the probe's run", WAIT, |l| {
         !records(l, "run_finished", &[("check", "redis")]).is_empty()
     });

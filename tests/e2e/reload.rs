@@ -263,3 +263,78 @@ fn sighup_reads_a_config_and_a_handler_that_no_watch_event_announced() {
     }
     assert!(host.terminate(WAIT).success());
 }
+
+/// `b` with a directory grant whose host path is `dir`.
+fn b_granted(dir: &Path) -> String {
+    format!(
+        r#"{{"$schema": "heartbeat.v1", "agent": "e2e", "checks": {{
+    "a": {{"cadenceMs": 0, "enabled": false}},
+    "b": {{"cadenceMs": 0, "grants": {{"dirs": {{"/data": {{"path": "{}"}}}}}}}}
+}}}}"#,
+        dir.display()
+    )
+}
+
+#[test]
+fn a_directory_grant_to_no_directory_is_refused_by_check_run_and_a_reload_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("heartbeat.json");
+    let data = dir.path().join("data");
+    std::fs::write(&config, b_granted(&data)).expect("write");
+    let grant_field = "checks.b.grants.dirs./data.path";
+    // `check` lists it as an error.
+    let out = crate::cli::host(&["check", "--config", config.to_str().expect("utf-8")]);
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && said.contains(grant_field),
+        "{said}"
+    );
+    // `run` does not start on it.
+    let mut refused = RunningHost::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--tick-interval",
+            "100ms",
+        ],
+        &[],
+    );
+    let status = refused.wait(WAIT);
+    assert!(
+        !status.success() && refused.log().contains(grant_field),
+        "{}",
+        refused.log()
+    );
+    // A running host refuses it as a reload, and keeps running `a`.
+    std::fs::write(&config, ONLY_A).expect("write");
+    let mut host = start(&config);
+    std::fs::write(&config, b_granted(&data)).expect("write");
+    let lines = host.wait_for_event("config_refused", &[], WAIT);
+    let at = position(&lines, "config_refused").expect("refused");
+    assert!(
+        message(&lines[at]).contains(grant_field),
+        "{}",
+        message(&lines[at])
+    );
+    assert!(
+        position(&lines, "config_reloaded").is_none(),
+        "applied anyway"
+    );
+    host.wait_for("a to run after the refusal", WAIT, |l| {
+        selected_after(l, at + 1).contains(&"a".to_string())
+    });
+    // Once the directory exists, SIGHUP reads the same file again: applied.
+    std::fs::create_dir(&data).expect("mkdir");
+    let pid = host.pid().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    host.wait_for_event("config_reloaded", &[], WAIT);
+    host.wait_for("b to run", WAIT, |l| {
+        selected_after(l, at + 1).contains(&"b".to_string())
+    });
+}

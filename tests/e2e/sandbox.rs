@@ -8,52 +8,26 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use heartbeat_host::core::config;
 use heartbeat_host::core::model::RunStatus;
 use heartbeat_host::{
-    self as registry, LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions, Tick,
+    self as registry, LoadedHandler, RunReport, RunRequest, Runtime, RuntimeOptions,
 };
 
+use crate::support::runtime::{TICK_MS, check_request, hostile, runtime};
 use crate::support::test_handler;
 
 const AGENT: &str = "sandbox";
 
-fn runtime() -> Runtime {
-    Runtime::new(&RuntimeOptions {
-        cache_dir: None,
-        pooling: true,
-        ..RuntimeOptions::default()
-    })
-    .expect("runtime")
-}
-
-fn hostile(rt: &Runtime) -> LoadedHandler {
-    registry::load_file(rt, &test_handler("test_handler_hostile.wasm"))
-        .expect("hostile handler loads")
-}
-
-/// A request for a check written as JSON (its `meta`, limits, grants), with
-/// relative grant paths resolved against `dir`.
+/// A request of this module's agent for its check `probe`, written as JSON
+/// (see [`check_request`]).
 fn request(check_json: &str, dir: &Path, tick_ms: u64) -> RunRequest {
-    let text = format!(r#"{{"checks": {{"probe": {check_json}}}}}"#);
-    let loaded = config::parse(&text, "test.json").expect("valid check");
-    let check = &loaded.config.checks[0];
-    let tick = Tick {
-        id: "t1".into(),
-        time_ms: tick_ms,
-        envelope: serde_json::json!({}),
-        done: None,
-    };
-    heartbeat_host::run_request(AGENT, &tick, check, 0, dir)
+    check_request(AGENT, "probe", check_json, dir, tick_ms)
 }
 
 async fn run(rt: &Runtime, handler: &LoadedHandler, check_json: &str) -> (RunReport, Duration) {
     let started = Instant::now();
     let report = rt
-        .run(
-            handler,
-            &request(check_json, Path::new("."), 1_777_593_600_000),
-        )
+        .run(handler, &request(check_json, Path::new("."), TICK_MS))
         .await;
     (report, started.elapsed())
 }
@@ -72,61 +46,77 @@ async fn assert_default_still_runs(rt: &Runtime) {
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_infinite_loop_is_stopped_at_its_timeout() {
-    let rt = runtime();
-    let (report, took) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"timeoutMs": 200, "meta": {"mode": "loop"}}"#,
-    )
-    .await;
-    assert_failed(&report, "timeout after 200 ms");
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
-    assert_default_still_runs(&rt).await;
+/// One `#[tokio::test]` per row, named by the row: run the hostile handler
+/// once with the row's check JSON on a fresh runtime; the run fails with
+/// every one of the reason fragments, within the bound where the row gives
+/// one, and passes the row's further assertion on the report where it
+/// gives one; then a well-behaved handler still runs on the same runtime.
+macro_rules! hostile_cases {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident: $check:expr => fails with [$($reason:expr),+ $(,)?]
+            $(, within $bound:expr)?
+            $(, and |$report:ident| $more:block)?;
+    )+) => {$(
+        $(#[$doc])*
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            let rt = runtime();
+            let (report, took) = run(&rt, &hostile(&rt), &$check).await;
+            $(assert_failed(&report, $reason);)+
+            let bound: Option<Duration> = None $(.or(Some($bound)))?;
+            if let Some(bound) = bound {
+                assert!(took < bound, "took {took:?}, over {bound:?}");
+            }
+            $({
+                let $report: &RunReport = &report;
+                $more
+            })?
+            assert_default_still_runs(&rt).await;
+        }
+    )+};
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_sleep_inside_a_host_call_is_stopped_at_its_timeout() {
-    let rt = runtime();
-    let (report, took) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"timeoutMs": 200, "meta": {"mode": "sleep"}}"#,
-    )
-    .await;
-    assert_failed(&report, "timeout after 200 ms");
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
-    assert_default_still_runs(&rt).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_memory_bomb_is_stopped_at_its_memory_limit() {
-    let rt = runtime();
-    let (report, took) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"memoryMb": 16, "meta": {"mode": "memory"}}"#,
-    )
-    .await;
-    assert_failed(&report, "memory limit 16 MiB exceeded");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert_default_still_runs(&rt).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_growth_bomb_that_survives_the_refusal_still_fails() {
-    // The guest's allocation is refused, it carries on and says success:
-    // the run was over its memory limit all the same, as the README says.
-    let rt = runtime();
-    let (report, _) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"memoryMb": 16, "meta": {"mode": "grow_refused"}}"#,
-    )
-    .await;
-    assert_failed(&report, "memory limit 16 MiB exceeded");
-    assert_default_still_runs(&rt).await;
+hostile_cases! {
+    an_infinite_loop_is_stopped_at_its_timeout:
+        r#"{"timeoutMs": 200, "meta": {"mode": "loop"}}"#
+        => fails with ["timeout after 200 ms"], within Duration::from_millis(1500);
+    a_sleep_inside_a_host_call_is_stopped_at_its_timeout:
+        r#"{"timeoutMs": 200, "meta": {"mode": "sleep"}}"#
+        => fails with ["timeout after 200 ms"], within Duration::from_millis(1500);
+    a_memory_bomb_is_stopped_at_its_memory_limit:
+        r#"{"memoryMb": 16, "meta": {"mode": "memory"}}"#
+        => fails with ["memory limit 16 MiB exceeded"], within Duration::from_secs(5);
+    /// The guest's allocation is refused, it carries on and says success:
+    /// the run was over its memory limit all the same, as the README says.
+    a_growth_bomb_that_survives_the_refusal_still_fails:
+        r#"{"memoryMb": 16, "meta": {"mode": "grow_refused"}}"#
+        => fails with ["memory limit 16 MiB exceeded"];
+    deeply_nested_details_fail_to_parse_without_harm:
+        r#"{"meta": {"mode": "deep_details", "depth": 100000}}"#
+        => fails with ["handler returned details that are not JSON: recursion limit exceeded"];
+    /// The panic message, from the handler's stderr, is in the reason.
+    a_panic_is_a_trap_reported_as_failed:
+        r#"{"meta": {"mode": "trap"}}"#
+        => fails with [
+            "unreachable",
+            "stderr: thread '<unnamed>' (1) panicked at",
+            "deliberate panic in a hostile handler",
+        ];
+    unbounded_recursion_is_a_trap_reported_as_failed:
+        r#"{"meta": {"mode": "recursion"}}"#
+        => fails with ["wasm trap"];
+    a_log_flood_stops_at_the_log_cap:
+        r#"{"maxLogLines": 50, "meta": {"mode": "log_flood"}}"#
+        => fails with ["log cap reached: at most 50 log records per run"],
+        and |report| { assert_eq!(report.logs.len(), 50); };
+    an_event_flood_stops_at_the_event_cap:
+        format!(r#"{{"maxEvents": 7, "meta": {{"mode": "event_flood", "agent": "{AGENT}"}}}}"#)
+        => fails with ["event cap reached: at most 7 events per run"],
+        and |report| { assert_eq!(report.events.len(), 7); };
+    output_bytes_are_capped:
+        r#"{"maxOutputBytes": 100, "meta": {"mode": "log_flood"}}"#
+        => fails with ["output cap reached: at most 100 bytes"];
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,22 +162,6 @@ async fn a_huge_error_reason_is_truncated_with_a_marker() {
         &error[error.len().saturating_sub(80)..]
     );
     assert!(error.len() < 4200, "{} bytes", error.len());
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn deeply_nested_details_fail_to_parse_without_harm() {
-    let rt = runtime();
-    let (report, _) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"meta": {"mode": "deep_details", "depth": 100000}}"#,
-    )
-    .await;
-    assert_failed(
-        &report,
-        "handler returned details that are not JSON: recursion limit exceeded",
-    );
-    assert_default_still_runs(&rt).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,62 +216,6 @@ async fn no_grant_lets_a_handler_emit_another_agents_results_state_changes_or_co
     let check = r##"{"meta": {"mode": "emit", "event": "agent.other.check.done"}, "grants": {"emit": ["#"]}}"##;
     let (report, _) = run(&rt, &hostile(&rt), check).await;
     assert_eq!(report.events.len(), 1, "{report:?}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_panic_is_a_trap_reported_as_failed() {
-    let rt = runtime();
-    let (report, _) = run(&rt, &hostile(&rt), r#"{"meta": {"mode": "trap"}}"#).await;
-    assert_failed(&report, "unreachable");
-    // The panic message, from the handler's stderr, is in the reason.
-    assert_failed(&report, "stderr: thread '<unnamed>' (1) panicked at");
-    assert_failed(&report, "deliberate panic in a hostile handler");
-    assert_default_still_runs(&rt).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn unbounded_recursion_is_a_trap_reported_as_failed() {
-    let rt = runtime();
-    let (report, _) = run(&rt, &hostile(&rt), r#"{"meta": {"mode": "recursion"}}"#).await;
-    assert_failed(&report, "wasm trap");
-    assert_default_still_runs(&rt).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_log_flood_stops_at_the_log_cap() {
-    let rt = runtime();
-    let (report, _) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"maxLogLines": 50, "meta": {"mode": "log_flood"}}"#,
-    )
-    .await;
-    assert_failed(&report, "log cap reached: at most 50 log records per run");
-    assert_eq!(report.logs.len(), 50);
-    assert_default_still_runs(&rt).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_event_flood_stops_at_the_event_cap() {
-    let rt = runtime();
-    let meta =
-        format!(r#"{{"maxEvents": 7, "meta": {{"mode": "event_flood", "agent": "{AGENT}"}}}}"#);
-    let (report, _) = run(&rt, &hostile(&rt), &meta).await;
-    assert_failed(&report, "event cap reached: at most 7 events per run");
-    assert_eq!(report.events.len(), 7);
-    assert_default_still_runs(&rt).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn output_bytes_are_capped() {
-    let rt = runtime();
-    let (report, _) = run(
-        &rt,
-        &hostile(&rt),
-        r#"{"maxOutputBytes": 100, "meta": {"mode": "log_flood"}}"#,
-    )
-    .await;
-    assert_failed(&report, "output cap reached: at most 100 bytes");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,32 +13,25 @@ use crate::support::{self, RunningHost};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The host on its own timer (50 ms ticks) with the kv test handler as
-/// handler `scripted`, its config, state and events log in `dir`.
-fn start_host(dir: &Path, checks: &str) -> RunningHost {
+/// The host on its own timer (50 ms ticks) as agent `states`, with the kv
+/// test handler as handler `scripted` and `checks` (JSON object text); its
+/// config, state and events log in `dir`.
+fn start_scripted(dir: &Path, checks: &str) -> RunningHost {
     let handlers = support::handlers_with(dir, "test_handler_kv.wasm", "scripted");
-    let config = dir.join("heartbeat.json");
-    std::fs::write(
+    let checks: Value = serde_json::from_str(checks).expect("checks are JSON");
+    let config = support::write_config(dir, "states", checks);
+    let events_log = dir.join("events.jsonl");
+    let cache = dir.join("cache");
+    support::start_on_timer(
         &config,
-        format!(r#"{{"$schema": "heartbeat.v1", "agent": "states", "checks": {checks}}}"#),
-    )
-    .expect("write config");
-    RunningHost::start(
+        "50ms",
         &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
             "--handlers",
             handlers.to_str().expect("utf-8"),
-            "--tick-interval",
-            "50ms",
             "--events-log",
-            dir.join("events.jsonl").to_str().expect("utf-8"),
+            events_log.to_str().expect("utf-8"),
         ],
-        &[(
-            "HEARTBEAT_CACHE_DIR",
-            dir.join("cache").to_str().expect("utf-8"),
-        )],
+        &[("HEARTBEAT_CACHE_DIR", cache.to_str().expect("utf-8"))],
     )
 }
 
@@ -65,7 +58,7 @@ fn an_alternating_check_is_reported_flapping_once_and_then_its_blips_are_not_pub
     let dir = tempfile::tempdir().expect("tempdir");
     // cadenceMs 0 and maxAttempts 1: a run on every tick, each failure hard
     // at once, each success ok; flapping after more than 3 changes.
-    let mut host = start_host(
+    let mut host = start_scripted(
         dir.path(),
         r#"{"flaky": {"handler": "scripted", "cadenceMs": 0, "flapThreshold": 3,
             "meta": {"mode": "script", "results": "-+", "cycle": true}}}"#,
@@ -109,7 +102,7 @@ fn explain_and_the_state_file_show_a_soft_check_and_its_retry() {
     // an hour, so it stays soft while `explain` looks.
     let checks = r#"{"api": {"handler": "scripted", "cadenceMs": 86400000, "maxAttempts": 3,
         "retryIntervalMs": 3600000, "meta": {"mode": "script", "results": "-", "cycle": true}}}"#;
-    let mut host = start_host(dir.path(), checks);
+    let mut host = start_scripted(dir.path(), checks);
     host.wait_for("one run", WAIT, |lines| {
         !support::records(lines, "run_finished", &[("check", "api")]).is_empty()
     });

@@ -118,6 +118,17 @@ impl<K: Ord + Clone> Roster<K> {
         self.served.iter().map(|(k, (id, _))| (k, id))
     }
 
+    /// The file serving `agent`, if one does: after a first [`Roster::plan`]
+    /// of a fresh roster, the first file (in the order given) naming it.
+    /// `check --agents` asks this of every file to say which one `run`
+    /// would serve, by the rule `run` applies.
+    pub fn serving(&self, agent: &str) -> Option<&K> {
+        self.served
+            .iter()
+            .find(|(_, (id, _))| id.agent == agent)
+            .map(|(k, _)| k)
+    }
+
     /// The host could not start the agent of `key` (its state file is
     /// unreadable, say): it is not served, and the same bytes are not tried
     /// again until the file changes.
@@ -396,6 +407,20 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn of_new_files_naming_one_agent_the_first_given_serves_it() {
+        let mut roster = Roster::new(true);
+        roster.plan(vec![
+            ok("a.json", "a", 1),
+            ok("d.json", "b", 2),
+            broken("c.json", 3),
+            ok("b.json", "b", 4),
+        ]);
+        assert_eq!(roster.serving("b"), Some(&"d.json"));
+        assert_eq!(roster.serving("a"), Some(&"a.json"));
+        assert_eq!(roster.serving("nobody"), None);
     }
 
     #[test]

@@ -24,12 +24,19 @@
 //!
 //! [`emit`] says what a handler may emit (and which result and control keys
 //! only the host sends); [`wire`] holds the bounds of an AMQP message.
+//!
+//! [`clock_step`] tells a step of the wall clock from time passing, and
+//! moves the schedule's instants with it.
+//!
+//! [`kv_store`] is the checks' key-value store files: their format, the
+//! key rules and the caps (the host reads and writes the files).
 
 #![warn(missing_docs)]
 
 pub mod agents;
 pub mod beats;
 pub mod builtins;
+pub mod clock_step;
 pub mod config;
 pub mod control;
 pub mod emit;
@@ -39,6 +46,7 @@ pub mod explain;
 mod fuzz;
 pub mod health;
 pub mod http_origin;
+pub mod kv_store;
 pub mod model;
 pub mod net;
 pub mod processes;

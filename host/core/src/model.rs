@@ -108,6 +108,10 @@ pub struct Limits {
     /// Bytes the check's key-value store may hold (keys and values
     /// together); a write over it is an error to the guest, not a trap.
     pub max_kv_bytes: u64,
+    /// Connections a run may hold open at once: the HTTP connections the
+    /// host makes for it and the sockets it creates (a socket counts until
+    /// the run ends). One more is refused to the guest and fails the run.
+    pub max_connections: u32,
 }
 
 impl Default for Limits {
@@ -120,6 +124,7 @@ impl Default for Limits {
             max_output_bytes: 1 << 20,
             max_http_bytes: 10 << 20,
             max_kv_bytes: 1 << 20,
+            max_connections: 16,
         }
     }
 }

@@ -302,6 +302,18 @@ fn evaluate<'a>(index: usize, check: &'a CheckConfig, tick: &mut TickView<'a>) -
         Some(ms) => (ms, 0.0),
         None => (check.last_run_ms, check.last_run_fraction_ms),
     };
+    // A `lastRun` well after now was written by a clock that has stepped
+    // back since (while no host watched it step: a live host moves its
+    // instants with the step, see `clock_step`). It is no time to count
+    // from: the check reads as never run, so it runs once (within
+    // `maxPerTick`) and counts from then, instead of waiting for the
+    // clock to catch up. A little ahead (clocks of two hosts apart) counts.
+    let (last_run_ms, fraction_ms) =
+        if last_run_ms > now_ms.saturating_add(crate::clock_step::STEP_TOLERANCE_MS as u64) {
+            (0, 0.0)
+        } else {
+            (last_run_ms, fraction_ms)
+        };
     let ratio = exact_ratio(now_ms, last_run_ms as f64 + fraction_ms, check.cadence_ms);
     let next_due_ms = (check.cadence_ms > 0).then(|| last_run_ms.saturating_add(check.cadence_ms));
     let run_requested =
@@ -535,6 +547,28 @@ mod tests {
         );
         assert!(select(json, &state, T0 + 1000).is_empty());
         assert_eq!(select(json, &state, T0 + 1001), ["a"]);
+    }
+
+    #[test]
+    fn a_last_run_well_in_the_future_reads_as_never_run_and_a_little_ahead_counts() {
+        let json = r#"{"checks": {"a": {"cadenceMs": 1000}}}"#;
+        let at = |last_run: u64| {
+            let mut state = State::default();
+            state.checks.insert(
+                "a".into(),
+                CheckState {
+                    last_run: Some(last_run),
+                    ..CheckState::default()
+                },
+            );
+            state
+        };
+        // Written an hour ahead: the clock stepped back since.
+        assert_eq!(select(json, &at(T0 + 3_600_000), T0), ["a"]);
+        // A second ahead (another host's clock): not due for 2 s.
+        assert!(select(json, &at(T0 + 1_000), T0).is_empty());
+        assert!(select(json, &at(T0 + 1_000), T0 + 2_000).is_empty());
+        assert_eq!(select(json, &at(T0 + 1_000), T0 + 2_001), ["a"]);
     }
 
     #[test]

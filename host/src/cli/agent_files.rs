@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::daemon::Layout;
 use crate::daemon::fleet::read_agent_file;
-use heartbeat_core::agents::Identity;
+use heartbeat_core::agents::{Identity, Roster, Scanned};
 
 /// One file of an agents directory, read as `run --agents` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,24 +83,36 @@ pub(super) fn naming_file(file: &Path, reason: &str) -> String {
 }
 
 /// Marks each file naming an agent that an earlier file names already,
-/// with that earlier file: of two files claiming one agent, `run --agents`
-/// starts with the first (files are read by name) and refuses the second.
-pub(super) fn one_file_per_agent(files: Vec<AgentFile>) -> Vec<AgentFile> {
-    let mut first: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
-    files
-        .into_iter()
-        .map(|mut file| {
-            if let Ok(identity) = &file.identity {
-                match first.get(&identity.agent) {
-                    Some(earlier) => file.named_before_by = Some(earlier.clone()),
-                    None => {
-                        first.insert(identity.agent.clone(), file.file.clone());
-                    }
-                }
-            }
-            file
+/// with that earlier file: the files are planned as a fresh `run --agents`
+/// plans them ([`Roster::plan`], files in the order listed, by name), and a
+/// file that names an agent the roster serves from another file is the one
+/// `run` refuses.
+pub(super) fn one_file_per_agent(mut files: Vec<AgentFile>) -> Vec<AgentFile> {
+    let mut roster = Roster::new(true);
+    roster.plan(
+        files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| Scanned {
+                key: index,
+                identity: file.identity.clone(),
+                digest: 0,
+            })
+            .collect(),
+    );
+    let served_from: Vec<Option<usize>> = files
+        .iter()
+        .map(|file| {
+            let identity = file.identity.as_ref().ok()?;
+            roster.serving(&identity.agent).copied()
         })
-        .collect()
+        .collect();
+    for (index, serving) in served_from.into_iter().enumerate() {
+        if let Some(first) = serving.filter(|first| *first != index) {
+            files[index].named_before_by = Some(files[first].file.clone());
+        }
+    }
+    files
 }
 
 /// The agent files of `layout` now, each with the agent it names: listed

@@ -47,27 +47,13 @@ pub(super) fn ungranted_imports(
 }
 
 /// Directory grants whose host path is missing or not a directory: each
-/// run of the check would fail before the handler starts.
+/// run of the check would fail before the handler starts, and `run` and a
+/// reload refuse the file (one rule: `heartbeat_core::config::dir_grants`).
 pub(super) fn unusable_dir_grants(config: &HeartbeatConfig, config_dir: &Path) -> Vec<String> {
-    let mut errors = Vec::new();
-    for check in &config.checks {
-        for grant in &check.grants.dirs {
-            let host = grant.host_path_from(config_dir);
-            let problem = match std::fs::metadata(&host) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => "is not a directory".to_string(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
-                Err(e) => format!("cannot be read: {e}"),
-            };
-            errors.push(format!(
-                "checks.{}.grants.dirs.{}.path: {} {problem}",
-                check.name,
-                grant.guest_path,
-                host.display()
-            ));
-        }
-    }
-    errors
+    heartbeat_core::config::dir_grants::unusable(config, config_dir, crate::store::path_kind)
+        .into_iter()
+        .map(|(field, problem)| format!("{field}: {problem}"))
+        .collect()
 }
 
 /// `quarterly_compaction` checks whose `meta.dir` (default `/data`) no

@@ -183,7 +183,7 @@ impl Agent {
         follow: Follow,
         registry: Arc<Registry>,
     ) -> anyhow::Result<Agent> {
-        let loaded = crate::store::load_config(&options.config_path)?;
+        let loaded = crate::store::load_config_to_run(&options.config_path)?;
         for warning in &loaded.warnings {
             warn!(file = %options.config_path.display(), "{warning}");
         }

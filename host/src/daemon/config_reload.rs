@@ -50,7 +50,8 @@ impl ConfigReader {
         apply: impl FnMut(Arc<HeartbeatConfig>, &ConfigDiff) + Send + 'static,
     ) -> ConfigReader {
         ConfigReader {
-            reloader: Reloader::new(path.to_path_buf(), current),
+            reloader: Reloader::new(path.to_path_buf(), current)
+                .vetted_by(crate::store::vet_for_run(path)),
             apply: Box::new(apply),
             health,
             observer,

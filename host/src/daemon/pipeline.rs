@@ -100,6 +100,8 @@ pub struct Pipeline {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
     live: Mutex<LiveState>,
+    /// Tells a step of the wall clock from time passing, tick by tick.
+    clock_steps: Mutex<heartbeat_core::clock_step::StepDetector>,
     store: Arc<dyn Store>,
     sink: Arc<dyn Sink>,
     health: Arc<Health>,
@@ -126,6 +128,7 @@ impl Pipeline {
                 started_on: HashMap::new(),
                 held_back: 0,
             }),
+            clock_steps: Mutex::new(heartbeat_core::clock_step::StepDetector::new()),
             store: parts.store,
             sink: parts.sink,
             health: parts.health,
@@ -230,8 +233,12 @@ impl Pipeline {
         for saved in saves {
             match saved.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => error!(tick = %tick.id, "state not saved: {e}"),
-                Err(_) => error!(tick = %tick.id, "state writer stopped; state not saved"),
+                Ok(Err(e)) => {
+                    error!(event = "state_not_saved", tick = %tick.id, "state not saved: {e}")
+                }
+                Err(_) => {
+                    error!(event = "state_not_saved", tick = %tick.id, "state writer stopped; state not saved")
+                }
             }
         }
         // A bus tick is acknowledged only once its runs' events are
@@ -262,6 +269,28 @@ impl Pipeline {
         }
     }
 
+    /// When the wall clock stepped since the last tick, moves the
+    /// schedule's instants with it (saved with the next run), so that the
+    /// step costs no check its cadence; logged once per step.
+    fn follow_clock_steps(&self, config: &HeartbeatConfig, live: &mut LiveState) {
+        let step = self
+            .clock_steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(self.clock.now_ms(), self.clock.monotonic_ms());
+        if let Some(by_ms) = step {
+            heartbeat_core::clock_step::shift_schedule(&mut live.state, config, by_ms);
+            warn!(
+                event = "clock_stepped",
+                agent = %self.agent,
+                by_ms,
+                "the wall clock stepped {} by {}; the checks' last runs moved with it",
+                if by_ms < 0 { "back" } else { "forward" },
+                heartbeat_core::explain::format_span(by_ms.unsigned_abs()),
+            );
+        }
+    }
+
     fn lock_live(&self) -> std::sync::MutexGuard<'_, LiveState> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -269,6 +298,7 @@ impl Pipeline {
     /// Plans the tick, logs why, and marks the selected checks running.
     fn select(&self, config: &HeartbeatConfig, tick: &Tick) -> Vec<(CheckConfig, RunRequest)> {
         let mut live = self.lock_live();
+        self.follow_clock_steps(config, &mut live);
         let plan = schedule::plan(config, &live.state, &live.running, tick.time_ms);
         self.observer.tick_planned(&plan);
         if plan.selected.is_empty() {

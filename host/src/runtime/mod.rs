@@ -11,10 +11,13 @@
 //! directory and, during a run, exactly the directories the request grants.
 
 mod cache;
+mod connections;
 mod kv;
 mod names;
 mod outcome;
 pub mod outgoing_http;
+mod redact;
+mod refusals;
 pub mod registry;
 mod request;
 mod sandbox;
@@ -175,6 +178,8 @@ pub struct Runtime {
     slots: tokio::sync::Semaphore,
     /// The number of permits `slots` started with.
     slot_count: u32,
+    /// The descriptors all runs' connections share.
+    descriptors: connections::GuestDescriptors,
 }
 
 /// The pooling allocator's shape: slots for [`MAX_CONCURRENT_RUNS`]
@@ -224,9 +229,21 @@ impl Runtime {
         linker.allow_shadowing(true);
         wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::add_to_linker::<
             RunState,
-            names::GrantedLookup,
-        >(&mut linker, RunState::lookup_view)
+            names::GrantedSockets,
+        >(&mut linker, RunState::sockets_view)
         .map_err(|e| RuntimeError::Link(format!("WASI name lookups: {e:#}")))?;
+        // And socket creation, under the run's connection bound
+        // (runtime/connections.rs).
+        wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::add_to_linker::<
+            RunState,
+            names::GrantedSockets,
+        >(&mut linker, RunState::sockets_view)
+        .map_err(|e| RuntimeError::Link(format!("WASI TCP sockets: {e:#}")))?;
+        wasmtime_wasi::p2::bindings::sockets::udp_create_socket::add_to_linker::<
+            RunState,
+            names::GrantedSockets,
+        >(&mut linker, RunState::sockets_view)
+        .map_err(|e| RuntimeError::Link(format!("WASI UDP sockets: {e:#}")))?;
         linker.allow_shadowing(false);
         // Always linked, so that a handler importing wasi:http loads; with
         // no grant, its every request is refused (runtime/http.rs).
@@ -271,6 +288,7 @@ impl Runtime {
             max_handler_bytes: options.max_handler_bytes,
             slots: tokio::sync::Semaphore::new(slot_count as usize),
             slot_count,
+            descriptors: connections::GuestDescriptors::from_process_limit(),
         })
     }
 
@@ -390,8 +408,9 @@ impl Runtime {
             Ok(secrets) => secrets,
             Err(reasons) => return RunReport::failed_before_start(reasons),
         };
+        let redactor = redact::Redactor::new(secrets.iter().map(|(_, v)| v.0.as_str()));
         let stderr = stderr::StderrTail::default();
-        let refusals = outgoing_http::Refusals::default();
+        let refusals = refusals::Refusals::new(&request.check, redactor.clone());
         // The names in `grants.net`, resolved for this run (within its time).
         let resolved = tokio::time::timeout(timeout, sockets::resolve_names(&request.net))
             .await
@@ -427,7 +446,7 @@ impl Runtime {
         };
         report.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         outcome::name_refusals(&mut report, &refusals);
-        secrets::redact(&mut report, &secrets);
+        redactor.report(&mut report);
         report
     }
 
@@ -438,7 +457,7 @@ impl Runtime {
         stderr: stderr::StderrTail,
         resolved: Vec<std::net::IpAddr>,
         secrets: &[(String, GrantedValue)],
-        refusals: outgoing_http::Refusals,
+        refusals: refusals::Refusals,
     ) -> anyhow::Result<Store<RunState>> {
         let kv = match &request.kv {
             Some(location) => {
@@ -464,18 +483,23 @@ impl Runtime {
                     anyhow::anyhow!("granted directory {}: {e:#}", dir.host_path.display())
                 })?;
         }
-        let http = outgoing_http::HttpPolicy::new(
-            request.http.clone(),
-            &request.check,
-            request.limits.max_http_bytes,
-            deadline,
+        let connections = connections::Connections::new(
+            request.limits.max_connections,
+            self.descriptors.clone(),
             refusals.clone(),
         );
-        let names = names::NamePolicy::new(&request.check, &request.net, &request.http, refusals);
+        let http = outgoing_http::HttpPolicy::new(
+            request.http.clone(),
+            request.limits.max_http_bytes,
+            deadline,
+            connections.clone(),
+        );
+        let names = names::NamePolicy::new(&request.net, &request.http, refusals);
         let mut state = RunState::new(
             wasi.build(),
             http,
             names,
+            connections,
             request.limits,
             request.emit_policy.clone(),
             Arc::clone(&request.processes),
@@ -546,7 +570,7 @@ impl Runtime {
             stderr::StderrTail::default(),
             Vec::new(),
             &[],
-            outgoing_http::Refusals::default(),
+            refusals::Refusals::default(),
         )?;
         let instance = handler
             .pre

@@ -2,7 +2,7 @@
 //! the names its check is granted.
 //!
 //! wasmtime-wasi can only allow lookups or not; so the host shadows its
-//! `resolve-addresses` with [`LookupView`], which refuses a name no grant
+//! `resolve-addresses` with [`SocketsView`], which refuses a name no grant
 //! names (logged, and named in the run's reason) and hands the others to
 //! wasmtime-wasi's own resolver. An IP literal is not a lookup and passes;
 //! the connection to it is still checked against `grants.net`. Lookups are
@@ -20,7 +20,8 @@ use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use heartbeat_core::http_origin::HttpOrigin;
 use heartbeat_core::net::{NetHost, NetPattern};
 
-use super::outgoing_http::{HttpGrant, Refusals};
+use super::outgoing_http::HttpGrant;
+use super::refusals::Refusals;
 
 /// Which names a run may look up: those of its `grants.net` patterns and
 /// its `grants.http` origins.
@@ -28,18 +29,12 @@ use super::outgoing_http::{HttpGrant, Refusals};
 pub struct NamePolicy {
     net: Vec<String>,
     http: Vec<HttpOrigin>,
-    check: String,
     refusals: Refusals,
 }
 
 impl NamePolicy {
-    /// The policy of one run of `check`.
-    pub fn new(
-        check: &str,
-        net: &[NetPattern],
-        http: &[HttpGrant],
-        refusals: Refusals,
-    ) -> NamePolicy {
+    /// The policy of one run.
+    pub fn new(net: &[NetPattern], http: &[HttpGrant], refusals: Refusals) -> NamePolicy {
         NamePolicy {
             net: net
                 .iter()
@@ -49,7 +44,6 @@ impl NamePolicy {
                 })
                 .collect(),
             http: http.iter().map(|g| g.origin.clone()).collect(),
-            check: check.to_string(),
             refusals,
         }
     }
@@ -65,24 +59,30 @@ impl NamePolicy {
     }
 }
 
-/// `HasData` for the shadowing `ip-name-lookup`.
-pub struct GrantedLookup;
+/// `HasData` for the interfaces the host shadows: `ip-name-lookup` (here)
+/// and `tcp-create-socket` / `udp-create-socket` (`runtime/sockets.rs`).
+pub struct GrantedSockets;
 
-impl HasData for GrantedLookup {
-    type Data<'a> = LookupView<'a>;
+impl HasData for GrantedSockets {
+    type Data<'a> = SocketsView<'a>;
 }
 
-/// wasmtime-wasi's sockets view and the run's name policy.
-pub struct LookupView<'a> {
-    /// What wasmtime-wasi's resolver works on.
+/// wasmtime-wasi's sockets view with what the host checks before handing
+/// a call on: the run's name policy and its connection bound.
+pub struct SocketsView<'a> {
+    /// What wasmtime-wasi's resolver and sockets work on.
     pub inner: WasiSocketsCtxView<'a>,
     /// The names granted.
     pub policy: &'a NamePolicy,
+    /// The run's connection bound.
+    pub connections: &'a super::connections::Connections,
+    /// The places of the sockets the run created, held until it ends.
+    pub sockets: &'a mut Vec<super::connections::ConnectionPermit>,
 }
 
 /// Required by the bindings (the lookup interface uses the network's
 /// types); only the lookup functions are linked from here.
-impl network::Host for LookupView<'_> {
+impl network::Host for SocketsView<'_> {
     fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
         network::Host::convert_error_code(&mut self.inner, error)
     }
@@ -95,30 +95,30 @@ impl network::Host for LookupView<'_> {
     }
 }
 
-impl network::HostNetwork for LookupView<'_> {
+impl network::HostNetwork for SocketsView<'_> {
     fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
         network::HostNetwork::drop(&mut self.inner, this)
     }
 }
 
-impl Host for LookupView<'_> {
+impl Host for SocketsView<'_> {
     fn resolve_addresses(
         &mut self,
         network: Resource<Network>,
         name: String,
     ) -> Result<Resource<ResolveAddressStream>, SocketError> {
         if !self.policy.allows(&name) {
-            tracing::warn!(check = %self.policy.check, name = %name, "name lookup refused: no grant names it");
-            self.policy
-                .refusals
-                .push(format!("name lookup of {name:?} is not granted"));
+            self.policy.refusals.refuse(
+                "name lookup refused: no grant names it",
+                format!("name lookup of {name:?} is not granted"),
+            );
             return Err(ErrorCode::PermanentResolverFailure.into());
         }
         self.inner.resolve_addresses(network, name)
     }
 }
 
-impl HostResolveAddressStream for LookupView<'_> {
+impl HostResolveAddressStream for SocketsView<'_> {
     fn resolve_next_address(
         &mut self,
         stream: Resource<ResolveAddressStream>,
@@ -145,7 +145,6 @@ mod tests {
     #[test]
     fn names_of_net_and_http_grants_may_be_looked_up_and_no_others() {
         let policy = NamePolicy::new(
-            "c",
             &[
                 NetPattern::parse("db.internal:5432").expect("net"),
                 NetPattern::parse("10.0.0.0/8:*").expect("net"),

@@ -5,8 +5,9 @@ use heartbeat_core::model::{Limits, RunReport, RunStatus};
 use wasmtime::Trap;
 
 use super::bindings::heartbeat::handler::types as wit;
+use super::refusals::Refusals;
 use super::sandbox::RunState;
-use super::{outgoing_http, stderr};
+use super::stderr;
 
 /// How much of a trapped handler's stderr goes into its failure reason.
 const STDERR_IN_REASON: usize = 400;
@@ -89,7 +90,12 @@ pub(super) fn interpret(
 
 /// Adds what the host refused the run (origins, peers) to the reason of a
 /// failed run: the handler's own message may not say which grant is missing.
-pub(super) fn name_refusals(report: &mut RunReport, refusals: &outgoing_http::Refusals) {
+/// A refusal that fails the run (a limit hit) fails it whatever the
+/// handler returned.
+pub(super) fn name_refusals(report: &mut RunReport, refusals: &Refusals) {
+    if refusals.fails_the_run() {
+        report.status = RunStatus::Failed;
+    }
     if report.status != RunStatus::Failed {
         return;
     }
@@ -97,11 +103,11 @@ pub(super) fn name_refusals(report: &mut RunReport, refusals: &outgoing_http::Re
     if refused.is_empty() {
         return;
     }
-    let said = report.error.take().unwrap_or_default();
-    report.error = Some(format!(
-        "{said}; refused by the host: {}",
-        refused.join("; ")
-    ));
+    let refused = format!("refused by the host: {}", refused.join("; "));
+    report.error = Some(match report.error.take() {
+        Some(said) if !said.is_empty() => format!("{said}; {refused}"),
+        _ => refused,
+    });
 }
 
 /// The longest failure reason kept: it goes into every log line, event and

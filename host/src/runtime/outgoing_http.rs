@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -28,6 +28,9 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use heartbeat_core::http_origin::{HttpOrigin, RequestOrigin};
+
+use super::connections::{ConnectionPermit, Connections};
+use super::refusals::Refusals;
 
 /// One granted origin as a run uses it: the pattern and the CA bundle file
 /// (absolute) its TLS connections also trust.
@@ -40,53 +43,27 @@ pub struct HttpGrant {
     pub ca_file: Option<PathBuf>,
 }
 
-/// What the host refused a run (HTTP origins, socket peers): named in its
-/// failure reason, so that an operator sees which grant is missing even
-/// when the handler's own message does not say.
-#[derive(Debug, Clone, Default)]
-pub struct Refusals(Arc<Mutex<Vec<String>>>);
-
-impl Refusals {
-    /// Records one refusal (the first 8 distinct ones are kept).
-    pub fn push(&self, what: String) {
-        if let Ok(mut list) = self.0.lock()
-            && list.len() < 8
-            && !list.contains(&what)
-        {
-            list.push(what);
-        }
-    }
-
-    /// The refusals so far, in order.
-    pub fn list(&self) -> Vec<String> {
-        self.0.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
 /// The per-run hooks: the grant, the caps and the deadline.
 pub struct HttpPolicy {
     grants: Arc<Vec<HttpGrant>>,
-    check: Arc<str>,
     max_bytes: u64,
     deadline: Instant,
-    refusals: Refusals,
+    connections: Connections,
 }
 
 impl HttpPolicy {
-    /// The policy of one run of `check`.
+    /// The policy of one run.
     pub fn new(
         grants: Vec<HttpGrant>,
-        check: &str,
         max_bytes: u64,
         deadline: Instant,
-        refusals: Refusals,
+        connections: Connections,
     ) -> HttpPolicy {
         HttpPolicy {
             grants: Arc::new(grants),
-            check: Arc::from(check),
             max_bytes,
             deadline,
-            refusals,
+            connections,
         }
     }
 
@@ -119,16 +96,22 @@ impl WasiHttpHooks for HttpPolicy {
         let (origin, grant) = match self.grant_for(request.uri()) {
             Ok(found) => found,
             Err(refused) => {
-                tracing::warn!(check = %self.check, origin = %refused, "http request refused: origin not in grants.http");
-                self.refusals
-                    .push(format!("http origin {refused} is not in grants.http"));
+                self.connections.refusals().refuse(
+                    "http request refused: origin not in grants.http",
+                    format!("http origin {refused} is not in grants.http"),
+                );
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             }
         };
+        let Some(permit) = self
+            .connections
+            .open(&format!("http connection to {origin}"))
+        else {
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        };
         let ca_file = grant.ca_file.clone();
         let (max_bytes, deadline) = (self.max_bytes, self.deadline);
-        let check = Arc::clone(&self.check);
-        let refusals = self.refusals.clone();
+        let refusals = self.connections.refusals().clone();
         Box::new(async move {
             let deadline = tokio::time::Instant::from_std(deadline);
             let limits = Limits {
@@ -138,7 +121,7 @@ impl WasiHttpHooks for HttpPolicy {
             };
             match tokio::time::timeout_at(
                 deadline,
-                send(request, origin, ca_file, limits, check, refusals),
+                send(request, origin, ca_file, limits, refusals, permit),
             )
             .await
             {
@@ -173,8 +156,8 @@ async fn send(
     origin: RequestOrigin,
     ca_file: Option<PathBuf>,
     limits: Limits,
-    check: Arc<str>,
     refusals: Refusals,
+    permit: ConnectionPermit,
 ) -> SendResult {
     let (max_bytes, deadline) = (limits.max_bytes, limits.deadline);
     let authority = if origin.host.contains(':') {
@@ -197,13 +180,13 @@ async fn send(
     let cut = |side: &str| {
         let refusals = refusals.clone();
         let what = format!("{side} body over maxHttpBytes ({max_bytes} bytes), {origin}");
-        move || refusals.push(what.clone())
+        move || refusals.note(what.clone())
     };
     let body = Capped::new(body, max_bytes, Side::Request, cut("request")).boxed_unsync();
     let request = http::Request::from_parts(parts, body);
     let response = if origin.https {
         let config = tls_config(ca_file.as_deref()).map_err(|e| {
-            tracing::warn!(check = %check, origin = %origin, "{e}");
+            refusals.warn(&format!("{origin}: {e}"));
             Error::InternalError(Some(e))
         })?;
         let name = server_name(&origin.host)?;
@@ -215,12 +198,12 @@ async fn send(
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Tls)?;
         let first_byte_by = limits.by(limits.options.first_byte_timeout);
-        tokio::time::timeout_at(first_byte_by, exchange(tls, request, deadline))
+        tokio::time::timeout_at(first_byte_by, exchange(tls, request, deadline, permit))
             .await
             .map_err(|_| Error::ConnectionReadTimeout)??
     } else {
         let first_byte_by = limits.by(limits.options.first_byte_timeout);
-        tokio::time::timeout_at(first_byte_by, exchange(tcp, request, deadline))
+        tokio::time::timeout_at(first_byte_by, exchange(tcp, request, deadline, permit))
             .await
             .map_err(|_| Error::ConnectionReadTimeout)??
     };
@@ -238,11 +221,13 @@ async fn send(
 
 /// One request and its response head over `io`; the connection is driven
 /// by a task of its own, which ends when the body has been read or dropped,
-/// and at the run's deadline in any case.
+/// and at the run's deadline in any case. The connection's place in the
+/// run's bound (`permit`) is freed when that task ends.
 async fn exchange<IO>(
     io: IO,
     request: http::Request<WasiBody>,
     deadline: tokio::time::Instant,
+    permit: ConnectionPermit,
 ) -> Result<http::Response<hyper::body::Incoming>, Error>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -250,6 +235,7 @@ where
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(io)).await?;
     let driver = tokio::spawn(async move {
+        let _permit = permit;
         match tokio::time::timeout_at(deadline, connection).await {
             Ok(Err(e)) => tracing::debug!("http connection ended: {e}"),
             Ok(Ok(())) => {}

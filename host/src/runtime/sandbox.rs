@@ -34,6 +34,9 @@ pub struct RunState {
     http: super::outgoing_http::HttpPolicy,
     http_ctx: wasmtime_wasi_http::WasiHttpCtx,
     names: super::names::NamePolicy,
+    connections: super::connections::Connections,
+    /// The places of the sockets the run created (see `runtime/connections.rs`).
+    sockets: Vec<super::connections::ConnectionPermit>,
     pub(super) limiter: MemoryLimiter,
     pub(super) output: RunOutput,
     limits: Limits,
@@ -48,6 +51,7 @@ impl RunState {
         wasi: WasiCtx,
         http: super::outgoing_http::HttpPolicy,
         names: super::names::NamePolicy,
+        connections: super::connections::Connections,
         limits: Limits,
         emit_policy: EmitPolicy,
         processes: Arc<Vec<ProcessInfo>>,
@@ -58,6 +62,8 @@ impl RunState {
             http,
             http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
             names,
+            connections,
+            sockets: Vec::new(),
             limiter: MemoryLimiter::new(limits.memory_mb),
             output: RunOutput::default(),
             limits,
@@ -109,14 +115,17 @@ impl wasmtime_wasi_http::WasiHttpView for RunState {
 }
 
 impl RunState {
-    /// The guest's name lookups, through the run's name policy.
-    pub(super) fn lookup_view(&mut self) -> super::names::LookupView<'_> {
-        super::names::LookupView {
+    /// The guest's name lookups and socket creation, through the run's
+    /// name policy and connection bound.
+    pub(super) fn sockets_view(&mut self) -> super::names::SocketsView<'_> {
+        super::names::SocketsView {
             inner: wasmtime_wasi::sockets::WasiSocketsCtxView {
                 ctx: self.wasi.sockets(),
                 table: &mut self.table,
             },
             policy: &self.names,
+            connections: &self.connections,
+            sockets: &mut self.sockets,
         }
     }
 }
@@ -251,18 +260,26 @@ mod tests {
     use super::*;
     use host::Host as _;
 
+    fn connections() -> super::super::connections::Connections {
+        super::super::connections::Connections::new(
+            16,
+            super::super::connections::GuestDescriptors::sized(16),
+            super::super::refusals::Refusals::default(),
+        )
+    }
+
     fn run_state(agent: &str, granted: &[&str]) -> RunState {
         let granted: Vec<String> = granted.iter().map(|p| p.to_string()).collect();
         RunState::new(
             wasmtime_wasi::WasiCtxBuilder::new().build(),
             super::super::outgoing_http::HttpPolicy::new(
                 Vec::new(),
-                "c",
                 0,
                 std::time::Instant::now(),
-                super::super::outgoing_http::Refusals::default(),
+                connections(),
             ),
             super::super::names::NamePolicy::default(),
+            connections(),
             Limits::default(),
             EmitPolicy::new(agent, &granted),
             Arc::new(Vec::new()),

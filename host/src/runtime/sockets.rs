@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use wasmtime::component::Resource;
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::SocketResult;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
 
-use super::outgoing_http::Refusals;
+use super::refusals::Refusals;
 use super::request::RunRequest;
 
 /// The addresses the DNS names of `patterns` resolve to now; names that do
@@ -40,7 +43,6 @@ pub(super) fn grant_sockets(
     use wasmtime_wasi::sockets::SocketAddrUse;
     let patterns = Arc::new(request.net.clone());
     let resolved = Arc::new(resolved);
-    let check = Arc::new(request.check.clone());
     wasi.allow_tcp(true)
         .allow_udp(true)
         .allow_ip_name_lookup(!patterns.is_empty() || !request.http.is_empty())
@@ -59,9 +61,47 @@ pub(super) fn grant_sockets(
                 _ => false,
             };
             if !allowed {
-                tracing::warn!(check = %check, peer = %addr, use_ = ?usage, "socket use refused: not in grants.net");
-                refusals.push(format!("socket peer {addr} is not in grants.net"));
+                refusals.refuse(
+                    "socket use refused: not in grants.net",
+                    format!("socket peer {addr} is not in grants.net"),
+                );
             }
             Box::pin(std::future::ready(allowed))
         });
+}
+
+/// Socket creation under the run's connection bound: past it the guest
+/// gets `new-socket-limit` and the run fails naming `maxConnections`.
+impl wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host
+    for super::names::SocketsView<'_>
+{
+    fn create_tcp_socket(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> SocketResult<Resource<wasmtime_wasi::p2::TcpSocket>> {
+        let permit = self
+            .connections
+            .open("tcp socket")
+            .ok_or(ErrorCode::NewSocketLimit)?;
+        let socket = self.inner.create_tcp_socket(family)?;
+        self.sockets.push(permit);
+        Ok(socket)
+    }
+}
+
+impl wasmtime_wasi::p2::bindings::sockets::udp_create_socket::Host
+    for super::names::SocketsView<'_>
+{
+    async fn create_udp_socket(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> SocketResult<Resource<wasmtime_wasi::p2::UdpSocket>> {
+        let permit = self
+            .connections
+            .open("udp socket")
+            .ok_or(ErrorCode::NewSocketLimit)?;
+        let socket = self.inner.create_udp_socket(family).await?;
+        self.sockets.push(permit);
+        Ok(socket)
+    }
 }

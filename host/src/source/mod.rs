@@ -63,6 +63,11 @@ impl std::fmt::Debug for TickDone {
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch, now.
     fn now_ms(&self) -> u64;
+
+    /// Milliseconds since a fixed origin, by a clock that never steps:
+    /// what the wall clock is compared with to tell a step from time
+    /// passing (`heartbeat_core::clock_step`).
+    fn monotonic_ms(&self) -> u64;
 }
 
 /// The machine's wall clock.
@@ -72,6 +77,12 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         now_ms()
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let since = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
     }
 }
 

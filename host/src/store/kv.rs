@@ -14,30 +14,18 @@
 //!
 //! A file that does not parse, or names another check, is reported with
 //! its path and the run is refused, so that a damaged store is repaired by
-//! someone rather than replaced by an empty one.
+//! someone rather than replaced by an empty one. The file's format, the key
+//! rules and the caps are the core's ([`heartbeat_core::kv_store`]); this
+//! module is where the files are and how they are read and written.
 
-use std::collections::BTreeMap;
 use std::hash::{Hash as _, Hasher as _};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use heartbeat_core::kv_store::{self, Refused};
+pub use heartbeat_core::kv_store::{KvData, key_refusal};
 use sha2::{Digest, Sha256};
-
-use super::read::MIB;
-
-/// The longest key, in bytes.
-pub const MAX_KEY_BYTES: usize = 512;
-
-/// The most keys one store holds, whatever its byte cap.
-pub const MAX_KEYS: usize = 10_000;
-
-/// The most bytes (keys and values) any store holds, whatever `maxKvBytes`
-/// says: every write rewrites the check's whole file.
-pub const MAX_STORE_BYTES: u64 = 16 * MIB;
-
-/// What a store file says it is (its `format` field).
-pub const FORMAT: &str = "heartbeat-kv/1";
 
 /// The longest escaped check name kept whole in a file name; a longer one
 /// is cut and followed by `~` and a hash of the whole name.
@@ -64,7 +52,7 @@ pub enum KvError {
         /// The store's file.
         file: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        reason: Refused,
     },
     /// The directory or the file could not be written.
     #[error("cannot write the key-value store {}: {source}", file.display())]
@@ -80,23 +68,6 @@ pub enum KvError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvLocation {
     dir: PathBuf,
-}
-
-/// A store file as written: which check it belongs to, and its entries.
-#[derive(serde::Serialize)]
-struct FileOut<'a> {
-    format: &'a str,
-    check: &'a str,
-    entries: &'a BTreeMap<String, String>,
-}
-
-/// A store file as read.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileIn {
-    format: String,
-    check: String,
-    entries: BTreeMap<String, String>,
 }
 
 impl KvLocation {
@@ -125,13 +96,16 @@ impl KvLocation {
     /// `check`'s store as it is on disk; empty when it was never written.
     pub fn load(&self, check: &str) -> Result<KvData, KvError> {
         let file = self.file_of(check);
-        let bytes = match super::read::read_regular(&file, max_file_bytes(check), "key-value store")
-        {
+        let bytes = match super::read::read_regular(
+            &file,
+            kv_store::max_file_bytes(check),
+            "key-value store",
+        ) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(KvData::default()),
             Err(source) => return Err(KvError::Read { file, source }),
         };
-        parse(&bytes, check).map_err(|reason| KvError::Corrupt { file, reason })
+        kv_store::parse(&bytes, check).map_err(|reason| KvError::Corrupt { file, reason })
     }
 
     /// Replaces `check`'s store on disk with `data`, durably (see the
@@ -142,12 +116,7 @@ impl KvLocation {
             file: self.dir.clone(),
             source,
         })?;
-        let bytes = serde_json::to_vec_pretty(&FileOut {
-            format: FORMAT,
-            check,
-            entries: &data.entries,
-        })
-        .map_err(|e| KvError::Write {
+        let bytes = kv_store::to_bytes(check, data).map_err(|e| KvError::Write {
             file: file.clone(),
             source: io::Error::other(e),
         })?;
@@ -204,13 +173,6 @@ fn lock_for(file: &Path) -> std::sync::MutexGuard<'static, ()> {
     STRIPES[stripe].lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The largest file read for `check`: a full store with every byte escaped
-/// (`\u0001` is 6 bytes of JSON), the punctuation of [`MAX_KEYS`] entries,
-/// and the header.
-fn max_file_bytes(check: &str) -> u64 {
-    6 * (MAX_STORE_BYTES + check.len() as u64) + 16 * MAX_KEYS as u64 + 4096
-}
-
 /// The file name of `check`'s store: ASCII letters, digits, `-` and `_`
 /// kept, every other byte as `%XX` (so `%` itself is escaped and two names
 /// never meet), then `.json`. A name whose escaped form is longer than
@@ -249,140 +211,6 @@ pub fn file_name(check: &str) -> String {
     escaped
 }
 
-/// Why `key` cannot be a key, if it cannot.
-pub fn key_refusal(key: &str) -> Option<String> {
-    if key.is_empty() {
-        Some("a key may not be empty".to_string())
-    } else if key.len() > MAX_KEY_BYTES {
-        Some(format!(
-            "a key of {} bytes is refused: at most {MAX_KEY_BYTES}",
-            key.len()
-        ))
-    } else if key.contains('\0') {
-        Some("a key may not contain NUL".to_string())
-    } else {
-        None
-    }
-}
-
-/// The bytes `check`'s file holds, as its store: the right format, this
-/// check's name, valid keys.
-fn parse(bytes: &[u8], check: &str) -> Result<KvData, String> {
-    let file: FileIn = serde_json::from_slice(bytes).map_err(|e| format!("not a store: {e}"))?;
-    if file.format != FORMAT {
-        return Err(format!("format {:?}, expected {FORMAT:?}", file.format));
-    }
-    if file.check != check {
-        return Err(format!(
-            "it is the store of check {:?}, not of {check:?}",
-            file.check
-        ));
-    }
-    if let Some((key, why)) = file
-        .entries
-        .keys()
-        .find_map(|k| key_refusal(k).map(|why| (k, why)))
-    {
-        return Err(format!("key {key:?}: {why}"));
-    }
-    Ok(KvData::from_entries(file.entries))
-}
-
-/// One check's entries, with the bytes they count against its cap.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KvData {
-    entries: BTreeMap<String, String>,
-    bytes: u64,
-}
-
-impl KvData {
-    /// A store holding `entries`.
-    pub fn from_entries(entries: BTreeMap<String, String>) -> KvData {
-        let bytes = entries.iter().map(|(k, v)| entry_bytes(k, v)).sum();
-        KvData { entries, bytes }
-    }
-
-    /// The value under `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.get(key).map(String::as_str)
-    }
-
-    /// The keys, sorted by their bytes.
-    pub fn keys(&self) -> Vec<String> {
-        self.entries.keys().cloned().collect()
-    }
-
-    /// How many keys are set.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no key is set.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The bytes of every key and value: what counts against the cap.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// Why setting `key` to `value` is refused under a cap of `cap` bytes
-    /// (the check's `maxKvBytes`, at most [`MAX_STORE_BYTES`]), if it is: a
-    /// new key past [`MAX_KEYS`], or a store that would grow past the cap.
-    /// Replacing a value counts the difference, so a write that does not
-    /// grow the store passes even when a lowered cap left it over.
-    pub fn set_refusal(&self, key: &str, value: &str, cap: u64) -> Option<String> {
-        let old = self.entries.get(key).map(|v| entry_bytes(key, v));
-        if old.is_none() && self.entries.len() >= MAX_KEYS {
-            return Some(format!(
-                "key cap reached: a store holds at most {MAX_KEYS} keys"
-            ));
-        }
-        let after = self.bytes - old.unwrap_or(0) + entry_bytes(key, value);
-        let effective = cap.min(MAX_STORE_BYTES);
-        if after > effective && after > self.bytes {
-            let limit = if cap > MAX_STORE_BYTES {
-                format!(
-                    "{effective} bytes (maxKvBytes {cap}, but no store holds more than {MAX_STORE_BYTES})"
-                )
-            } else {
-                format!("{cap} bytes (maxKvBytes)")
-            };
-            return Some(format!(
-                "key-value cap reached: the store would hold {after} bytes of keys and values, the cap is {limit}; {} used now",
-                self.bytes
-            ));
-        }
-        None
-    }
-
-    /// Sets `key` to `value` (no cap checked: see [`KvData::set_refusal`]);
-    /// the value it replaced.
-    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
-        self.bytes += entry_bytes(&key, &value);
-        let old = self.entries.insert(key.clone(), value);
-        if let Some(old) = &old {
-            self.bytes -= entry_bytes(&key, old);
-        }
-        old
-    }
-
-    /// Removes `key`; the value it had.
-    pub fn remove(&mut self, key: &str) -> Option<String> {
-        let old = self.entries.remove(key);
-        if let Some(old) = &old {
-            self.bytes -= entry_bytes(key, old);
-        }
-        old
-    }
-}
-
-/// What one entry counts against the cap.
-fn entry_bytes(key: &str, value: &str) -> u64 {
-    (key.len() + value.len()) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,22 +222,6 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
-    }
-
-    #[test]
-    fn keys_are_non_empty_short_and_free_of_nul() {
-        assert_eq!(key_refusal(""), Some("a key may not be empty".into()));
-        assert_eq!(key_refusal("count"), None);
-        assert_eq!(key_refusal("a/b c.é"), None);
-        assert_eq!(key_refusal(&"k".repeat(MAX_KEY_BYTES)), None);
-        assert_eq!(
-            key_refusal(&"k".repeat(MAX_KEY_BYTES + 1)),
-            Some("a key of 513 bytes is refused: at most 512".into())
-        );
-        assert_eq!(
-            key_refusal("a\0b"),
-            Some("a key may not contain NUL".into())
-        );
     }
 
     #[test]
@@ -456,55 +268,6 @@ mod tests {
             file_name(&"c".repeat(MAX_PLAIN_NAME)),
             format!("{}.json", "c".repeat(MAX_PLAIN_NAME))
         );
-    }
-
-    #[test]
-    fn a_replacing_set_counts_the_difference_and_a_delete_frees() {
-        let mut store = data(&[("count", "12345")]);
-        assert_eq!(store.bytes(), 10);
-        // Cap 12: replacing "12345" (5) with "1234567" (7) needs 12: allowed.
-        assert_eq!(store.set_refusal("count", "1234567", 12), None);
-        assert_eq!(
-            store.insert("count".into(), "1234567".into()).as_deref(),
-            Some("12345")
-        );
-        assert_eq!(store.bytes(), 12);
-        // A new key of 2 bytes would need 14.
-        let why = store.set_refusal("k", "v", 12).unwrap_or_default();
-        assert!(
-            why.contains("would hold 14 bytes") && why.contains("the cap is 12 bytes (maxKvBytes)"),
-            "{why}"
-        );
-        assert_eq!(store.remove("count").as_deref(), Some("1234567"));
-        assert_eq!(store.bytes(), 0);
-        assert_eq!(store.remove("count"), None);
-        assert_eq!(store.set_refusal("k", "v", 12), None);
-    }
-
-    #[test]
-    fn a_store_over_a_lowered_cap_may_shrink_but_not_grow() {
-        let store = data(&[("a", "xxxxxxxxxx"), ("b", "yy")]);
-        assert_eq!(store.bytes(), 14);
-        assert_eq!(store.set_refusal("a", "x", 5), None);
-        assert_eq!(store.set_refusal("a", "xxxxxxxxxx", 5), None);
-        assert!(store.set_refusal("a", "xxxxxxxxxxx", 5).is_some());
-        assert!(store.set_refusal("c", "", 5).is_some());
-    }
-
-    #[test]
-    fn the_cap_never_exceeds_the_ceiling_nor_the_key_count() {
-        let store = KvData::default();
-        let big = "x".repeat(usize::try_from(MAX_STORE_BYTES).unwrap_or(0));
-        let why = store.set_refusal("k", &big, u64::MAX).unwrap_or_default();
-        assert!(why.contains("no store holds more than 16777216"), "{why}");
-        let full = KvData::from_entries(
-            (0..MAX_KEYS)
-                .map(|i| (i.to_string(), String::new()))
-                .collect(),
-        );
-        let why = full.set_refusal("new", "", u64::MAX).unwrap_or_default();
-        assert_eq!(why, "key cap reached: a store holds at most 10000 keys");
-        assert_eq!(full.set_refusal("7", "replaced", u64::MAX), None);
     }
 
     #[test]

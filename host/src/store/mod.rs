@@ -3,7 +3,9 @@
 //! writer thread, [`liveness`] the kstlib-format liveness file and its probe,
 //! [`kv`] the checks' key-value stores.
 //! Reading `heartbeat.json` goes through [`load_config`], so that every
-//! command reads it the same way.
+//! command reads it the same way; a host about to run it reads it through
+//! [`load_config_to_run`], which also refuses what [`vet_for_run`] refuses
+//! (as a live reload does).
 
 pub mod kv;
 pub mod liveness;
@@ -13,7 +15,8 @@ pub mod state;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use heartbeat_core::config::{self, ConfigError, Loaded};
+use heartbeat_core::config::dir_grants::{self, PathKind};
+use heartbeat_core::config::{self, ConfigError, HeartbeatConfig, Loaded};
 
 /// The directory a file path lives in: its parent, or `.` for a bare
 /// file name. Relative grant paths resolve against the config's, and the
@@ -23,6 +26,35 @@ pub fn dir_of(path: &Path) -> &Path {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     }
+}
+
+/// What is at `path` now, for a directory grant (links followed).
+pub fn path_kind(path: &Path) -> PathKind {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => PathKind::Directory,
+        Ok(_) => PathKind::NotADirectory,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PathKind::Missing,
+        Err(e) => PathKind::Unreadable(e.to_string()),
+    }
+}
+
+/// What a host checks of the `heartbeat.json` at `config_path` before it
+/// runs it, at start and at every reload: its directory grants name
+/// directories (`heartbeat_core::config::dir_grants`, relative paths from
+/// the file's directory).
+pub fn vet_for_run(
+    config_path: &Path,
+) -> impl Fn(&str, &HeartbeatConfig) -> Result<(), ConfigError> + Send + 'static {
+    let file = config_path.display().to_string();
+    let dir = dir_of(config_path).to_path_buf();
+    move |text, config| dir_grants::validate(text, &file, config, &dir, path_kind)
+}
+
+/// [`load_config`], refused as a reload refuses it ([`vet_for_run`]).
+pub fn load_config_to_run(path: &Path) -> Result<Loaded, ConfigError> {
+    let (text, loaded) = load_config_text(path)?;
+    vet_for_run(path)(&text, &loaded.config)?;
+    Ok(loaded)
 }
 
 /// Reads and validates the `heartbeat.json` at `path`.

@@ -17,7 +17,7 @@ fn the_host_beats_start_beat_degraded_and_stop_on_the_bus() {
         &agent,
         json!({"later": {"cadenceMs": 3_600_000, "handler": "default", "lastRun": now_ms()}}),
     );
-    let mut host = start_host(
+    let mut host = start_connected(
         &config,
         &exchange,
         &["--beat-period", "1s", "--beat-warmup", "2s"],
@@ -144,7 +144,7 @@ fn beatit_beats_drive_the_sub_process_table_seen_by_sub_health() {
     )
     .expect("write config");
     let live = dir.path().join("host.liveness.json");
-    let mut host = start_host(
+    let mut host = start_connected(
         &config,
         &exchange,
         &[
@@ -275,7 +275,7 @@ fn a_silent_tick_source_degrades_and_the_timer_takes_over_until_bus_ticks_return
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
-    let mut host = start_host(
+    let mut host = start_connected(
         &config,
         &exchange,
         &["--tick-interval", "500ms", "--beat-period", "1s"],

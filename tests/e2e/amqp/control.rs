@@ -18,7 +18,7 @@ fn pause_resume_and_run_now_persist_in_the_state_file_and_steer_the_ticks() {
         }),
     );
     let state_path = dir.path().join("heartbeat.state.json");
-    let mut host = start_host(&config, &exchange, &[]);
+    let mut host = start_connected(&config, &exchange, &[]);
     let key = |verb: &str| format!("agent.{agent}.control.{verb}");
     let applied = |host: &mut RunningHost, n: usize| {
         host.wait_for("control applied", WAIT, |l| {
@@ -217,7 +217,7 @@ fn a_tick_carrying_a_forged_own_header_is_handled_as_a_tick() {
         &agent,
         json!({"due": {"cadenceMs": 0, "handler": "default"}}),
     );
-    let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    let mut host = start_connected(&config, &exchange, &["--tick-interval", "30s"]);
 
     // The agent header alone, as anyone who saw one of the host's events
     // could add it.
@@ -415,7 +415,7 @@ fn a_tick_still_running_stays_unacknowledged_while_later_ticks_are_acknowledged(
         json!({"slow": {"cadenceMs": 0, "handler": "slow", "timeoutMs": 20000,
                         "meta": {"mode": "busy", "ms": 6000}}}),
     );
-    let mut host = start_host(
+    let mut host = start_connected(
         &config,
         &exchange,
         &["--handlers", handlers.to_str().expect("utf-8")],

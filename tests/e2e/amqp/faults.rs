@@ -39,7 +39,7 @@ fn a_thousand_queued_ticks_drain_with_bounded_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
     let started = Instant::now();
-    let mut host = start_host(&config, &exchange, &["--prefetch", "32"]);
+    let mut host = start_connected(&config, &exchange, &["--prefetch", "32"]);
     let pid = host.pid();
     // Manual acks and a prefetch of 32: the broker hands over at most 32 at once.
     let consumers = ctl(&[
@@ -154,7 +154,7 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
     let outbox = dir.path().join("heartbeat.outbox.jsonl");
-    let mut host = start_host(&config, &exchange, &["--tick-interval", "300ms"]);
+    let mut host = start_connected(&config, &exchange, &["--tick-interval", "300ms"]);
 
     // Bus ticks before the outage.
     let client = Client::connect();
@@ -218,14 +218,16 @@ fn broker_stopped_and_restarted_mid_run_reconnects_timer_fills_in_and_no_result_
             .count()
             >= 5
     });
-    std::thread::sleep(Duration::from_millis(1000));
+    // Over more than three of its intervals, the timer stays quiet.
+    let unreachable = [("cause", "broker_unreachable")];
+    host.holds_for(
+        Duration::from_millis(1000),
+        "no timer tick while connected",
+        |l| records(&l[back_at..], "fallback_tick", &unreachable).is_empty(),
+    );
     assert!(host.terminate(WAIT).success());
     let lines = host.lines();
-    let timer_after_back: Vec<&Value> = records(
-        &lines[back_at..],
-        "fallback_tick",
-        &[("cause", "broker_unreachable")],
-    );
+    let timer_after_back: Vec<&Value> = records(&lines[back_at..], "fallback_tick", &unreachable);
     assert!(
         timer_after_back.is_empty(),
         "timer ticks while connected:\n{}",

@@ -31,7 +31,8 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, RunningHost, event, field, message, number, read_json, records, render, render_line, text,
+    self, RunningHost, event, field, message, number, read_json, records, render, render_line,
+    text, write_config,
 };
 
 pub(crate) use crate::support::broker::*;
@@ -46,30 +47,6 @@ pub(crate) fn control(agent: &str, verb: &str, payload: Value) -> Value {
         "source": {"host": "local", "type": "manual", "app": "test"},
         "payload": payload
     })
-}
-
-pub(crate) fn write_config(dir: &Path, agent: &str, checks: Value) -> std::path::PathBuf {
-    let path = dir.join("heartbeat.json");
-    let config = json!({"$schema": "heartbeat.v1", "agent": agent, "checks": checks});
-    std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json"))
-        .expect("write config");
-    path
-}
-
-pub(crate) fn start_host(config: &Path, exchange: &str, extra: &[&str]) -> RunningHost {
-    let mut args = vec![
-        "run",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--amqp-url",
-        URL,
-        "--exchange",
-        exchange,
-    ];
-    args.extend_from_slice(extra);
-    let mut host = RunningHost::start(&args, &[]);
-    host.wait_for_event("connected", &[], WAIT);
-    host
 }
 
 pub(crate) fn now_ms() -> u64 {

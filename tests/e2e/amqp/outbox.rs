@@ -13,21 +13,11 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
 
     // No broker at this address: the host runs on its own timer (degraded)
     // and its events go to the outbox, which keeps the newest 3.
-    let mut offline = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--amqp-url",
-            "amqp://guest:guest@127.0.0.1:1/",
-            "--exchange",
-            &exchange,
-            "--tick-interval",
-            "150ms",
-            "--outbox-max",
-            "3",
-        ],
-        &[],
+    let mut offline = start_on_broker(
+        &config,
+        "amqp://guest:guest@127.0.0.1:1/",
+        &exchange,
+        &["--tick-interval", "150ms", "--outbox-max", "3"],
     );
     let lines = offline.wait_for("six runs and a full outbox", WAIT, |l| {
         runs_finished(l) >= 6 && !records(l, "outbox_full", &[]).is_empty()
@@ -80,19 +70,25 @@ fn outbox_over_its_bound_drops_the_oldest_counted_and_publishes_the_rest_in_orde
     cleanup.queues.push(observer.clone());
     // A long interval: the tick-source monitor (silent after 2 × the
     // interval without a bus tick) must not start the timer during this test.
-    let mut online = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    let mut online = start_connected(&config, &exchange, &["--tick-interval", "30s"]);
     online.wait_for_event("outbox_drained", &[], WAIT);
-    client.wait_count(&observer, 3, WAIT);
-    std::thread::sleep(Duration::from_millis(300));
-    let events = client.drain(&observer);
-    let got: Vec<String> = events
-        .iter()
-        .map(|(_, _, e)| e["event_id"].as_str().expect("event_id").to_string())
-        .collect();
-    assert_eq!(
-        got, expected,
-        "in order, nothing else (the timer is idle while connected)"
+    // A bus tick after them: its result goes out behind whatever the host
+    // had to send, so once it is in, anything else would be too.
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("after-the-outbox"),
     );
+    client.wait_count(&observer, 4, WAIT);
+    let events = client.drain(&observer);
+    let got = event_ids(&events);
+    assert_eq!(
+        got[..3],
+        expected,
+        "in order, nothing else (the timer is idle while connected): {got:?}"
+    );
+    assert_eq!(events.len(), 4, "{got:?}");
+    assert_eq!(events[3].2["correlation_ids"], json!(["after-the-outbox"]));
     assert!(online.terminate(WAIT).success());
     assert!(!outbox.exists() || read_outbox_records(&outbox) == 0);
 }
@@ -218,21 +214,17 @@ fn event_ids(events: &[(String, BasicProperties, Value)]) -> Vec<String> {
         .collect()
 }
 
-/// Asserts the host never lost its connection: one `connected`, no
+/// Whether the host never lost its connection: one `connected`, no
 /// `broker_lost`, no `broker_back` (no reconnect loop).
+fn connected_once(lines: &[Value]) -> bool {
+    records(lines, "connected", &[]).len() == 1
+        && records(lines, "broker_lost", &[]).is_empty()
+        && records(lines, "broker_back", &[]).is_empty()
+}
+
+/// Asserts [`connected_once`], with the log.
 fn assert_connected_once(lines: &[Value]) {
-    assert_eq!(
-        records(lines, "connected", &[]).len(),
-        1,
-        "{}",
-        render(lines)
-    );
-    assert!(
-        records(lines, "broker_lost", &[]).is_empty()
-            && records(lines, "broker_back", &[]).is_empty(),
-        "{}",
-        render(lines)
-    );
+    assert!(connected_once(lines), "{}", render(lines));
 }
 
 #[test]
@@ -255,7 +247,7 @@ fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowin
     );
 
     // A long interval: the host's own timer stays idle while connected.
-    let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    let mut host = start_connected(&config, &exchange, &["--tick-interval", "30s"]);
     client.wait_count(&observer, 3, WAIT);
     host.wait_for_event("outbox_dead_lettered", &[("event_id", "bad-1")], WAIT);
     // Later runs' result events get through too.
@@ -278,15 +270,12 @@ fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowin
     let reason = letter["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("routing key"), "{letter}");
 
-    // Stay connected a little longer: no reconnect loop.
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = host.lines();
-    assert_connected_once(&lines);
-    assert_eq!(
-        records(&lines, "outbox_dead_lettered", &[]).len(),
-        1,
-        "logged once: {}",
-        render(&lines)
+    // Stay connected a little longer: no reconnect loop, the dead letter
+    // logged once.
+    host.holds_for(
+        Duration::from_millis(1500),
+        "one connection, one dead letter",
+        |l| connected_once(l) && records(l, "outbox_dead_lettered", &[]).len() == 1,
     );
     assert!(host.terminate(WAIT).success());
     let lines = host.lines();
@@ -295,18 +284,20 @@ fn an_event_the_broker_cannot_carry_is_dead_lettered_and_the_outbox_keeps_flowin
     assert_eq!(number(stopped, "dead_lettered"), Some(1), "{stopped}");
 
     // A restart sends nothing again, the bad event included.
-    let mut again = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    let mut again = start_connected(&config, &exchange, &["--tick-interval", "30s"]);
     client.publish_json(
         &exchange,
         "system.heartbeat.tick",
         &readme_tick("after-restart-1"),
     );
+    // Anything sent again would go out before this tick's result.
     client.wait_count(&observer, 1, WAIT);
-    std::thread::sleep(Duration::from_millis(500));
     let events = client.drain(&observer);
     assert_eq!(events.len(), 1, "{:?}", event_ids(&events));
     assert_eq!(events[0].2["correlation_ids"], json!(["after-restart-1"]));
-    let lines = again.lines();
+    let lines = again.wait_for("the run of the tick after the restart", WAIT, |l| {
+        l.iter().any(|r| run_on(r, "after-restart-1"))
+    });
     assert_connected_once(&lines);
     assert!(
         records(&lines, "outbox_dead_lettered", &[]).is_empty(),
@@ -343,7 +334,7 @@ fn an_event_the_broker_nacks_is_dead_lettered_and_the_events_behind_it_go_out() 
         (&refused_key, "nacked-1"),
         &["good-1", "good-2"],
     );
-    let mut host = start_host(&config, &exchange, &["--tick-interval", "30s"]);
+    let mut host = start_connected(&config, &exchange, &["--tick-interval", "30s"]);
     client.wait_count(&observer, 2, WAIT);
     host.wait_for_event("outbox_dead_lettered", &[("event_id", "nacked-1")], WAIT);
     client.publish_json(
@@ -396,25 +387,21 @@ fn an_event_the_broker_keeps_closing_the_channel_on_is_dead_lettered_as_poison()
     std::fs::write(&outbox, lines.join("\n") + "\n").expect("write outbox");
 
     let url = format!("{URL}?max_message_size=1048576");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--amqp-url",
-            &url,
-            "--exchange",
-            &exchange,
-            "--tick-interval",
-            "30s",
-        ],
-        &[],
-    );
+    let mut host = start_on_broker(&config, &url, &exchange, &["--tick-interval", "30s"]);
     client.wait_count(&observer, 2, WAIT);
     host.wait_for_event("outbox_dead_lettered", &[("event_id", "big-1")], WAIT);
-    std::thread::sleep(Duration::from_millis(1000));
+    // A bus tick after it: its result goes out behind whatever the outbox
+    // still held, so once it is in, anything else would be too.
+    client.publish_json(
+        &exchange,
+        "system.heartbeat.tick",
+        &readme_tick("after-big-1"),
+    );
+    client.wait_count(&observer, 3, WAIT);
     let events = client.drain(&observer);
-    assert_eq!(event_ids(&events), ["good-1", "good-2"]);
+    assert_eq!(event_ids(&events)[..2], ["good-1", "good-2"]);
+    assert_eq!(events.len(), 3, "{:?}", event_ids(&events));
+    assert_eq!(events[2].2["correlation_ids"], json!(["after-big-1"]));
     let letter = the_one_dead_letter(&dead, &outbox, "big-1");
     let reason = letter["reason"].as_str().unwrap_or_default();
     assert!(
@@ -422,12 +409,8 @@ fn an_event_the_broker_keeps_closing_the_channel_on_is_dead_lettered_as_poison()
         "{reason}"
     );
     // Three losses to convict it, then none: no reconnect loop.
-    let lines = host.lines();
-    assert_eq!(
-        records(&lines, "broker_lost", &[]).len(),
-        3,
-        "{}",
-        render(&lines)
-    );
+    host.holds_for(Duration::from_millis(1000), "three broker losses", |l| {
+        records(l, "broker_lost", &[]).len() == 3
+    });
     assert!(host.terminate(WAIT).success());
 }

@@ -20,7 +20,7 @@ fn soft_retries_then_hard_then_ok_publish_one_state_change_each_way() {
         json!({"api": {"handler": "scripted", "cadenceMs": 3000, "maxAttempts": 3,
             "retryIntervalMs": 200, "meta": {"mode": "script", "results": "---+"}}}),
     );
-    let mut host = start_host(
+    let mut host = start_connected(
         &config,
         &exchange,
         &["--handlers", handlers.to_str().expect("utf-8")],
@@ -132,20 +132,8 @@ fn a_standby_takes_over_within_two_tick_intervals_of_the_active_hosts_kill_9() {
     let checks = json!({"beat": {"cadenceMs": 0, "handler": "default"}});
     let active_config = write_config(active_dir.path(), &agent, checks.clone());
     let standby_config = write_config(standby_dir.path(), &agent, checks);
-    let active = start_host(&active_config, &exchange, &["--exclusive"]);
-    let mut standby = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            standby_config.to_str().expect("utf-8"),
-            "--amqp-url",
-            URL,
-            "--exchange",
-            &exchange,
-            "--exclusive",
-        ],
-        &[],
-    );
+    let active = start_connected(&active_config, &exchange, &["--exclusive"]);
+    let mut standby = start_on_broker(&standby_config, URL, &exchange, &["--exclusive"]);
     standby.wait_for_event("standby", &[], WAIT);
 
     let tick = |n: u32| {
@@ -203,8 +191,10 @@ fn a_standby_takes_over_within_two_tick_intervals_of_the_active_hosts_kill_9() {
         standby.log()
     );
     eprintln!("standby: first run {first_run_after:?} after the kill -9 of the active host");
+    // The state file is read again beside the first runs, not before them.
+    let lines = standby.wait_for_event("state_reloaded", &[], WAIT);
     assert!(
-        records(&standby.lines(), "state_reloaded", &[]).len() == 1,
+        records(&lines, "state_reloaded", &[]).len() == 1,
         "{}",
         standby.log()
     );
@@ -231,7 +221,7 @@ fn a_results_key_prefix_moves_the_result_events_off_the_inbox_bindings() {
         json!({"api": {"handler": "scripted", "cadenceMs": 0, "maxAttempts": 1,
             "meta": {"mode": "script", "results": "-+"}}}),
     );
-    let mut host = start_host(
+    let mut host = start_connected(
         &config,
         &exchange,
         &[

@@ -17,7 +17,7 @@ fn declares_the_consumers_exchange_queue_arguments_and_bindings_exactly() {
         .to_string(),
     )
     .expect("write config");
-    let mut host = start_host(&config, "bloodbank.events.v1", &[]);
+    let mut host = start_connected(&config, "bloodbank.events.v1", &[]);
     // A config warning has no event of its own: no line says it, anywhere.
     assert!(
         !host
@@ -128,7 +128,7 @@ fn takes_over_a_queue_the_consumer_created_and_drains_what_waits_in_it() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 1000}}));
-    let mut host = start_host(&config, &exchange, &[]);
+    let mut host = start_connected(&config, &exchange, &[]);
     client.wait_count(&observer, 1, WAIT);
     let events = client.drain(&observer);
     assert_eq!(events[0].2["correlation_ids"], json!(["waiting-tick-1"]));
@@ -161,7 +161,7 @@ fn a_plain_amqp_tick_runs_the_due_check_and_its_result_event_arrives() {
             "later": {"cadenceMs": 3_600_000, "handler": "default", "lastRun": now_ms()}
         }),
     );
-    let mut host = start_host(&config, &exchange, &[]);
+    let mut host = start_connected(&config, &exchange, &[]);
 
     client.publish_json(
         &exchange,
@@ -282,7 +282,7 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
         observed_agent("dlq", |agent| format!("agent.{agent}.check.completed"));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &agent, json!({"ping": {"cadenceMs": 0}}));
-    let mut host = start_host(&config, &exchange, &[]);
+    let mut host = start_connected(&config, &exchange, &[]);
 
     let tick = "system.heartbeat.tick";
     let ctl_key = |verb: &str| format!("agent.{agent}.control.{verb}");
@@ -325,12 +325,15 @@ fn malformed_messages_land_in_the_dlq_logged_once_each_and_the_host_carries_on()
     }
     let dlq = format!("agent.{agent}.dlq");
     client.wait_count(&dlq, bad.len() as u32, WAIT);
-    // The host is alive and still runs checks.
-    client.publish_json(&exchange, tick, &readme_tick("good-tick-after-bad-ones"));
+    // The host is alive and still runs checks. The inbox is handled in
+    // order, each refusal logged before its reject: once the good tick's
+    // run is in the log, every refusal that was to be logged is too.
+    let sentinel = "good-tick-after-bad-ones";
+    client.publish_json(&exchange, tick, &readme_tick(sentinel));
     client.wait_count(&observer, 1, WAIT);
-    std::thread::sleep(Duration::from_millis(500));
-
-    let lines = host.lines();
+    let lines = host.wait_for("the run of the tick after the bad ones", WAIT, |l| {
+        l.iter().any(|r| run_on(r, sentinel))
+    });
     let refused = records(&lines, "message_refused", &[]);
     assert_eq!(
         refused.len(),

@@ -1,7 +1,9 @@
 //! The real RabbitMQ at 127.0.0.1:5672 (guest/guest), as the tests reach
 //! it: a plain AMQP client (lapin), `rabbitmqctl`, names unique to a test,
-//! and the lock that keeps every other broker test off while one stops it.
+//! the lock that keeps every other broker test off while one stops it, and
+//! the host started on a broker.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,6 +17,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
+use super::{RunningHost, start_run};
+
 pub(crate) const URL: &str = "amqp://guest:guest@127.0.0.1:5672/";
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
@@ -27,6 +31,27 @@ pub(crate) fn shared_broker() -> RwLockReadGuard<'static, ()> {
 
 pub(crate) fn exclusive_broker() -> RwLockWriteGuard<'static, ()> {
     BROKER.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `heartbeat-host run --config CONFIG --amqp-url URL --exchange EXCHANGE
+/// EXTRA…`, not waited on: for a host on another URL (no broker there, or
+/// other parameters) or one that is not to log `connected` (a standby).
+pub(crate) fn start_on_broker(
+    config: &Path,
+    url: &str,
+    exchange: &str,
+    extra: &[&str],
+) -> RunningHost {
+    let broker = ["--amqp-url", url, "--exchange", exchange];
+    start_run(config, &[&broker[..], extra].concat(), &[])
+}
+
+/// [`start_on_broker`] on the real broker ([`URL`]), once it has logged
+/// `connected`.
+pub(crate) fn start_connected(config: &Path, exchange: &str, extra: &[&str]) -> RunningHost {
+    let mut host = start_on_broker(config, URL, exchange, extra);
+    host.wait_for_event("connected", &[], WAIT);
+    host
 }
 
 /// A name no other test (or earlier run) uses.

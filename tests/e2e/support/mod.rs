@@ -1,8 +1,10 @@
 //! Shared helpers of the end-to-end tests: start the real `heartbeat-host`
 //! binary with JSON logs (`LOG_FORMAT=json`), collect and parse its log
-//! lines, wait for them with a bound; and find the handlers built for
-//! `wasm32-wasip2`, building the test handlers (`tests/handlers/*`) on
-//! first use.
+//! lines, wait for them with a bound or watch that something stays
+//! absent over a window; write the `heartbeat.json` a test runs on; and
+//! find the handlers built for `wasm32-wasip2`, building the test handlers
+//! (`tests/handlers/*`) on first use. The host on a broker is
+//! [`broker::start_connected`]; the sandbox in-process is [`runtime`].
 //!
 //! A log line is kept as a [`serde_json::Value`]: the record as the host
 //! wrote it (an object: `timestamp`, `level`, `message`, `event` where the
@@ -14,6 +16,7 @@
 pub(crate) mod broker;
 pub(crate) mod http_server;
 pub(crate) mod languages;
+pub(crate) mod runtime;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,6 +43,12 @@ impl RunningHost {
     /// `LOG_LEVEL=info` unless `envs` says otherwise.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> RunningHost {
         Self::start_with(Command::new(host_bin()), args, envs)
+    }
+
+    /// [`RunningHost::start`] through another program that runs the host
+    /// (`prlimit --nofile=300 HOST …`): `args` are that program's.
+    pub fn start_program(program: &str, args: &[&str], envs: &[(&str, &str)]) -> RunningHost {
+        Self::start_with(Command::new(program), args, envs)
     }
 
     /// [`RunningHost::start`] with `cwd` as the working directory.
@@ -91,14 +100,6 @@ impl RunningHost {
     /// A copy of every line so far.
     pub fn lines(&self) -> Vec<Value> {
         self.lines.lock().expect("lines").clone()
-    }
-
-    /// Every record so far of the named event.
-    pub fn events(&self, name: &str) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|l| event(l) == Some(name))
-            .collect()
     }
 
     /// The log so far, one line per record.
@@ -170,6 +171,41 @@ impl RunningHost {
         }
     }
 
+    /// Watches the lines for `window`: panics with the log the moment
+    /// `holds` stops holding for them (or the process exits), naming
+    /// `what`. The negative check of something that must not happen,
+    /// failing as soon as it does instead of looking once after a sleep.
+    pub fn holds_for(&mut self, window: Duration, what: &str, holds: impl Fn(&[Value]) -> bool) {
+        let started = Instant::now();
+        loop {
+            let lines = self.lines();
+            assert!(
+                holds(&lines),
+                "{what} stopped holding {:?} into {window:?}; log:\n{}",
+                started.elapsed(),
+                render(&lines)
+            );
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "heartbeat-host exited ({status}) while {what} was to hold; log:\n{}",
+                    self.log()
+                );
+            }
+            if started.elapsed() >= window {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// [`RunningHost::holds_for`]: no record of event `name` with the
+    /// string fields `fields` (see [`is`]) comes for `window`.
+    pub fn assert_no_event_for(&mut self, window: Duration, name: &str, fields: &[(&str, &str)]) {
+        let what = format!("no event {name} with {fields:?}");
+        self.holds_for(window, &what, |l| records(l, name, fields).is_empty());
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -181,6 +217,29 @@ impl Drop for RunningHost {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `heartbeat-host run --config CONFIG ARGS…` with `envs` (see
+/// [`RunningHost::start`]).
+pub fn start_run(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> RunningHost {
+    let config = config.to_str().expect("utf-8 config path");
+    RunningHost::start(&[&["run", "--config", config], args].concat(), envs)
+}
+
+/// `heartbeat-host run --config CONFIG --tick-interval INTERVAL EXTRA…`
+/// with `envs`: the host on its own timer (no broker unless `extra` names
+/// one).
+pub fn start_on_timer(
+    config: &Path,
+    interval: &str,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> RunningHost {
+    start_run(
+        config,
+        &[&["--tick-interval", interval], extra].concat(),
+        envs,
+    )
 }
 
 /// A JSON object as it is; anything else as the raw text.
@@ -287,6 +346,26 @@ pub fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Writes `value` to `path` as pretty-printed JSON.
+pub fn write_json(path: &Path, value: &Value) {
+    let text = serde_json::to_vec_pretty(value).expect("serialise");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// `dir/heartbeat.json` for agent `agent` with `checks` (a JSON object of
+/// check name to check), marked with the schema (`$schema`); its path.
+pub fn write_config(dir: &Path, agent: &str, checks: Value) -> PathBuf {
+    write_config_as(&dir.join("heartbeat.json"), agent, checks)
+}
+
+/// [`write_config`] at `path`, for a test that keeps several configs
+/// side by side.
+pub fn write_config_as(path: &Path, agent: &str, checks: Value) -> PathBuf {
+    let config = serde_json::json!({"$schema": "heartbeat.v1", "agent": agent, "checks": checks});
+    write_json(path, &config);
+    path.to_path_buf()
 }
 
 /// The wasm target and profile the host's build script builds handlers with.

@@ -360,7 +360,7 @@ fn show_grants(grants: &super::Grants) -> String {
     out
 }
 
-fn limit_fields(old: &Limits, new: &Limits) -> [(&'static str, String, String); 7] {
+fn limit_fields(old: &Limits, new: &Limits) -> [(&'static str, String, String); 8] {
     [
         (
             "timeoutMs",
@@ -396,6 +396,11 @@ fn limit_fields(old: &Limits, new: &Limits) -> [(&'static str, String, String); 
             "maxKvBytes",
             old.max_kv_bytes.to_string(),
             new.max_kv_bytes.to_string(),
+        ),
+        (
+            "maxConnections",
+            old.max_connections.to_string(),
+            new.max_connections.to_string(),
         ),
     ]
 }

@@ -21,6 +21,7 @@
 
 mod diagnostics;
 pub mod diff;
+pub mod dir_grants;
 pub mod grants;
 mod numbers;
 mod objects_only;

@@ -55,6 +55,7 @@ macro_rules! with_limit_fields {
             max_output_bytes: NonNegativeInt,
             max_http_bytes: NonNegativeInt,
             max_kv_bytes: NonNegativeInt,
+            max_connections: PositiveInt,
             max_attempts: PositiveInt,
             retry_interval_ms: PositiveInt,
             flap_threshold: NonNegativeInt,
@@ -227,6 +228,9 @@ impl LimitFields {
             max_output_bytes: self.max_output_bytes.map_or(base.max_output_bytes, |v| v.0),
             max_http_bytes: self.max_http_bytes.map_or(base.max_http_bytes, |v| v.0),
             max_kv_bytes: self.max_kv_bytes.map_or(base.max_kv_bytes, |v| v.0),
+            max_connections: self
+                .max_connections
+                .map_or(base.max_connections, |v| clamp32(v.0)),
         }
     }
 }

@@ -35,8 +35,12 @@ pub enum ReloadOutcome {
     StillMissing,
 }
 
+/// What the host checks of a parsed config beyond the file itself (its
+/// directory grants name directories, `dir_grants`): the text and the
+/// config, or the error that refuses it.
+pub type Vet = dyn Fn(&str, &HeartbeatConfig) -> Result<(), ConfigError> + Send;
+
 /// Tracks the config in force and decides what each re-read means.
-#[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
     current: Arc<HeartbeatConfig>,
@@ -44,6 +48,17 @@ pub struct Reloader {
     last_bytes: Option<Vec<u8>>,
     missing: bool,
     refused: bool,
+    vet: Option<Box<Vet>>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .field("missing", &self.missing)
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reloader {
@@ -55,7 +70,18 @@ impl Reloader {
             last_bytes: None,
             missing: false,
             refused: false,
+            vet: None,
         }
+    }
+
+    /// Refuses, as it refuses an invalid file, a changed config that
+    /// `vet` refuses, so that a reload applies what `run` would start on.
+    pub fn vetted_by(
+        mut self,
+        vet: impl Fn(&str, &HeartbeatConfig) -> Result<(), ConfigError> + Send + 'static,
+    ) -> Reloader {
+        self.vet = Some(Box::new(vet));
+        self
     }
 
     /// The config in force.
@@ -122,6 +148,13 @@ impl Reloader {
                 }
             }
             Ok(loaded) => {
+                if let Some(Err(e)) = self.vet.as_ref().map(|vet| vet(&text, &loaded.config)) {
+                    // What the vet saw may change with the file unchanged
+                    // (the directory is created): read it whole next time.
+                    self.last_bytes = None;
+                    self.refused = true;
+                    return ReloadOutcome::Refused(e);
+                }
                 let diff = diff(&self.current, &loaded.config);
                 self.current = Arc::new(loaded.config);
                 ReloadOutcome::Applied {
@@ -150,6 +183,37 @@ mod tests {
 
     const A: &str = r#"{"checks": {"a": {"cadenceMs": 1000}}}"#;
     const B: &str = r#"{"checks": {"a": {"cadenceMs": 2000}}}"#;
+
+    #[test]
+    fn a_change_the_vet_refuses_is_refused_and_read_again_once_it_passes() {
+        let allowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = Arc::clone(&allowed);
+        let mut r = reloader(r#"{"checks": {"a": {}}}"#).vetted_by(move |_, _| {
+            if gate.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    file: "heartbeat.json".into(),
+                    line: 1,
+                    column: 1,
+                    field: "checks.b.grants.dirs./d.path".into(),
+                    message: "/d does not exist".into(),
+                })
+            }
+        });
+        let changed = br#"{"checks": {"a": {}, "b": {}}}"#.to_vec();
+        assert!(matches!(
+            r.consider(Ok(changed.clone())),
+            ReloadOutcome::Refused(_)
+        ));
+        assert_eq!(r.current().checks.len(), 1, "the last good config stays");
+        allowed.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            r.consider(Ok(changed)),
+            ReloadOutcome::Applied { .. }
+        ));
+        assert_eq!(r.current().checks.len(), 2);
+    }
 
     #[test]
     fn a_valid_change_is_applied_with_its_diff() {

