@@ -32,14 +32,10 @@ fn host_on_a_clock(dir: &Path, checks: &str, offset: &Path) -> RunningHost {
         format!(r#"{{"agent": "clock", "maxPerTick": 1, "checks": {checks}}}"#),
     )
     .expect("write config");
-    RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--tick-interval",
-            "100ms",
-        ],
+    support::start_on_timer(
+        &config,
+        "100ms",
+        &[],
         &[
             ("LD_PRELOAD", LIBFAKETIME),
             ("FAKETIME_TIMESTAMP_FILE", offset.to_str().expect("utf-8")),
@@ -125,23 +121,16 @@ fn a_wall_clock_stepped_forward_an_hour_makes_no_check_due_early() {
 fn a_last_run_written_an_hour_ahead_runs_the_check_once_at_start_and_then_on_cadence() {
     // What a host started after the clock stepped back finds in its files.
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("heartbeat.json");
     let ahead = now_ms() + HOUR_MS;
-    std::fs::write(
+    let config = support::write_config(
+        dir.path(),
+        "clock",
+        serde_json::json!({"ahead": {"cadenceMs": 600000, "lastRun": ahead}}),
+    );
+    let mut host = support::start_on_timer(
         &config,
-        format!(
-            r#"{{"agent": "clock", "checks": {{"ahead": {{"cadenceMs": 600000, "lastRun": {ahead}}}}}}}"#
-        ),
-    )
-    .expect("write config");
-    let mut host = RunningHost::start(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--tick-interval",
-            "100ms",
-        ],
+        "100ms",
+        &[],
         &[(
             "HEARTBEAT_CACHE_DIR",
             dir.path().join("cache").to_str().expect("utf-8"),

@@ -73,16 +73,10 @@ fn host(dir: &Path, state: &Path) -> RunningHost {
         r#"{"agent": "disk", "checks": {"every_tick": {"cadenceMs": 0}}}"#,
     )
     .expect("write config");
-    RunningHost::start(
-        &[
-            "run",
-            "--config",
-            path(&config),
-            "--state",
-            path(state),
-            "--tick-interval",
-            "50ms",
-        ],
+    support::start_on_timer(
+        &config,
+        "50ms",
+        &["--state", path(state)],
         &[("HEARTBEAT_CACHE_DIR", path(&dir.join("cache")))],
     )
 }
@@ -128,32 +122,42 @@ fn saved_again(host: &mut RunningHost, from: usize, state: &Path) {
     }
 }
 
-#[test]
-fn a_full_disk_under_the_state_file_loses_no_run_and_no_good_state() {
-    let mounted = Mounted::tmpfs("64k");
+/// The host with its state file on a tmpfs of `size`: after two saved
+/// runs `refuse` makes the file system refuse writes (saying `why`), and
+/// after three refused saves `fix` makes it take them again.
+fn survives(size: &str, refuse: impl FnOnce(&Mounted), why: &str, fix: impl FnOnce(&Mounted)) {
+    let mounted = Mounted::tmpfs(size);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = mounted.dir.join("heartbeat.state.json");
     let mut host = host(dir.path(), &state);
     host.wait_for("a saved state", WAIT, |l| runs(l) >= 2);
-    // Fill what is left.
-    let filler = mounted.dir.join("filler");
-    let _ = std::fs::write(&filler, vec![b'x'; 64 * 1024]);
+    refuse(&mounted);
     let from = host.lines().len();
-    let at = refused_while_running(&mut host, from, &state, "No space left on device");
-    std::fs::remove_file(&filler).expect("free the space");
+    let at = refused_while_running(&mut host, from, &state, why);
+    fix(&mounted);
     saved_again(&mut host, at, &state);
 }
 
 #[test]
+fn a_full_disk_under_the_state_file_loses_no_run_and_no_good_state() {
+    let filler = |m: &Mounted| m.dir.join("filler");
+    survives(
+        "64k",
+        // Fill what is left.
+        |m| {
+            let _ = std::fs::write(filler(m), vec![b'x'; 64 * 1024]);
+        },
+        "No space left on device",
+        |m| std::fs::remove_file(filler(m)).expect("free the space"),
+    );
+}
+
+#[test]
 fn a_read_only_file_system_under_the_state_file_loses_no_run_and_no_good_state() {
-    let mounted = Mounted::tmpfs("1m");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = mounted.dir.join("heartbeat.state.json");
-    let mut host = host(dir.path(), &state);
-    host.wait_for("a saved state", WAIT, |l| runs(l) >= 2);
-    mounted.remount("ro");
-    let from = host.lines().len();
-    let at = refused_while_running(&mut host, from, &state, "Read-only file system");
-    mounted.remount("rw");
-    saved_again(&mut host, at, &state);
+    survives(
+        "1m",
+        |m| m.remount("ro"),
+        "Read-only file system",
+        |m| m.remount("rw"),
+    );
 }

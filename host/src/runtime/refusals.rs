@@ -41,16 +41,18 @@ impl Refusals {
     /// Logs `warning` with what was refused and keeps `what` for the
     /// run's reason (the first [`KEPT`] distinct ones).
     pub fn refuse(&self, warning: &str, what: String) {
-        let what = self.redactor.text(&what).into_owned();
-        tracing::warn!(check = %self.check, refused = %what, "{warning}");
-        self.keep(what, false);
+        self.log_and_keep(warning, what, false);
     }
 
     /// [`Refusals::refuse`], and the run fails whatever the handler says.
     pub fn refuse_and_fail(&self, warning: &str, what: String) {
+        self.log_and_keep(warning, what, true);
+    }
+
+    fn log_and_keep(&self, warning: &str, what: String, fatal: bool) {
         let what = self.redactor.text(&what).into_owned();
         tracing::warn!(check = %self.check, refused = %what, "{warning}");
-        self.keep(what, true);
+        self.keep(what, fatal);
     }
 
     /// Logs a warning about the run whose text may hold guest-chosen
