@@ -203,6 +203,39 @@ fn agents_are_added_changed_broken_and_removed_live_from_their_directory() {
 }
 
 #[test]
+fn a_deleted_and_recreated_agents_directory_is_served_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = dir.path().join("agents");
+    std::fs::create_dir_all(&agents).expect("mkdir");
+    agent_file(&agents, "a.json", "fleet-a", every_tick());
+    let state = dir.path().join("state");
+    let mut host = start(&agents, &["--state-dir", state.to_str().expect("utf-8")]);
+    host.wait_for("fleet-a running", WAIT, |l| {
+        !runs_of(l, "fleet-a", "probe").is_empty()
+    });
+
+    std::fs::remove_dir_all(&agents).expect("rm -r");
+    host.wait_for("the directory's agent stopped", WAIT, |l| {
+        !records(l, "agents_dir_gone", &[]).is_empty()
+            && !records(l, "agent_removed", &[("agent", "fleet-a")]).is_empty()
+    });
+
+    // Made again, with one agent written at once and one later: both
+    // served, with no restart and no SIGHUP.
+    std::fs::create_dir_all(&agents).expect("mkdir again");
+    agent_file(&agents, "a.json", "fleet-a", every_tick());
+    host.wait_for("the directory watched again", WAIT, |l| {
+        !records(l, "agents_dir_back", &[]).is_empty()
+    });
+    agent_file(&agents, "b.json", "fleet-b", every_tick());
+    host.wait_for("both agents running again", WAIT, |l| {
+        let added = |agent| records(l, "agent_added", &[("agent", agent)]).len();
+        added("fleet-a") == 2 && added("fleet-b") == 1 && !runs_of(l, "fleet-b", "probe").is_empty()
+    });
+    assert!(host.terminate(WAIT).success());
+}
+
+#[test]
 fn a_second_file_naming_a_served_agent_is_refused_and_the_first_keeps_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agents = dir.path();
@@ -347,7 +380,8 @@ fn consumers(queue: &str) -> Option<u32> {
 }
 
 #[test]
-fn agents_share_one_connection_a_tick_reaches_all_and_a_removed_agent_publishes_stop() {
+fn agents_share_one_connection_a_tick_reaches_all_and_a_removed_agent_publishes_stop_and_takes_no_more_ticks()
+ {
     let _broker = shared_broker();
     let exchange = unique("ex");
     let names: Vec<String> = (0..3).map(|_| unique("fleet")).collect();
@@ -413,21 +447,7 @@ fn agents_share_one_connection_a_tick_reaches_all_and_a_removed_agent_publishes_
 
     // One system tick, every agent runs its check and publishes its result.
     client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("fanout-1"));
-    let deadline = Instant::now() + WAIT;
-    let mut seen: Vec<String> = Vec::new();
-    while seen.len() < names.len() {
-        for (key, _, _) in client.drain(&results) {
-            seen.push(key);
-        }
-        assert!(Instant::now() < deadline, "results seen: {seen:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for name in &names {
-        assert!(
-            seen.contains(&format!("agent.{name}.check.completed")),
-            "{seen:?}"
-        );
-    }
+    await_results(&client, &results, &names);
 
     // Removed: stops consuming, publishes stop; its queue stays.
     let gone = &names[0];
@@ -453,8 +473,81 @@ fn agents_share_one_connection_a_tick_reaches_all_and_a_removed_agent_publishes_
     );
     assert_eq!(consumers(&format!("agent.{}.inbox", names[1])), Some(1));
     assert_eq!(connections_named("heartbeat-host agents #0"), 1);
+
+    // Its queue no longer takes ticks or beats (issue 24.7): only what is
+    // addressed to the agent stays bound. A tick that reaches the others
+    // leaves it empty.
+    let gone_inbox = format!("agent.{gone}.inbox");
+    host.wait_for("the removed agent's inbox unbound", WAIT, |l| {
+        records(l, "ticks_unbound", &[])
+            .iter()
+            .any(|r| agent_of(r) == Some(gone.as_str()))
+    });
+    assert_eq!(
+        bindings_of(&exchange, &gone_inbox),
+        [format!("agent.{gone}.#")]
+    );
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("fanout-2"));
+    await_results(&client, &results, &names[1..]);
+    assert_eq!(
+        client.count(&gone_inbox),
+        0,
+        "the tick reached the removed agent's queue"
+    );
+
+    // Served again: bound again, and the next tick reaches it.
+    agent_file(
+        dir.path(),
+        &format!("{gone}.json"),
+        gone,
+        json!({"probe": {"cadenceMs": 0, "handler": "default"}}),
+    );
+    let deadline = Instant::now() + WAIT;
+    while consumers(&gone_inbox) != Some(1) {
+        assert!(Instant::now() < deadline, "the agent was not served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(bindings_of(&exchange, &gone_inbox).contains(&"system.heartbeat.#".to_string()));
+    client.publish_json(&exchange, "system.heartbeat.tick", &readme_tick("fanout-3"));
+    await_results(&client, &results, &names);
     assert!(host.terminate(WAIT).success());
     drop(cleanup);
+}
+
+/// The routing keys binding `queue` to `exchange` now, sorted (rabbitmqctl).
+fn bindings_of(exchange: &str, queue: &str) -> Vec<String> {
+    let mut keys: Vec<String> = ctl(&[
+        "list_bindings",
+        "source_name",
+        "destination_name",
+        "routing_key",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let mut cols = l.split('\t');
+        let (source, destination, key) = (cols.next()?, cols.next()?, cols.next()?);
+        (source == exchange && destination == queue).then(|| key.to_string())
+    })
+    .collect();
+    keys.sort();
+    keys
+}
+
+/// Waits (bounded) until each of `agents` published a result on `results`.
+fn await_results(client: &Client, results: &str, agents: &[String]) {
+    let deadline = Instant::now() + WAIT;
+    let mut seen: Vec<String> = Vec::new();
+    while !agents
+        .iter()
+        .all(|a| seen.contains(&format!("agent.{a}.check.completed")))
+    {
+        seen.extend(client.drain(results).into_iter().map(|(key, _, _)| key));
+        assert!(
+            Instant::now() < deadline,
+            "results seen: {seen:?}, wanted {agents:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

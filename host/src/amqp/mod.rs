@@ -190,7 +190,8 @@ pub struct Metrics {
 /// Everything one agent's bus is set up with, shared by its tasks (the
 /// session that consumes and the publisher): who it publishes as, where
 /// the broker is and what it declares there, how it consumes, and the
-/// counters and beat table it writes into. Fixed once the bus starts.
+/// counters and beat table it writes into. Fixed once the bus starts, but
+/// for [`BusContext::retired`].
 pub(crate) struct BusContext {
     /// The agent and this process's instance id, as written into every
     /// message the bus sends and read off every delivery.
@@ -215,6 +216,9 @@ pub(crate) struct BusContext {
     /// The connection shared with other agents, if any; `None`: a
     /// connection of the bus's own.
     shared_connection: Option<Arc<shared::SharedConnection>>,
+    /// Set by [`Bus::retire`]: the agent is no longer served, so its
+    /// inbox's paced bindings are removed when the session closes.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// What the bus watches besides its inbox's own bindings.
@@ -305,6 +309,7 @@ impl Bus {
             tracker: Arc::clone(&watching.tracker),
             own_beats: watching.own_beats.clone(),
             shared_connection: watching.connections.as_ref().map(|c| c.assign()),
+            retired: std::sync::atomic::AtomicBool::new(false),
         });
         if options.results_key_prefix.is_some() {
             // A `watch` pattern (or a prefix such as `agent.`) can still
@@ -448,6 +453,16 @@ impl Bus {
             }
             earlier
         });
+    }
+
+    /// Marks the agent as no longer served (removed from `--agents DIR`):
+    /// at [`Bus::shutdown`] its inbox loses the bindings that keep filling
+    /// it (ticks, beats, `watch`), unless another consumer still reads it;
+    /// the queue and its `agent.{name}.#` binding stay for a later
+    /// consumer. A plain shutdown leaves every binding, so that the ticks
+    /// sent while the host restarts wait for it.
+    pub fn retire(&self) {
+        self.ctx.retired.store(true, Ordering::Relaxed);
     }
 
     /// Publishes what is left (bounded; the rest stays in the outbox) and

@@ -123,6 +123,9 @@ impl Supervisor {
                     let _ = self.channel.send(None);
                     match end {
                         End::Closed => {
+                            if self.ctx.retired.load(Ordering::Relaxed) {
+                                unbind_paced(&session.consume, &self.ctx.names).await;
+                            }
                             session.close().await;
                             let _ = self.status.send(BusStatus::Disconnected);
                             return;
@@ -540,6 +543,33 @@ impl Session {
                 self.connection.close(320, "reconnecting"),
             )
             .await;
+        }
+    }
+}
+
+/// Removes a retired agent's paced bindings ([`super::topology::unbind_paced`])
+/// within 5 s, and says what was done.
+async fn unbind_paced(channel: &lapin::Channel, names: &super::topology::Names) {
+    let unbound = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        super::topology::unbind_paced(channel, names),
+    )
+    .await;
+    match unbound {
+        Ok(Ok(super::topology::Unbound::Unbound(keys))) => {
+            info!(event = "ticks_unbound", queue = %names.inbox, bindings = ?keys,
+                "{} no longer bound to {}: no ticks or beats pile up while no one serves it; the queue and agent.*.# stay",
+                names.inbox, keys.join(", "));
+        }
+        Ok(Ok(super::topology::Unbound::StillConsumed(consumers))) => {
+            info!(event = "ticks_left_bound", queue = %names.inbox, consumers,
+                "{} keeps its bindings: {consumers} other consumer(s) still read it", names.inbox);
+        }
+        Ok(Err(e)) => {
+            warn!(queue = %names.inbox, "cannot unbind {}: {e}; it keeps filling until served again or unbound by hand", names.inbox)
+        }
+        Err(_) => {
+            warn!(queue = %names.inbox, "unbinding {} took over 5 s; it may keep filling", names.inbox)
         }
     }
 }

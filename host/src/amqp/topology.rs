@@ -45,6 +45,14 @@ impl Names {
         }
     }
 
+    /// The bindings that bring messages at a pace of their own (ticks,
+    /// beats, watched patterns): all but `agent.{name}.#`, which carries
+    /// only what is addressed to the agent and stays bound while its queue
+    /// waits for a later consumer.
+    pub fn paced_bindings(&self) -> &[String] {
+        self.bindings.get(1..).unwrap_or_default()
+    }
+
     /// The inbox's arguments, exactly the consumer's: rejected messages go
     /// through the default exchange to the dead-letter queue.
     pub fn inbox_arguments(&self) -> FieldTable {
@@ -116,6 +124,44 @@ pub async fn declare(channel: &Channel, names: &Names) -> Result<(), lapin::Erro
     Ok(())
 }
 
+/// What [`unbind_paced`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unbound {
+    /// The paced bindings are gone; the queue and `agent.{name}.#` stay.
+    Unbound(Vec<String>),
+    /// Another consumer still reads the inbox (a second host serving the
+    /// agent): its bindings stay, or its ticks would stop.
+    StillConsumed(u32),
+}
+
+/// Unbinds the inbox's paced bindings ([`Names::paced_bindings`]), so
+/// that the queue of an agent no longer served stops filling with ticks
+/// and beats; left alone while another consumer reads the queue. Call
+/// after this host's consumer is cancelled. Serving the agent again
+/// binds them again ([`declare`]).
+pub async fn unbind_paced(channel: &Channel, names: &Names) -> Result<Unbound, lapin::Error> {
+    let queue = channel
+        .queue_declare(
+            &names.inbox,
+            QueueDeclareOptions {
+                passive: true,
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            names.inbox_arguments(),
+        )
+        .await?;
+    if queue.consumer_count() > 0 {
+        return Ok(Unbound::StillConsumed(queue.consumer_count()));
+    }
+    for key in names.paced_bindings() {
+        channel
+            .queue_unbind(&names.inbox, &names.exchange, key, FieldTable::default())
+            .await?;
+    }
+    Ok(Unbound::Unbound(names.paced_bindings().to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +174,10 @@ mod tests {
         assert_eq!(
             names.bindings,
             ["agent.cack.#", "system.heartbeat.#", "heartbeat.cack.#"]
+        );
+        assert_eq!(
+            names.paced_bindings(),
+            ["system.heartbeat.#", "heartbeat.cack.#"]
         );
         let watching = Names::new(
             "cack",

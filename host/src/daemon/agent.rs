@@ -319,6 +319,14 @@ impl Agent {
     /// Stops taking ticks, lets the runs in flight finish, publishes the
     /// `stop` beat and closes the bus; resolves when all that is done. A
     /// second call does nothing.
+    /// Marks the agent as no longer served, before [`Agent::stop`]: its
+    /// inbox stops collecting ticks ([`crate::amqp::Bus::retire`]).
+    pub(super) fn retire(&self) {
+        if let Some(bus) = &self.live.bus {
+            bus.retire();
+        }
+    }
+
     pub(super) async fn stop(&self, resources: &ProcessResources) {
         let _ = self.stop.send(true);
         drop(

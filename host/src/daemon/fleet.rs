@@ -258,7 +258,8 @@ impl Fleet {
                 Action::Stop { key, agent } => {
                     if let Some(running) = self.agents.take(&key) {
                         info!(event = "agent_removed", agent = %agent, file = %key.display(),
-                            "agent {agent} removed: stops consuming, lets its runs in flight finish, publishes stop; its queue stays");
+                            "agent {agent} removed: stops consuming, lets its runs in flight finish, publishes stop; its queue stays, unbound from ticks and beats");
+                        running.retire();
                         let resources = Arc::clone(&self.resources);
                         let span = tracing::info_span!("agent", agent = %agent);
                         let task = tokio::spawn(
@@ -407,30 +408,35 @@ pub fn identify(file: &Path, bytes: &[u8]) -> Result<Identity, String> {
     })
 }
 
-/// Watches the agent files' directories; sends on the channel whenever
-/// something there may have changed (the receiver debounces and rescans).
-pub(super) fn watch(
-    layout: &Layout,
-) -> anyhow::Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+/// The watch on the agent files' directories. It only signals (the
+/// receiver debounces and rescans); it also watches the agents
+/// directory's parent, for the directory itself, so that an agents
+/// directory deleted and made again is watched again
+/// ([`FilesWatch::follow_agents_dir`]) and its agents served again.
+pub(super) struct FilesWatch {
+    watcher: notify::RecommendedWatcher,
+    /// `--agents DIR`, and the inode watched there (`None`: gone).
+    agents_dir: Option<(PathBuf, Option<DirId>)>,
+}
+
+/// A directory's device and inode: a directory made again under the same
+/// name is another.
+type DirId = (u64, u64);
+
+fn dir_id(dir: &Path) -> Option<DirId> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Watches the agent files' directories (and the agents directory's
+/// parent, for the directory itself); sends on the channel whenever
+/// something there may have changed.
+pub(super) fn watch(layout: &Layout) -> anyhow::Result<(FilesWatch, mpsc::Receiver<()>)> {
     use notify::Watcher as _;
     let (tx, rx) = mpsc::channel(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let relevant = match &event {
-            Ok(event) => !matches!(
-                event.kind,
-                notify::EventKind::Access(
-                    notify::event::AccessKind::Open(_)
-                        | notify::event::AccessKind::Read
-                        | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
-                )
-            ),
-            Err(_) => true,
-        };
-        if relevant {
-            // Full: a rescan is already asked for.
-            let _ = tx.try_send(());
-        }
-    })?;
     let mut dirs: Vec<PathBuf> = layout.agents_dir.iter().cloned().collect();
     for file in &layout.configs {
         let dir = crate::store::dir_of(file).to_path_buf();
@@ -438,18 +444,102 @@ pub(super) fn watch(
             dirs.push(dir);
         }
     }
+    let agents_dir = layout.agents_dir.clone();
+    let watched = dirs.clone();
+    // Of the parent's events only those on the agents directory count.
+    let concerns = move |path: &Path| {
+        agents_dir.as_deref() == Some(path)
+            || watched.iter().any(|dir| crate::store::dir_of(path) == dir)
+    };
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match &event {
+            Ok(event) => {
+                !matches!(
+                    event.kind,
+                    notify::EventKind::Access(
+                        notify::event::AccessKind::Open(_)
+                            | notify::event::AccessKind::Read
+                            | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                    )
+                ) && (event.paths.is_empty() || event.paths.iter().any(|p| concerns(p)))
+            }
+            Err(_) => true,
+        };
+        if relevant {
+            // Full: a rescan is already asked for.
+            let _ = tx.try_send(());
+        }
+    })?;
+    let mut watch = FilesWatch {
+        watcher,
+        agents_dir: layout.agents_dir.clone().map(|dir| (dir, None)),
+    };
     for dir in &dirs {
-        watcher
+        watch
+            .watcher
             .watch(dir, notify::RecursiveMode::NonRecursive)
             .map_err(|e| anyhow::anyhow!("cannot watch {} for agent files: {e}", dir.display()))?;
     }
-    Ok((watcher, rx))
+    if let Some((dir, id)) = &mut watch.agents_dir {
+        *id = dir_id(dir);
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            watch
+                .watcher
+                .watch(parent, notify::RecursiveMode::NonRecursive)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot watch {} for the agents directory {}: {e}",
+                        parent.display(),
+                        dir.display()
+                    )
+                })?;
+        }
+    }
+    Ok((watch, rx))
+}
+
+impl FilesWatch {
+    /// Watches the agents directory again when it was deleted and made
+    /// again (a watch follows the directory's inode, not its name); says
+    /// once when it is gone and when it is back.
+    fn follow_agents_dir(&mut self) {
+        use notify::Watcher as _;
+        let Some((dir, watched)) = &mut self.agents_dir else {
+            return;
+        };
+        let now = dir_id(dir);
+        if now == *watched {
+            return;
+        }
+        // The old inode's watch ended with it; this only tidies notify's books.
+        let _ = self.watcher.unwatch(dir);
+        match now {
+            None => {
+                warn!(event = "agents_dir_gone", dir = %dir.display(),
+                    "the agents directory {} is gone: its agents stop; it is watched for, and its agents served again when it is back", dir.display());
+                *watched = None;
+            }
+            Some(_) => match self.watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    info!(event = "agents_dir_back", dir = %dir.display(),
+                        "the agents directory {} is back: its agents are read", dir.display());
+                    *watched = now;
+                }
+                Err(e) => {
+                    // Left unwatched: tried again on the parent's next event or SIGHUP.
+                    warn!(dir = %dir.display(), "cannot watch the agents directory {} again: {e}", dir.display());
+                    *watched = None;
+                }
+            },
+        }
+    }
 }
 
 /// Rescans after each burst of changes (quiet for
 /// [`crate::watch::config::DEFAULT_DEBOUNCE`]) and on every `hangup`.
 pub(super) async fn follow(
     mut fleet: Fleet,
+    mut watch: FilesWatch,
     mut changes: mpsc::Receiver<()>,
     mut hangups: mpsc::Receiver<()>,
 ) {
@@ -461,10 +551,12 @@ pub(super) async fn follow(
                 while let Ok(Some(())) =
                     tokio::time::timeout(crate::watch::config::DEFAULT_DEBOUNCE, changes.recv()).await
                 {}
+                watch.follow_agents_dir();
                 fleet.rescan().await;
             }
             hangup = hangups.recv() => {
                 if hangup.is_none() { return; }
+                watch.follow_agents_dir();
                 let served = fleet.rescan().await;
                 fleet.agents.reload_all();
                 info!(event = "agents_rescanned", agents = served, "SIGHUP: agent files read again");

@@ -152,7 +152,7 @@ pub async fn run_many(
         "serving {served} agents"
     );
     let (ask, asked) = mpsc::channel(1);
-    let task = tokio::spawn(fleet::follow(fleet, changes, asked));
+    let task = tokio::spawn(fleet::follow(fleet, watcher, changes, asked));
     let rescans = Rescans { ask, task };
     let served = Process {
         resources: &resources,
@@ -161,7 +161,6 @@ pub async fn run_many(
         options: &process,
     };
     serve_process(served, hangups, Some(rescans), shutdown).await?;
-    drop(watcher);
     if let Some(connections) = connections {
         connections.close().await;
     }
