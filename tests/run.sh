@@ -100,3 +100,8 @@ fi
 toolchains/install.sh all
 
 cargo test --workspace --locked
+
+# Coverage-guided fuzzing of heartbeat-core's parsers (host/core/fuzz/),
+# short: each target replays the repository's corpus and fuzzes for 10 s.
+# The long run is documented in CONTRIBUTING.md (Fuzzing).
+tests/fuzz.sh 10
